@@ -1,0 +1,112 @@
+"""Chat: a system prompt, the session's recent turns, and the question, as chat messages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.chat_history import BaseChatMessageHistory
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, trim_messages
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+
+from history import new_session_id, validate_session_id
+from llm_app.arguments import bind_arguments, require_question
+from llm_app.config import Settings
+from llm_app.errors import AppError, ErrorCode
+from llm_app.tokens import count_messages_tokens, estimate_prompt_tokens
+
+CHAT_PROMPT = ChatPromptTemplate.from_messages(
+    [
+        ("system", "{system_prompt}"),
+        MessagesPlaceholder("history"),
+        ("human", "{question}"),
+    ]
+)
+
+ARGUMENT_NAMES = ("query", "session_id")
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    question: str
+    session_id: str | None
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    answer: str
+    session_id: str | None
+    history_turns: int
+
+    def as_json(self, *, memory: bool) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "session_id": self.session_id,
+            "memory": "enabled" if memory else "disabled",
+        }
+
+
+def parse_chat_request(payload: Any, settings: Settings) -> ChatRequest:
+    """`["question"]`, `["question", "session-id"]` or `{"query": ..., "session_id": ...}`."""
+    arguments = bind_arguments(payload, ARGUMENT_NAMES)
+    question = require_question(
+        arguments["query"], field="query", max_chars=settings.max_question_chars
+    )
+    session_id = arguments.get("session_id")
+    return ChatRequest(question, None if session_id is None else validate_session_id(session_id))
+
+
+def build_chat_messages(
+    settings: Settings, history: Sequence[BaseMessage], question: str
+) -> list[BaseMessage]:
+    """The prompt, keeping the newest turns that fit the model's input budget."""
+    fixed = CHAT_PROMPT.format_messages(
+        system_prompt=settings.system_prompt, history=[], question=question
+    )
+    budget = settings.max_input_tokens - estimate_prompt_tokens(fixed)
+    if budget < 0:
+        raise AppError(
+            ErrorCode.CONTEXT_TOO_LONG,
+            f"The question needs about {settings.max_input_tokens - budget} tokens with the "
+            f"system prompt; the model accepts {settings.max_input_tokens} input tokens "
+            "(MAX_INPUT_TOKENS).",
+        )
+    recent = trim_messages(
+        list(history),
+        max_tokens=budget,
+        token_counter=count_messages_tokens,
+        strategy="last",
+        start_on="human",
+        end_on="ai",
+        allow_partial=False,
+    )
+    return CHAT_PROMPT.format_messages(
+        system_prompt=settings.system_prompt, history=recent, question=question
+    )
+
+
+def chat(
+    model: BaseChatModel,
+    settings: Settings,
+    request: ChatRequest,
+    open_history: Callable[[str], BaseChatMessageHistory] | None,
+    invoke: Callable[[Callable[[], BaseMessage]], BaseMessage],
+) -> ChatReply:
+    """Answer one question; with history, the exchange is saved only after a good answer.
+
+    `invoke` runs the model call (it maps SageMaker failures to AppErrors and times the call).
+    """
+    if open_history is None:
+        messages = build_chat_messages(settings, [], request.question)
+        answer = invoke(lambda: model.invoke(messages)).text.strip()
+        return ChatReply(answer, None, 0)
+
+    session_id = request.session_id or new_session_id()
+    history = open_history(session_id)
+    past = history.messages if request.session_id else []
+    messages = build_chat_messages(settings, past, request.question)
+    answer = invoke(lambda: model.invoke(messages)).text.strip()
+    history.add_messages([HumanMessage(request.question), AIMessage(answer)])
+    return ChatReply(answer, session_id, (len(messages) - 2) // 2)

@@ -1,0 +1,149 @@
+"""Conversation history in DynamoDB, one item per exchange, behind LangChain's history interface.
+
+Why not langchain-community's DynamoDBChatMessageHistory: it keeps a session in one item that
+it reads, appends to and writes back, so the item grows toward DynamoDB's 400 KB limit and two
+concurrent requests on one session lose a turn. Here each exchange is its own item keyed
+(session_id, turn_id), written once with a condition, so writers never overwrite each other
+and every item stays a few KB; TTL expires idle sessions.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from langchain_core.chat_history import BaseChatMessageHistory
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+from llm_app.errors import AppError, ErrorCode
+
+SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{8,128}")
+SECONDS_PER_DAY = 86_400
+
+
+def new_session_id() -> str:
+    return str(uuid.uuid4())
+
+
+def validate_session_id(value: object) -> str:
+    if not isinstance(value, str) or not SESSION_ID_PATTERN.fullmatch(value):
+        raise AppError(
+            ErrorCode.INVALID_SESSION_ID,
+            "A session id is 8 to 128 characters of letters, digits and . _ : - "
+            "(omit it to start a new session).",
+        )
+    return value
+
+
+class DynamoDBTurnHistory(BaseChatMessageHistory):
+    """The recent exchanges of one session; `add_messages` takes (question, answer) pairs."""
+
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        session_id: str,
+        *,
+        ttl_days: int,
+        max_turns: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._table = table_name
+        self.session_id = session_id
+        self._ttl_seconds = ttl_days * SECONDS_PER_DAY
+        self._max_turns = max_turns
+        self._clock = clock
+
+    @property
+    def messages(self) -> list[BaseMessage]:  # type: ignore[override]
+        """The last `max_turns` exchanges, oldest first."""
+        response = self._call(
+            "read",
+            lambda: self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="session_id = :s",
+                ExpressionAttributeValues={":s": {"S": self.session_id}},
+                ProjectionExpression="question, answer",
+                ScanIndexForward=False,
+                Limit=self._max_turns,
+                ConsistentRead=True,
+            ),
+        )
+        messages: list[BaseMessage] = []
+        for item in reversed(response.get("Items", [])):
+            messages.append(HumanMessage(item["question"]["S"]))
+            messages.append(AIMessage(item["answer"]["S"]))
+        return messages
+
+    def add_messages(self, messages: Sequence[BaseMessage]) -> None:
+        """Store each (human, ai) pair as one new item: an exchange is saved whole or not at all."""
+        if len(messages) % 2 or not all(
+            isinstance(q, HumanMessage) and isinstance(a, AIMessage)
+            for q, a in zip(messages[::2], messages[1::2], strict=True)
+        ):
+            raise ValueError("history takes (HumanMessage, AIMessage) pairs")
+        for question, answer in zip(messages[::2], messages[1::2], strict=True):
+            self._put_turn(question.text, answer.text)
+
+    def clear(self) -> None:
+        self.clear_counting()
+
+    def clear_counting(self) -> int:
+        """Delete every turn of the session; returns how many were deleted."""
+        deleted = 0
+        start_key: dict[str, Any] | None = None
+        while True:
+            page = self._call(
+                "clear",
+                lambda key=start_key: self._client.query(
+                    TableName=self._table,
+                    KeyConditionExpression="session_id = :s",
+                    ExpressionAttributeValues={":s": {"S": self.session_id}},
+                    ProjectionExpression="session_id, turn_id",
+                    **({"ExclusiveStartKey": key} if key else {}),
+                ),
+            )
+            for item in page.get("Items", []):
+                self._call(
+                    "clear",
+                    lambda keys=item: self._client.delete_item(TableName=self._table, Key=keys),
+                )
+                deleted += 1
+            start_key = page.get("LastEvaluatedKey")
+            if not start_key:
+                return deleted
+
+    def _put_turn(self, question: str, answer: str) -> None:
+        now = self._clock()
+        # Time-ordered and unique: concurrent writers on one session get distinct items.
+        turn_id = f"{int(now * 1_000_000):020d}-{uuid.uuid4().hex[:12]}"
+        self._call(
+            "write",
+            lambda: self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "session_id": {"S": self.session_id},
+                    "turn_id": {"S": turn_id},
+                    "question": {"S": question},
+                    "answer": {"S": answer},
+                    "created_at": {"N": str(int(now))},
+                    "expires_at": {"N": str(int(now) + self._ttl_seconds)},
+                },
+                ConditionExpression="attribute_not_exists(turn_id)",
+            ),
+        )
+
+    def _call(self, action: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except (ClientError, BotoCoreError) as error:
+            raise AppError(
+                ErrorCode.HISTORY_UNAVAILABLE,
+                f"Could not {action} the conversation history in table '{self._table}': {error}",
+                retry_after=2,
+            ) from error

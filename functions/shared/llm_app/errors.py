@@ -1,0 +1,69 @@
+"""Errors as values: a code, a message, and the one table that maps codes to HTTP statuses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class ErrorCode(StrEnum):
+    INVALID_JSON = "invalid_json"
+    INVALID_REQUEST = "invalid_request"
+    INVALID_SESSION_ID = "invalid_session_id"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    REQUEST_TOO_LARGE = "request_too_large"
+    CONTEXT_TOO_LONG = "context_too_long"
+    MODEL_UNAVAILABLE = "model_unavailable"
+    ENDPOINT_NOT_FOUND = "endpoint_not_found"
+    MODEL_ERROR = "model_error"
+    MODEL_TIMEOUT = "model_timeout"
+    BAD_MODEL_OUTPUT = "bad_model_output"
+    HISTORY_UNAVAILABLE = "history_unavailable"
+    INTERNAL_ERROR = "internal_error"
+
+
+HTTP_STATUS: Mapping[ErrorCode, int] = MappingProxyType(
+    {
+        ErrorCode.INVALID_JSON: 400,
+        ErrorCode.INVALID_REQUEST: 400,
+        ErrorCode.INVALID_SESSION_ID: 400,
+        ErrorCode.METHOD_NOT_ALLOWED: 405,
+        ErrorCode.REQUEST_TOO_LARGE: 413,
+        ErrorCode.CONTEXT_TOO_LONG: 413,
+        # The endpoint exists but cannot take the request now: the caller should retry.
+        ErrorCode.MODEL_UNAVAILABLE: 503,
+        # Our upstream (the endpoint) is missing or failed: a gateway error, not the caller's.
+        ErrorCode.ENDPOINT_NOT_FOUND: 502,
+        ErrorCode.MODEL_ERROR: 502,
+        ErrorCode.BAD_MODEL_OUTPUT: 502,
+        ErrorCode.MODEL_TIMEOUT: 504,
+        ErrorCode.HISTORY_UNAVAILABLE: 503,
+        ErrorCode.INTERNAL_ERROR: 500,
+    }
+)
+
+
+class AppError(Exception):
+    """A failure the caller sees as `{"error": {"code", "message"}}` with the code's status."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        retry_after: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+        self.headers = dict(headers or {})
+
+    @property
+    def status(self) -> int:
+        return HTTP_STATUS[self.code]
+
+    def __repr__(self) -> str:
+        return f"AppError({self.code.value!r}, {self.message!r})"
