@@ -18,8 +18,8 @@ from history import DynamoDBTurnHistory, validate_session_id
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.function_url import HttpRequest, parse_json
-from llm_app.model import build_chat_model, build_sagemaker_client, call_model
-from llm_app.service import serve, timed_call
+from llm_app.model import build_chat_model, build_sagemaker_client
+from llm_app.service import call_endpoint, serve
 
 # Built once per container, reused by every request it serves.
 logger = Logger()
@@ -39,7 +39,7 @@ def open_history(session_id: str) -> DynamoDBTurnHistory:
 
 
 def invoke_model(call: Callable[[], BaseMessage]) -> BaseMessage:
-    return timed_call(logger, lambda: call_model(SETTINGS.endpoint_name, call))
+    return call_endpoint(logger, SETTINGS.endpoint_name, call)
 
 
 def ask(request: HttpRequest) -> Mapping[str, Any]:

@@ -11,8 +11,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from document_qa import answer_question, build_qa_messages, parse_qa_request
 from llm_app.config import Settings
 from llm_app.function_url import HttpRequest, parse_json
-from llm_app.model import build_chat_model, build_sagemaker_client, call_model
-from llm_app.service import serve, timed_call
+from llm_app.model import build_chat_model, build_sagemaker_client
+from llm_app.service import call_endpoint, serve
 
 # Built once per container, reused by every request it serves.
 logger = Logger()
@@ -24,10 +24,7 @@ def answer(request: HttpRequest) -> Mapping[str, Any]:
     qa_request = parse_qa_request(parse_json(request.body), SETTINGS)
     messages = build_qa_messages(qa_request, SETTINGS)
     logger.append_keys(documents=len(qa_request.documents))
-    text = timed_call(
-        logger,
-        lambda: call_model(SETTINGS.endpoint_name, lambda: answer_question(MODEL, messages)),
-    )
+    text = call_endpoint(logger, SETTINGS.endpoint_name, lambda: answer_question(MODEL, messages))
     if SETTINGS.log_prompts:
         logger.info("exchange", extra={"question": qa_request.question, "answer": text})
     return {"answer": text}

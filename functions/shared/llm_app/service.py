@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.function_url import HttpRequest, error_response, json_response, read_request
+from llm_app.model import call_model
 
 Route = Callable[[HttpRequest], Mapping[str, Any]]
 
@@ -64,10 +65,10 @@ def serve(
     return response
 
 
-def timed_call[T](logger: Logger, call: Callable[[], T]) -> T:
-    """Run a model call and add its latency to the request's log line."""
+def call_endpoint[T](logger: Logger, endpoint_name: str, call: Callable[[], T]) -> T:
+    """Run a model call: SageMaker failures become AppErrors, latency joins the log line."""
     started = time.perf_counter()
     try:
-        return call()
+        return call_model(endpoint_name, call)
     finally:
         logger.append_keys(model_ms=round((time.perf_counter() - started) * 1000, 1))
