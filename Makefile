@@ -79,9 +79,45 @@ test-fast: $(VENV)/.installed ## Unit and functional tests only (seconds)
 # ---------------------------------------------------------------------------
 # Packaging (scripts/package.py)
 # ---------------------------------------------------------------------------
+# make rebuilds an artifact only when one of its inputs is newer than it; the packager then
+# compares contents, so a touched but unchanged file costs a digest, not a rebuild. Sources are
+# found by the packager's own rule (no __pycache__, *.pyc or dotfiles). A file added or deleted
+# since the last build changes the list recorded in $(BUILD_DIR)/.state, which forces that zip.
+PACKAGER := scripts/package.py
+PACKAGE = $(VENV_PY) $(PACKAGER) --build-dir $(BUILD_DIR)
+UPGRADE ?=
+function_sources = $(sort $(shell find $(1) \( -name __pycache__ -o -name '.*' \) -prune -o -type f ! -name '*.py[co]' -print))
+CHAT_SOURCES := $(call function_sources,functions/chat functions/shared)
+QA_SOURCES := $(call function_sources,functions/qa functions/shared)
+
+.PHONY: FORCE
+FORCE:
+ifneq ($(CHAT_SOURCES),$(strip $(file <$(BUILD_DIR)/.state/chat.sources)))
+$(BUILD_DIR)/chat.zip: FORCE
+endif
+ifneq ($(QA_SOURCES),$(strip $(file <$(BUILD_DIR)/.state/qa.sources)))
+$(BUILD_DIR)/qa.zip: FORCE
+endif
+
+$(BUILD_DIR)/chat.zip: $(CHAT_SOURCES) $(PACKAGER) | $(VENV)/.installed
+	$(PACKAGE) --no-check chat
+
+$(BUILD_DIR)/qa.zip: $(QA_SOURCES) $(PACKAGER) | $(VENV)/.installed
+	$(PACKAGE) --no-check qa
+
+$(BUILD_DIR)/layer.zip: functions/requirements.txt $(PACKAGER) | $(VENV)/.installed
+	$(PACKAGE) --no-check layer
+
+# Sizes against Lambda's limits, whenever an artifact changed; written only when they pass.
+$(BUILD_DIR)/artifacts.json: $(BUILD_DIR)/chat.zip $(BUILD_DIR)/qa.zip $(BUILD_DIR)/layer.zip
+	$(PACKAGE) --check-only
+
 .PHONY: package
-package: $(VENV)/.installed ## Build the Lambda artifacts into build/ (function zips and dependency layer)
-	$(VENV_PY) scripts/package.py --build-dir $(BUILD_DIR)
+package: $(BUILD_DIR)/artifacts.json ## Build build/{chat,qa,layer}.zip (reproducible; only what changed) and check Lambda's size limits
+
+.PHONY: lock
+lock: $(VENV)/.installed ## Re-pin functions/requirements.txt and requirements/dev.txt with hashes (UPGRADE=1: newest versions)
+	$(VENV_PY) scripts/packaging_lock.py $(if $(UPGRADE),--upgrade,)
 
 .PHONY: clean
 clean: ## Remove build outputs
@@ -90,9 +126,11 @@ clean: ## Remove build outputs
 # ---------------------------------------------------------------------------
 # Benchmarks
 # ---------------------------------------------------------------------------
+BENCH_ARGS ?=
+
 .PHONY: bench
-bench: package ## Print cold-start, warm-overhead, size and build-time figures
-	$(VENV_PY) scripts/bench.py --build-dir $(BUILD_DIR)
+bench: package ## Print cold-start, warm-overhead, size and build-time figures of the built artifacts
+	$(VENV_PY) scripts/bench.py --build-dir $(BUILD_DIR) $(BENCH_ARGS)
 
 # ---------------------------------------------------------------------------
 # Documentation
@@ -102,12 +140,34 @@ docs: $(VENV)/.installed ## Regenerate the inputs/outputs tables in the READMEs 
 	$(VENV_PY) scripts/tf_docs.py --write
 
 # ---------------------------------------------------------------------------
-# Local stack (scripts/local)
+# Local stack (scripts/local, scripts/sagemaker_tgi)
 # ---------------------------------------------------------------------------
+# The model server stands for the SageMaker TGI container, so it has an interpreter and venv of
+# its own: Python 3.11 (the TGI image's) and the CPU-only build of torch, from PyTorch's CPU
+# wheel index (see requirements/model-server.txt). MODEL_SERVER_PYTHON=... names a 3.11.
+MODEL_SERVER_VENV := .venv-model-server
+MODEL_SERVER_PY := $(MODEL_SERVER_VENV)/bin/python
+MODEL_SERVER_PYTHON ?=
+# make local MODEL_DIR=/path/to/model: a folder with the model's files instead of the HF cache.
+MODEL_DIR ?=
+# Extra arguments for `python -m local.up` (see `PYTHONPATH=scripts .venv/bin/python -m local.up -h`).
+LOCAL_ARGS ?=
+
+$(MODEL_SERVER_VENV)/.installed: requirements/model-server.txt
+	@py="$$(PYTHON="$(MODEL_SERVER_PYTHON)" scripts/find-python.sh 3.11)"; \
+	if [ ! -x "$(MODEL_SERVER_PY)" ] || ! "$(MODEL_SERVER_PY)" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then \
+	  echo "Creating $(MODEL_SERVER_VENV) with $$py"; rm -rf "$(MODEL_SERVER_VENV)"; "$$py" -m venv "$(MODEL_SERVER_VENV)"; \
+	fi
+	$(MODEL_SERVER_PY) -m pip install --quiet --disable-pip-version-check -r requirements/model-server.txt
+	@touch $@
+
+.PHONY: model-server-venv
+model-server-venv: $(MODEL_SERVER_VENV)/.installed ## Create or refresh the local model server's venv (.venv-model-server: Python 3.11, CPU torch)
+
 .PHONY: local
-local: $(VENV)/.installed package ## Run the whole app on this machine: moto + terraform apply, local model, local function URLs
-	$(VENV_PY) -m local.up
+local: $(VENV)/.installed $(MODEL_SERVER_VENV)/.installed package ## Run the whole app on this machine: moto + terraform apply, local model, local function URLs
+	PYTHONPATH=scripts $(VENV_PY) -m local.up --build-dir "$(BUILD_DIR)" --model-server-python "$(MODEL_SERVER_PY)" $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)",) $(LOCAL_ARGS)
 
 .PHONY: local-down
 local-down: $(VENV)/.installed ## Stop what `make local` started and destroy its stack
-	$(VENV_PY) -m local.down
+	PYTHONPATH=scripts $(VENV_PY) -m local.down

@@ -6,6 +6,7 @@ import base64
 import copy
 import importlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -54,7 +55,11 @@ def function_url_event(
     else:
         raw = body if isinstance(body, bytes) else body.encode()
         headers["content-length"] = str(len(raw))
-        event["body"] = base64.b64encode(raw).decode() if base64_body else raw.decode()
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            base64_body = True  # Lambda base64-encodes bodies that are not text
+        event["body"] = base64.b64encode(raw).decode() if base64_body else text
     event["isBase64Encoded"] = base64_body
     if query:
         event["queryStringParameters"] = query
@@ -162,6 +167,9 @@ def load_handler(
             monkeypatch.setenv(key, value)
         for name in FUNCTION_MODULES:
             sys.modules.pop(name, None)
+        # Powertools reuses a service's logger (and its stream) across imports; a fresh
+        # container gets a fresh one, writing to this test's captured stdout.
+        logging.Logger.manager.loggerDict.pop(os.environ["POWERTOOLS_SERVICE_NAME"], None)
         return importlib.import_module(module)
 
     yield load

@@ -45,6 +45,7 @@ def apply() -> None:
     if _applied:
         return
     _patch_sagemaker_instance_types()
+    _patch_sagemaker_empty_structures()
     _patch_application_autoscaling_tags()
     _applied = True
 
@@ -60,6 +61,24 @@ def _patch_sagemaker_instance_types() -> None:
         original(self, instance_type)
 
     FakeEndpointConfig.validate_instance_type = validate_instance_type  # type: ignore[method-assign]
+
+
+def _patch_sagemaker_empty_structures() -> None:
+    """Omit empty optional structures (VpcConfig, DataCaptureConfig) from Describe* answers.
+
+    AWS leaves them out when they were not given; moto answers ``{}``, which the provider reads
+    as a configured block and plans to replace the model and endpoint configuration again on
+    every run, so an unchanged stack would never plan clean.
+    """
+    from moto.sagemaker.models import FakeEndpointConfig, Model
+
+    for cls in (Model, FakeEndpointConfig):
+        original = cls.response_object
+
+        def response_object(self: Any, _original: Any = original) -> dict[str, Any]:
+            return {k: v for k, v in _original.fget(self).items() if v != {}}
+
+        cls.response_object = property(response_object)  # type: ignore[assignment,method-assign]
 
 
 def _patch_application_autoscaling_tags() -> None:

@@ -134,34 +134,27 @@ def test_a_failed_model_call_leaves_history_unchanged(
     assert [t["question"]["S"] for t in turns(dynamodb, SESSION)] == ["First"]
 
 
-def test_concurrent_writers_on_one_session_keep_both_turns(
-    chat, fake_endpoint, dynamodb, lambda_context
-):
+def test_concurrent_writers_on_one_session_keep_both_turns(dynamodb):
+    """Two requests read the same history, then both save: neither turn may be lost."""
     barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
 
-    def slow_answer(text: str):
-        def step() -> str:
-            barrier.wait(timeout=10)  # both requests are in flight before either answers
-            return text
+    def request(question: str) -> None:
+        try:
+            history = DynamoDBTurnHistory(dynamodb, TABLE, SESSION, ttl_days=7, max_turns=20)
+            assert history.messages == []
+            barrier.wait(timeout=10)  # both have read before either writes
+            history.add_messages([HumanMessage(question), AIMessage(question.upper())])
+        except BaseException as error:  # surfaced below; a thread cannot fail the test
+            errors.append(error)
 
-        return step
-
-    fake_endpoint.reply(slow_answer("A"), slow_answer("B"))
-    results: list[dict] = []
-    threads = [
-        threading.Thread(
-            target=lambda q=q: results.append(
-                chat.handler(function_url_event(json.dumps([q, SESSION])), lambda_context)
-            )
-        )
-        for q in ("one", "two")
-    ]
+    threads = [threading.Thread(target=request, args=(q,)) for q in ("one", "two")]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
 
-    assert [r["statusCode"] for r in results] == [200, 200]
+    assert errors == []
     assert sorted(t["question"]["S"] for t in turns(dynamodb, SESSION)) == ["one", "two"]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import pytest
@@ -58,10 +57,7 @@ def assert_well_formed(response: object) -> None:
 )
 @given(body=bodies, encode=st.booleans(), method=st.sampled_from(["POST", "GET", "DELETE"]))
 def test_any_body_gets_a_well_formed_response(function, lambda_context, body, encode, method):
-    event = function_url_event(body if encode else body.decode("utf-8", "replace"))
-    if encode:
-        event["body"] = base64.b64encode(body).decode()
-        event["isBase64Encoded"] = True
+    event = function_url_event(body, base64_body=encode)
     event["requestContext"]["http"]["method"] = method
     assert_well_formed(function.handler(event, lambda_context))
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from conftest import ENDPOINT_NAME, function_url_event, response_json
+from document_qa import EXAMPLE_DOCUMENT
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def test_seed_curl_body_without_query_string_answers_from_the_example_document(
             {
                 "role": "user",
                 "content": "Use the following pieces of context to answer the question at the "
-                "end.\n\n" + qa.EXAMPLE_DOCUMENT + "\n\nQuestion: How long was Elizabeth "
+                "end.\n\n" + EXAMPLE_DOCUMENT + "\n\nQuestion: How long was Elizabeth "
                 "hospitalized?\nAnswer:",
             }
         ],
@@ -51,7 +52,7 @@ def test_documents_sent_by_the_caller_are_stuffed_into_the_context(
     assert response["statusCode"] == 200
     prompt = fake_endpoint.last_request["messages"][0]["content"]
     assert "Team A scored 3.\n\nTeam B scored 1.\n\nQuestion: Who won?" in prompt
-    assert qa.EXAMPLE_DOCUMENT not in prompt
+    assert EXAMPLE_DOCUMENT not in prompt
 
 
 def test_object_form_is_accepted(qa, fake_endpoint, lambda_context):

@@ -77,7 +77,7 @@ def build_sagemaker_client(settings: Settings) -> Any:
         config=Config(
             connect_timeout=settings.connect_timeout_seconds,
             read_timeout=settings.read_timeout_seconds,
-            retries={"max_attempts": settings.max_attempts, "mode": "standard"},
+            retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
             tcp_keepalive=True,
         ),
     )

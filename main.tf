@@ -1,0 +1,195 @@
+data "aws_region" "current" {
+  lifecycle {
+    # Checks across variables; a validation block may name only its own variable before
+    # Terraform 1.9, and these must fail at plan time, before anything is created.
+    precondition {
+      condition     = var.max_new_tokens < var.max_total_tokens
+      error_message = "max_new_tokens (${var.max_new_tokens}) must be below max_total_tokens (${var.max_total_tokens}): the prompt gets max_total_tokens - max_new_tokens tokens and needs at least one."
+    }
+  }
+}
+
+locals {
+  # `id` is the region name in provider 5.x and 6.x; `name` is deprecated in 6.x.
+  region = data.aws_region.current.id
+
+  # TGI's prompt limit and the functions' trimming budget are the same number.
+  max_input_tokens = var.max_total_tokens - var.max_new_tokens
+
+  packages = {
+    chat  = coalesce(var.chat_package_path, "${path.module}/build/chat.zip")
+    qa    = coalesce(var.qa_package_path, "${path.module}/build/qa.zip")
+    layer = coalesce(var.layer_package_path, "${path.module}/build/layer.zip")
+  }
+
+  # Settings both functions read; values are strings because Lambda's environment is.
+  common_environment = {
+    ENDPOINT_NAME        = module.llm.endpoint_name
+    MAX_INPUT_TOKENS     = tostring(local.max_input_tokens)
+    MAX_NEW_TOKENS       = tostring(var.max_new_tokens)
+    TEMPERATURE          = tostring(var.temperature)
+    TOP_P                = tostring(var.top_p)
+    POWERTOOLS_LOG_LEVEL = var.log_level
+    LOG_PROMPTS          = tostring(var.log_prompts)
+  }
+
+  invoke_endpoint_statement = {
+    sid       = "InvokeModelEndpoint"
+    actions   = ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"]
+    resources = [module.llm.endpoint_arn]
+  }
+
+  chat_history_table_name = var.chat_history_enabled ? aws_dynamodb_table.chat_history[0].name : null
+  chat_history_table_arn  = var.chat_history_enabled ? aws_dynamodb_table.chat_history[0].arn : null
+}
+
+# -----------------------------------------------------------------------------
+# Model endpoint
+# -----------------------------------------------------------------------------
+
+module "llm" {
+  source = "./modules/sagemaker-tgi"
+
+  name                                   = var.name
+  model_id                               = var.model_id
+  model_revision                         = var.model_revision
+  hf_token                               = var.hf_token
+  instance_type                          = var.instance_type
+  instance_count                         = var.instance_count
+  image_uri                              = var.image_uri
+  image_tag                              = var.image_tag
+  container_env                          = var.container_env
+  max_input_tokens                       = local.max_input_tokens
+  max_total_tokens                       = var.max_total_tokens
+  max_batch_prefill_tokens               = var.max_batch_prefill_tokens
+  container_startup_health_check_timeout = var.container_startup_health_check_timeout
+  kms_key_arn                            = var.endpoint_kms_key_arn
+  autoscaling_enabled                    = var.autoscaling_enabled
+  autoscaling                            = var.autoscaling
+  log_retention_in_days                  = var.log_retention_in_days
+  log_kms_key_arn                        = var.log_kms_key_arn
+  tags                                   = var.tags
+}
+
+# -----------------------------------------------------------------------------
+# Shared dependency layer (LangChain, Powertools...), built for x86_64 / Python 3.12
+# -----------------------------------------------------------------------------
+
+resource "aws_lambda_layer_version" "deps" {
+  layer_name               = "${var.name}-deps"
+  description              = "Python dependencies of the ${var.name} chat and QA functions"
+  filename                 = local.packages.layer
+  source_code_hash         = filebase64sha256(local.packages.layer)
+  compatible_runtimes      = ["python3.12"]
+  compatible_architectures = ["x86_64"]
+}
+
+# -----------------------------------------------------------------------------
+# Chat history (DynamoDB): one item per turn, expired by TTL
+# -----------------------------------------------------------------------------
+
+resource "aws_dynamodb_table" "chat_history" {
+  #checkov:skip=CKV_AWS_28:Point-in-time recovery is a variable, off by default because it keeps deleted conversations restorable for 35 days.
+  #checkov:skip=CKV_AWS_119:Encrypted with the AWS managed key by default; chat_history_kms_key_arn selects a customer managed key.
+  count = var.chat_history_enabled ? 1 : 0
+
+  name                        = "${var.name}-chat-history"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "session_id"
+  range_key                   = "turn_id"
+  deletion_protection_enabled = var.chat_history_deletion_protection
+  tags                        = var.tags
+
+  attribute {
+    name = "session_id"
+    type = "S"
+  }
+
+  attribute {
+    name = "turn_id"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.chat_history_kms_key_arn
+  }
+
+  point_in_time_recovery {
+    enabled = var.chat_history_point_in_time_recovery
+  }
+}
+
+# -----------------------------------------------------------------------------
+# Functions behind URLs
+# -----------------------------------------------------------------------------
+
+module "chat" {
+  source = "./modules/lambda-url"
+
+  function_name                  = "${var.name}-chat"
+  description                    = "Chat with the ${var.name} model endpoint"
+  handler                        = "chat_handler.handler"
+  runtime                        = "python3.12"
+  architecture                   = "x86_64"
+  filename                       = local.packages.chat
+  layers                         = [aws_lambda_layer_version.deps.arn]
+  memory_size                    = var.function_memory_size
+  timeout                        = var.function_timeout
+  reserved_concurrent_executions = var.function_reserved_concurrency
+  tracing_mode                   = var.tracing_mode
+  authorization_type             = var.url_authorization_type
+  cors                           = var.url_cors
+  log_retention_in_days          = var.log_retention_in_days
+  log_kms_key_arn                = var.log_kms_key_arn
+  tags                           = var.tags
+
+  environment_variables = merge(local.common_environment, {
+    POWERTOOLS_SERVICE_NAME = "chat"
+    SYSTEM_PROMPT           = var.system_prompt
+    # Empty when history is off: the function then answers statelessly and says so.
+    HISTORY_TABLE_NAME = var.chat_history_enabled ? aws_dynamodb_table.chat_history[0].name : ""
+    HISTORY_TTL_DAYS   = tostring(var.chat_history_ttl_days)
+  })
+
+  policy_statements = concat(
+    [local.invoke_endpoint_statement],
+    var.chat_history_enabled ? [{
+      sid       = "ChatHistoryItems"
+      actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+      resources = [aws_dynamodb_table.chat_history[0].arn]
+    }] : [],
+  )
+}
+
+module "qa" {
+  source = "./modules/lambda-url"
+
+  function_name                  = "${var.name}-qa"
+  description                    = "Answer questions about a document with the ${var.name} model endpoint"
+  handler                        = "qa_handler.handler"
+  runtime                        = "python3.12"
+  architecture                   = "x86_64"
+  filename                       = local.packages.qa
+  layers                         = [aws_lambda_layer_version.deps.arn]
+  memory_size                    = var.function_memory_size
+  timeout                        = var.function_timeout
+  reserved_concurrent_executions = var.function_reserved_concurrency
+  tracing_mode                   = var.tracing_mode
+  authorization_type             = var.url_authorization_type
+  cors                           = var.url_cors
+  log_retention_in_days          = var.log_retention_in_days
+  log_kms_key_arn                = var.log_kms_key_arn
+  tags                           = var.tags
+
+  environment_variables = merge(local.common_environment, {
+    POWERTOOLS_SERVICE_NAME = "qa"
+  })
+
+  policy_statements = [local.invoke_endpoint_statement]
+}

@@ -1,0 +1,182 @@
+locals {
+  source_code_hash = var.source_code_hash != null ? var.source_code_hash : filebase64sha256(var.filename)
+  public           = var.authorization_type == "NONE"
+}
+
+# -----------------------------------------------------------------------------
+# Execution role: its own log group, plus the caller's statements
+# -----------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    sid     = "LambdaAssume"
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name                 = var.function_name
+  description          = "Execution role of the ${var.function_name} Lambda function"
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  permissions_boundary = var.role_permissions_boundary
+  tags                 = var.tags
+}
+
+data "aws_iam_policy_document" "execution" {
+  statement {
+    sid = "WriteOwnLogs"
+    # The log group is created below, so no logs:CreateLogGroup.
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.tracing_mode == "Active" ? [1] : []
+    content {
+      sid = "XRayTraces"
+      # X-Ray's write actions have no resource-level permissions.
+      actions   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+      resources = ["*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "DecryptEnvironment"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.policy_statements
+    content {
+      sid       = statement.value.sid
+      effect    = statement.value.effect
+      actions   = statement.value.actions
+      resources = statement.value.resources
+
+      dynamic "condition" {
+        for_each = statement.value.conditions
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "this" {
+  name   = "function"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.execution.json
+}
+
+# -----------------------------------------------------------------------------
+# Log group: created before the function so retention and tags apply from the first line
+# -----------------------------------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "this" {
+  #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts at rest by default; a CMK is optional (log_kms_key_arn).
+  #checkov:skip=CKV_AWS_338:Retention is a variable; the short default limits how long request logs are kept.
+  name              = "/aws/lambda/${var.function_name}"
+  retention_in_days = var.log_retention_in_days
+  kms_key_id        = var.log_kms_key_arn
+  tags              = var.tags
+}
+
+# -----------------------------------------------------------------------------
+# Function
+# -----------------------------------------------------------------------------
+
+resource "aws_lambda_function" "this" {
+  #checkov:skip=CKV_AWS_116:Invoked synchronously through its URL; the caller gets the error, a DLQ would never receive anything.
+  #checkov:skip=CKV_AWS_117:Calls only public AWS APIs (SageMaker runtime, DynamoDB); a VPC would add NAT cost and cold-start time for nothing.
+  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile the project does not assume; artifacts are built reproducibly by scripts/package.py.
+  #checkov:skip=CKV_AWS_115:Reserved concurrency is a variable (reserved_concurrent_executions), off by default so a small account's pool is not carved up.
+  #checkov:skip=CKV_AWS_173:The environment holds no secrets; Lambda encrypts it with an AWS managed key, and kms_key_arn selects a CMK.
+  function_name                  = var.function_name
+  description                    = var.description
+  role                           = aws_iam_role.this.arn
+  handler                        = var.handler
+  runtime                        = var.runtime
+  architectures                  = [var.architecture]
+  filename                       = var.filename
+  source_code_hash               = local.source_code_hash
+  layers                         = var.layers
+  memory_size                    = var.memory_size
+  timeout                        = var.timeout
+  reserved_concurrent_executions = var.reserved_concurrent_executions
+  kms_key_arn                    = var.kms_key_arn
+  tags                           = var.tags
+
+  dynamic "environment" {
+    for_each = length(var.environment_variables) > 0 ? [var.environment_variables] : []
+    content {
+      variables = environment.value
+    }
+  }
+
+  tracing_config {
+    mode = var.tracing_mode
+  }
+
+  depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this]
+}
+
+# -----------------------------------------------------------------------------
+# Function URL
+# -----------------------------------------------------------------------------
+
+# A public URL (authorization_type = NONE) needs both statements since October 2025. They are
+# created before the URL under the statement id the provider itself adds for NONE URLs, so
+# that statement is owned (and removed) by Terraform instead of left behind untracked.
+resource "aws_lambda_permission" "public_url" {
+  #checkov:skip=CKV_AWS_301:Public access is the explicit opt-in of authorization_type = "NONE".
+  count = local.public ? 1 : 0
+
+  statement_id           = "FunctionURLAllowPublicAccess"
+  action                 = "lambda:InvokeFunctionUrl"
+  function_name          = aws_lambda_function.this.function_name
+  principal              = "*"
+  function_url_auth_type = "NONE"
+}
+
+resource "aws_lambda_permission" "public_invoke" {
+  #checkov:skip=CKV_AWS_301:Public access is the explicit opt-in of authorization_type = "NONE".
+  count = local.public ? 1 : 0
+
+  # AWS's own statement also carries `lambda:InvokedViaFunctionUrl = true`; provider 5.x cannot
+  # express that condition, so anyone may call Invoke directly, which the public URL allows anyway.
+  statement_id  = "FunctionURLInvokeAllowPublicAccess"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this.function_name
+  principal     = "*"
+}
+
+resource "aws_lambda_function_url" "this" {
+  function_name      = aws_lambda_function.this.function_name
+  authorization_type = var.authorization_type
+  invoke_mode        = var.invoke_mode
+
+  dynamic "cors" {
+    for_each = var.cors == null ? [] : [var.cors]
+    content {
+      allow_credentials = cors.value.allow_credentials
+      allow_headers     = cors.value.allow_headers
+      allow_methods     = cors.value.allow_methods
+      allow_origins     = cors.value.allow_origins
+      expose_headers    = cors.value.expose_headers
+      max_age           = cors.value.max_age
+    }
+  }
+
+  depends_on = [aws_lambda_permission.public_url, aws_lambda_permission.public_invoke]
+}

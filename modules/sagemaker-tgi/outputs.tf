@@ -1,0 +1,59 @@
+output "endpoint_name" {
+  description = "Name of the SageMaker endpoint (what InvokeEndpoint takes)."
+  value       = aws_sagemaker_endpoint.this.name
+}
+
+output "endpoint_arn" {
+  description = "ARN of the SageMaker endpoint, for sagemaker:InvokeEndpoint permissions."
+  value       = aws_sagemaker_endpoint.this.arn
+}
+
+output "endpoint_config_name" {
+  description = "Name of the endpoint configuration currently deployed."
+  value       = aws_sagemaker_endpoint_configuration.this.name
+}
+
+output "model_name" {
+  description = "Name of the SageMaker model (changes whenever the image or container environment does)."
+  value       = aws_sagemaker_model.this.name
+}
+
+output "variant_name" {
+  description = "Name of the endpoint's production variant."
+  value       = local.variant_name
+}
+
+output "role_arn" {
+  description = "ARN of the SageMaker execution role."
+  value       = aws_iam_role.this.arn
+}
+
+output "role_name" {
+  description = "Name of the SageMaker execution role."
+  value       = aws_iam_role.this.name
+}
+
+output "image_uri" {
+  description = "Container image the model runs (the region's TGI DLC unless image_uri was given)."
+  value       = local.image_uri
+}
+
+output "num_gpus" {
+  description = "GPUs per instance given to TGI (SM_NUM_GPUS); 0 means TGI runs on CPU."
+  value       = local.num_gpus
+}
+
+output "container_environment" {
+  description = "Environment of the TGI container, without the Hugging Face token."
+  value       = local.public_environment
+}
+
+output "log_group_name" {
+  description = "CloudWatch log group of the endpoint's containers."
+  value       = aws_cloudwatch_log_group.this.name
+}
+
+output "autoscaling_policy_arn" {
+  description = "ARN of the target-tracking scaling policy; null when autoscaling is off."
+  value       = try(aws_appautoscaling_policy.this[0].arn, null)
+}

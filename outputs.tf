@@ -1,0 +1,125 @@
+locals {
+  # SigV4 signing by curl itself (7.75+); the session token header is for temporary credentials.
+  curl_auth = var.url_authorization_type == "AWS_IAM" ? join(" ", [
+    "--aws-sigv4 \"aws:amz:${local.region}:lambda\"",
+    "--user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\"",
+    "-H \"x-amz-security-token: $AWS_SESSION_TOKEN\"",
+  ]) : null
+  curl_request = "-H 'content-type: application/json' -d '[\"What is the capital of France?\"]'"
+}
+
+# -----------------------------------------------------------------------------
+# URLs and how to call them
+# -----------------------------------------------------------------------------
+
+output "chat_url" {
+  description = "URL of the chat function."
+  value       = module.chat.function_url
+}
+
+output "qa_url" {
+  description = "URL of the document QA function."
+  value       = module.qa.function_url
+}
+
+output "url_authorization_type" {
+  description = "Authorization of both URLs: AWS_IAM (SigV4-signed requests) or NONE (public)."
+  value       = var.url_authorization_type
+}
+
+output "chat_curl" {
+  description = "Ready-to-paste curl command that asks the chat function a question (signs with the AWS_* credentials of your shell when the URL uses AWS_IAM)."
+  value       = join(" ", compact(["curl -sS", local.curl_auth, local.curl_request, module.chat.function_url]))
+}
+
+output "qa_curl" {
+  description = "Ready-to-paste curl command for the QA function (signs with the AWS_* credentials of your shell when the URL uses AWS_IAM)."
+  value       = join(" ", compact(["curl -sS", local.curl_auth, local.curl_request, module.qa.function_url]))
+}
+
+# -----------------------------------------------------------------------------
+# Model endpoint
+# -----------------------------------------------------------------------------
+
+output "endpoint_name" {
+  description = "Name of the SageMaker endpoint serving the model."
+  value       = module.llm.endpoint_name
+}
+
+output "endpoint_arn" {
+  description = "ARN of the SageMaker endpoint; the only endpoint the functions may invoke."
+  value       = module.llm.endpoint_arn
+}
+
+output "model_name" {
+  description = "Name of the SageMaker model behind the endpoint."
+  value       = module.llm.model_name
+}
+
+output "image_uri" {
+  description = "Container image the endpoint runs."
+  value       = module.llm.image_uri
+}
+
+output "max_input_tokens" {
+  description = "Prompt token limit shared by TGI (MAX_INPUT_TOKENS) and the functions' history trimming."
+  value       = local.max_input_tokens
+}
+
+output "sagemaker_role_arn" {
+  description = "ARN of the endpoint's SageMaker execution role."
+  value       = module.llm.role_arn
+}
+
+# -----------------------------------------------------------------------------
+# Functions
+# -----------------------------------------------------------------------------
+
+output "chat_function_name" {
+  description = "Name of the chat Lambda function."
+  value       = module.chat.function_name
+}
+
+output "qa_function_name" {
+  description = "Name of the document QA Lambda function."
+  value       = module.qa.function_name
+}
+
+output "chat_function_arn" {
+  description = "ARN of the chat function, for lambda:InvokeFunctionUrl grants to callers."
+  value       = module.chat.function_arn
+}
+
+output "qa_function_arn" {
+  description = "ARN of the QA function, for lambda:InvokeFunctionUrl grants to callers."
+  value       = module.qa.function_arn
+}
+
+output "chat_role_name" {
+  description = "Name of the chat function's execution role."
+  value       = module.chat.role_name
+}
+
+output "qa_role_name" {
+  description = "Name of the QA function's execution role."
+  value       = module.qa.role_name
+}
+
+output "layer_arn" {
+  description = "ARN of the shared dependency layer version."
+  value       = aws_lambda_layer_version.deps.arn
+}
+
+# -----------------------------------------------------------------------------
+# Chat history
+# -----------------------------------------------------------------------------
+
+output "chat_history_table_name" {
+  description = "Name of the DynamoDB chat history table; null when chat_history_enabled is false."
+  value       = local.chat_history_table_name
+}
+
+output "chat_history_table_arn" {
+  description = "ARN of the DynamoDB chat history table; null when chat_history_enabled is false."
+  value       = local.chat_history_table_arn
+}

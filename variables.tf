@@ -1,0 +1,354 @@
+# -----------------------------------------------------------------------------
+# Naming and tags
+# -----------------------------------------------------------------------------
+
+variable "name" {
+  description = "Prefix of every resource name (endpoint, functions, roles, table, layer), so several stacks can share an account and region."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name)) && !strcontains(var.name, "--")
+    error_message = "name must be 3-32 characters: lowercase letters, digits and single hyphens, starting with a letter and ending with a letter or digit (e.g. \"chatbot-dev\")."
+  }
+}
+
+variable "tags" {
+  description = "Tags applied to every taggable resource."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+}
+
+# -----------------------------------------------------------------------------
+# Model endpoint
+# -----------------------------------------------------------------------------
+
+variable "model_id" {
+  description = "Hugging Face Hub model id served by TGI."
+  type        = string
+  default     = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
+  nullable    = false
+}
+
+variable "model_revision" {
+  description = "Hub revision (branch, tag or commit) of the model; null for the default branch. Pin a commit for reproducible deployments."
+  type        = string
+  default     = null
+}
+
+variable "hf_token" {
+  description = "Hugging Face token for gated or private models; stored in the SageMaker model and the state, never output."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "instance_type" {
+  description = "SageMaker instance type of the endpoint. ml.g5.xlarge (1 A10G GPU) is the TGI image's documented target; ml.m5.xlarge runs TinyLlama on CPU, cheaper but far slower (see README)."
+  type        = string
+  default     = "ml.g5.xlarge"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^ml\\.[a-z][a-z0-9-]*\\.(medium|large|[0-9]*xlarge)$", var.instance_type))
+    error_message = "instance_type must be a SageMaker instance type such as ml.g5.xlarge or ml.m5.xlarge."
+  }
+}
+
+variable "instance_count" {
+  description = "Instances behind the endpoint (the initial count when autoscaling is on)."
+  type        = number
+  default     = 1
+  nullable    = false
+}
+
+variable "image_uri" {
+  description = "ECR URI of the serving image; null for the region's Hugging Face TGI DLC (image_tag)."
+  type        = string
+  default     = null
+}
+
+variable "image_tag" {
+  description = "Tag of the Hugging Face TGI DLC used when image_uri is null (default: TGI 3.3.6)."
+  type        = string
+  default     = "2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04"
+  nullable    = false
+}
+
+variable "container_env" {
+  description = "Extra environment variables for the TGI container (e.g. QUANTIZE, DTYPE)."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+}
+
+variable "max_total_tokens" {
+  description = "The model's context budget per request, prompt plus answer (TGI MAX_TOTAL_TOKENS). TinyLlama's context is 2048."
+  type        = number
+  default     = 2048
+  nullable    = false
+
+  validation {
+    condition     = var.max_total_tokens >= 2 && floor(var.max_total_tokens) == var.max_total_tokens
+    error_message = "max_total_tokens must be a whole number of at least 2."
+  }
+}
+
+variable "max_new_tokens" {
+  description = "Most tokens generated per answer (functions' MAX_NEW_TOKENS). The prompt may use the rest: MAX_INPUT_TOKENS = max_total_tokens - max_new_tokens."
+  type        = number
+  default     = 700
+  nullable    = false
+
+  validation {
+    condition     = var.max_new_tokens >= 1 && floor(var.max_new_tokens) == var.max_new_tokens
+    error_message = "max_new_tokens must be a whole number of at least 1."
+  }
+}
+
+variable "max_batch_prefill_tokens" {
+  description = "Tokens TGI prefills per batch (MAX_BATCH_PREFILL_TOKENS); null for the prompt limit + 50, TGI's own default."
+  type        = number
+  default     = null
+}
+
+variable "container_startup_health_check_timeout" {
+  description = "Seconds SageMaker waits for the container to download the weights, warm up and pass its health check."
+  type        = number
+  default     = 900
+  nullable    = false
+}
+
+variable "endpoint_kms_key_arn" {
+  description = "KMS key for the endpoint's storage volume; only for instance types without NVMe instance storage (not g5/g6)."
+  type        = string
+  default     = null
+}
+
+variable "autoscaling_enabled" {
+  description = "Whether to scale the endpoint's instance count on invocations per instance."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "autoscaling" {
+  description = "Autoscaling bounds, target invocations per instance per minute, and cooldowns (seconds); used when autoscaling_enabled."
+  type = object({
+    min_capacity                    = optional(number, 1)
+    max_capacity                    = optional(number, 2)
+    target_invocations_per_instance = optional(number, 20)
+    scale_in_cooldown               = optional(number, 600)
+    scale_out_cooldown              = optional(number, 300)
+  })
+  default  = {}
+  nullable = false
+}
+
+# -----------------------------------------------------------------------------
+# Generation settings (the functions' environment)
+# -----------------------------------------------------------------------------
+
+variable "temperature" {
+  description = "Sampling temperature the functions request (TEMPERATURE)."
+  type        = number
+  default     = 0.5
+  nullable    = false
+
+  validation {
+    condition     = var.temperature > 0 && var.temperature <= 2
+    error_message = "temperature must be above 0 (TGI rejects 0) and at most 2."
+  }
+}
+
+variable "top_p" {
+  description = "Nucleus sampling probability mass the functions request (TOP_P)."
+  type        = number
+  default     = 0.9
+  nullable    = false
+
+  validation {
+    condition     = var.top_p > 0 && var.top_p < 1
+    error_message = "top_p must be strictly between 0 and 1 (TGI rejects 1.0)."
+  }
+}
+
+variable "system_prompt" {
+  description = "System prompt of the chat function (SYSTEM_PROMPT)."
+  type        = string
+  default     = "You are a cool and aloof robot, answering questions very briefly and directly."
+  nullable    = false
+
+  validation {
+    condition     = length(var.system_prompt) >= 1 && length(var.system_prompt) <= 2000
+    error_message = "system_prompt must be 1-2000 characters (Lambda caps all environment variables at 4 KB together)."
+  }
+}
+
+# -----------------------------------------------------------------------------
+# Functions
+# -----------------------------------------------------------------------------
+
+variable "chat_package_path" {
+  description = "Path of the chat function's package; null for build/chat.zip next to this module (written by `make package`)."
+  type        = string
+  default     = null
+}
+
+variable "qa_package_path" {
+  description = "Path of the QA function's package; null for build/qa.zip next to this module."
+  type        = string
+  default     = null
+}
+
+variable "layer_package_path" {
+  description = "Path of the shared dependency layer (python/ prefix, x86_64, Python 3.12); null for build/layer.zip next to this module."
+  type        = string
+  default     = null
+}
+
+variable "function_memory_size" {
+  description = "Memory of each function in MB (CPU share grows with it; 1024 keeps LangChain's import time short)."
+  type        = number
+  default     = 1024
+  nullable    = false
+
+  validation {
+    condition     = var.function_memory_size >= 128 && var.function_memory_size <= 10240
+    error_message = "function_memory_size must be between 128 and 10240 MB."
+  }
+}
+
+variable "function_timeout" {
+  description = "Seconds each function may run; generation must finish inside it (the SageMaker client allows ~70 s per attempt, two attempts)."
+  type        = number
+  default     = 180
+  nullable    = false
+
+  validation {
+    condition     = var.function_timeout >= 30 && var.function_timeout <= 900 && floor(var.function_timeout) == var.function_timeout
+    error_message = "function_timeout must be a whole number of seconds between 30 and 900 (Lambda's maximum)."
+  }
+}
+
+variable "function_reserved_concurrency" {
+  description = "Concurrent executions reserved for, and capping, each function; null leaves them unreserved. A cap bounds the load either URL can put on the model."
+  type        = number
+  default     = null
+}
+
+variable "tracing_mode" {
+  description = "X-Ray tracing mode of the functions: PassThrough or Active."
+  type        = string
+  default     = "PassThrough"
+  nullable    = false
+}
+
+variable "log_level" {
+  description = "Log level of the functions (POWERTOOLS_LOG_LEVEL)."
+  type        = string
+  default     = "INFO"
+  nullable    = false
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], var.log_level)
+    error_message = "log_level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL."
+  }
+}
+
+variable "log_prompts" {
+  description = "Whether the functions log prompts and answers (LOG_PROMPTS). This writes user text to CloudWatch: turn on only to debug."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "log_retention_in_days" {
+  description = "Days CloudWatch keeps the functions' and the endpoint's logs."
+  type        = number
+  default     = 30
+  nullable    = false
+}
+
+variable "log_kms_key_arn" {
+  description = "KMS key to encrypt all log groups; null for CloudWatch's default encryption."
+  type        = string
+  default     = null
+}
+
+# -----------------------------------------------------------------------------
+# Function URLs
+# -----------------------------------------------------------------------------
+
+variable "url_authorization_type" {
+  description = "Authorization of both function URLs: AWS_IAM (SigV4-signed requests) or NONE (public: anyone who finds the URL can run up your endpoint's bill)."
+  type        = string
+  default     = "AWS_IAM"
+  nullable    = false
+
+  validation {
+    condition     = contains(["AWS_IAM", "NONE"], var.url_authorization_type)
+    error_message = "url_authorization_type must be \"AWS_IAM\" or \"NONE\" (NONE makes both URLs public)."
+  }
+}
+
+variable "url_cors" {
+  description = "CORS settings of both URLs for browser clients; null for none."
+  type = object({
+    allow_credentials = optional(bool, false)
+    allow_headers     = optional(list(string), [])
+    allow_methods     = optional(list(string), ["POST"])
+    allow_origins     = list(string)
+    expose_headers    = optional(list(string), [])
+    max_age           = optional(number, 0)
+  })
+  default = null
+}
+
+# -----------------------------------------------------------------------------
+# Chat history (DynamoDB)
+# -----------------------------------------------------------------------------
+
+variable "chat_history_enabled" {
+  description = "Whether the chat function keeps conversations in a DynamoDB table (`<name>-chat-history`); off makes it stateless."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "chat_history_ttl_days" {
+  description = "Days after its last turn that a conversation expires and DynamoDB deletes it (HISTORY_TTL_DAYS)."
+  type        = number
+  default     = 7
+  nullable    = false
+
+  validation {
+    condition     = var.chat_history_ttl_days >= 1 && var.chat_history_ttl_days <= 365 && floor(var.chat_history_ttl_days) == var.chat_history_ttl_days
+    error_message = "chat_history_ttl_days must be a whole number of days from 1 to 365."
+  }
+}
+
+variable "chat_history_point_in_time_recovery" {
+  description = "Whether to enable point-in-time recovery on the history table. Off by default: it keeps deleted conversations restorable for up to 35 days."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "chat_history_deletion_protection" {
+  description = "Whether to protect the history table from deletion (terraform destroy then fails until it is turned off)."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "chat_history_kms_key_arn" {
+  description = "Customer managed KMS key for the history table; null for the AWS managed key (aws/dynamodb)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.chat_history_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.chat_history_kms_key_arn))
+    error_message = "chat_history_kms_key_arn must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), or null."
+  }
+}
