@@ -11,6 +11,9 @@ BUILD_DIR ?= build
 VENV := .venv
 VENV_PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
+# The local model server's own venv (Python 3.11, CPU torch): see "Local stack" below.
+MODEL_SERVER_VENV := .venv-model-server
+MODEL_SERVER_PY := $(MODEL_SERVER_VENV)/bin/python
 PYTEST_ARGS ?=
 CI ?=
 
@@ -64,7 +67,7 @@ lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## Lint: ruff, terraform fmt
 # Tests
 # ---------------------------------------------------------------------------
 .PHONY: test
-test: $(VENV)/.installed $(CHECKOV_VENV)/.installed package ## Run the whole suite: ruff, unit, functional, packaging, Terraform on moto, checkov, local stack
+test: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(MODEL_SERVER_VENV)/.installed package ## Run the whole suite: ruff, unit, functional, packaging, Terraform on moto, checkov, local stack
 	$(VENV_PY) -m ruff check .
 	$(VENV_PY) -m ruff format --check .
 	@# pytest exits 5 when it collects nothing: a suite that silently ran no test is a failure.
@@ -145,24 +148,28 @@ docs: $(VENV)/.installed ## Regenerate the inputs/outputs tables in the READMEs 
 # The model server stands for the SageMaker TGI container, so it has an interpreter and venv of
 # its own: Python 3.11 (the TGI image's) and the CPU-only build of torch, from PyTorch's CPU
 # wheel index (see requirements/model-server.txt). MODEL_SERVER_PYTHON=... names a 3.11.
-MODEL_SERVER_VENV := .venv-model-server
-MODEL_SERVER_PY := $(MODEL_SERVER_VENV)/bin/python
 MODEL_SERVER_PYTHON ?=
 # make local MODEL_DIR=/path/to/model: a folder with the model's files instead of the HF cache.
 MODEL_DIR ?=
 # Extra arguments for `python -m local.up` (see `PYTHONPATH=scripts .venv/bin/python -m local.up -h`).
 LOCAL_ARGS ?=
 
-$(MODEL_SERVER_VENV)/.installed: requirements/model-server.txt
+$(MODEL_SERVER_VENV)/.installed: requirements/model-server-torch.txt requirements/model-server.txt
 	@py="$$(PYTHON="$(MODEL_SERVER_PYTHON)" scripts/find-python.sh 3.11)"; \
 	if [ ! -x "$(MODEL_SERVER_PY)" ] || ! "$(MODEL_SERVER_PY)" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then \
 	  echo "Creating $(MODEL_SERVER_VENV) with $$py"; rm -rf "$(MODEL_SERVER_VENV)"; "$$py" -m venv "$(MODEL_SERVER_VENV)"; \
 	fi
+	@# torch alone first: only its install consults PyTorch's CPU wheel index (see the files).
+	$(MODEL_SERVER_PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/model-server-torch.txt
 	$(MODEL_SERVER_PY) -m pip install --quiet --disable-pip-version-check -r requirements/model-server.txt
 	@touch $@
 
 .PHONY: model-server-venv
 model-server-venv: $(MODEL_SERVER_VENV)/.installed ## Create or refresh the local model server's venv (.venv-model-server: Python 3.11, CPU torch)
+
+.PHONY: bench-model
+bench-model: $(MODEL_SERVER_VENV)/.installed ## Print the local model server's CPU generation speed and memory (TinyLlama's shape, random weights)
+	$(MODEL_SERVER_PY) scripts/bench_model.py $(BENCH_ARGS)
 
 .PHONY: local
 local: $(VENV)/.installed $(MODEL_SERVER_VENV)/.installed package ## Run the whole app on this machine: moto + terraform apply, local model, local function URLs

@@ -50,16 +50,18 @@ locals {
 module "llm" {
   source = "./modules/sagemaker-tgi"
 
-  name                                   = var.name
-  model_id                               = var.model_id
-  model_revision                         = var.model_revision
-  hf_token                               = var.hf_token
-  instance_type                          = var.instance_type
-  instance_count                         = var.instance_count
-  image_uri                              = var.image_uri
-  image_tag                              = var.image_tag
-  container_env                          = var.container_env
-  max_input_tokens                       = local.max_input_tokens
+  name           = var.name
+  model_id       = var.model_id
+  model_revision = var.model_revision
+  hf_token       = var.hf_token
+  instance_type  = var.instance_type
+  instance_count = var.instance_count
+  image_uri      = var.image_uri
+  image_tag      = var.image_tag
+  container_env  = var.container_env
+  # Clamped so a max_new_tokens >= max_total_tokens is reported once, by the precondition on
+  # data.aws_region.current, not a second time by the module's own validation.
+  max_input_tokens                       = max(local.max_input_tokens, 1)
   max_total_tokens                       = var.max_total_tokens
   max_batch_prefill_tokens               = var.max_batch_prefill_tokens
   container_startup_health_check_timeout = var.container_startup_health_check_timeout

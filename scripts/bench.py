@@ -256,6 +256,32 @@ def variants_section(bench: Bench) -> list[tuple[str, ...]]:
     return rows
 
 
+def import_profile_section(bench: Bench, top: int = 8) -> list[tuple[str, ...]]:
+    """Where chat's cold import goes: -X importtime's self times summed by top-level package."""
+    run = sandbox.run_isolated(
+        bench.unpacked.sys_path("chat"),
+        bench.env,
+        handler=sandbox.HANDLERS["chat"],
+        events=[bench.event],
+        flags=("-X", "importtime"),
+    )
+    by_package: dict[str, int] = {}
+    for line in run.log.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
+        top_level = name.split(".")[0]
+        group = "(standard library)" if top_level in sys.stdlib_module_names else top_level
+        by_package[group] = by_package.get(group, 0) + int(self_us)
+    total = sum(by_package.values())
+    ranked = sorted(by_package.items(), key=lambda item: -item[1])
+    rest = sum(us for _, us in ranked[top:])
+    rows = [(name, ms(us / 1e6), f"{us / total:.0%}") for name, us in ranked[:top]]
+    rows.append((f"{len(ranked) - top} others", ms(rest / 1e6), f"{rest / total:.0%}"))
+    rows.append(("total (one run, under -X importtime)", ms(total / 1e6), "100%"))
+    return rows
+
+
 def build_time_section() -> list[tuple[str, ...]]:
     with tempfile.TemporaryDirectory(prefix="bench-build-") as build_dir:
         command = ["make", "--no-print-directory", "package", f"BUILD_DIR={build_dir}"]
@@ -315,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--warm-requests", type=int, default=3000)
     parser.add_argument("--skip-variants", action="store_true", help="skip the layer decisions")
     parser.add_argument("--skip-build-times", action="store_true", help="skip timing make")
+    parser.add_argument("--skip-bytecode", action="store_true", help="skip the .pyc what-if")
     args = parser.parse_args(argv)
     args.build_dir = args.build_dir.resolve()
 
@@ -351,10 +378,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             Table(powertools_section(bench)).print(
                 "AWS Lambda Powertools Logger at cold start (import + Logger())", ("", "cost")
             )
-            Table(bytecode_section(bench)).print(
-                "If the artifacts shipped precompiled bytecode (they do not)",
-                ("", "init+1st", "ratio"),
+            Table(import_profile_section(bench)).print(
+                "Where chat's cold import goes (self time by top-level package)",
+                ("package", "time", "share"),
             )
+            if not args.skip_bytecode:
+                Table(bytecode_section(bench)).print(
+                    "If the artifacts shipped precompiled bytecode (they do not)",
+                    ("", "init+1st", "ratio"),
+                )
             if not args.skip_variants:
                 Table(variants_section(bench)).print(
                     "Layer decisions, each row adding one step of LAYER_POLICY",
@@ -366,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         Table(build_time_section()).print(
             "Build times (goal: no-op <= 0.5 s)", ("", "time", "goal")
         )
-    print(f"\nreproduce: make bench  (or: {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])})")
+    print(f"\nreproduce: make bench (scripts/bench.py {' '.join(sys.argv[1:])})")
 
 
 if __name__ == "__main__":

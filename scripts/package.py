@@ -30,8 +30,14 @@ import sys
 import time
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: builds into one folder are not serialised there.
+    fcntl = None  # type: ignore[assignment]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = REPO_ROOT / "functions" / "requirements.txt"
@@ -271,9 +277,10 @@ def install_dependencies(target: Path, policy: LayerPolicy, requirements: Path) 
         *(arg for tag in PLATFORM_TAGS for arg in ("--platform", tag)),
         "--no-compile", "--target", str(target), "-r", str(selection),
     ]  # fmt: skip
+    left_out = ", ".join(sorted(excluded)) or "none"
     print(
         f"layer: pip installing {len(kept)} pinned distributions for CPython {PYTHON_VERSION} "
-        f"manylinux x86_64 ({len(pins) - len(kept)} excluded by policy)",
+        f"manylinux x86_64 (left out by LAYER_POLICY: {left_out})",
         flush=True,
     )
     result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -500,15 +507,26 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+@contextmanager
+def exclusive(build_dir: Path) -> Iterator[None]:
+    """One packager at a time per build folder (`make -j`, parallel test workers)."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with (build_dir / ".lock").open("w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     build_dir = args.build_dir.resolve()
     try:
-        if not args.check_only:
-            for name in args.artifacts or ARTIFACTS:
-                build_artifact(name, build_dir, force=args.force)
-        if not args.no_check:
-            report(build_dir, args.max_zipped_mib, args.max_unzipped_mib)
+        with exclusive(build_dir):
+            if not args.check_only:
+                for name in args.artifacts or ARTIFACTS:
+                    build_artifact(name, build_dir, force=args.force)
+            if not args.no_check:
+                report(build_dir, args.max_zipped_mib, args.max_unzipped_mib)
     except PackagingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -43,12 +43,15 @@ def foreign_modules(allowed_roots: list[Path]) -> list[str]:
     """Loaded modules whose file is outside the artifacts and the standard library."""
     stdlib = [Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib")]
     roots = [*allowed_roots, *stdlib]
+    this_driver = Path(__file__).resolve()
     foreign = []
     for name, module in sorted(sys.modules.items()):
         origin = getattr(module, "__file__", None)
         if not origin:
             continue  # Built into the interpreter or a namespace package.
         path = Path(origin).resolve()
+        if path == this_driver:
+            continue
         inside = any(path.is_relative_to(root) for root in roots)
         if not inside or "site-packages" in path.parts:
             foreign.append(f"{name} ({path})")

@@ -115,7 +115,7 @@ class Run:
     wall_seconds: float
     foreign_modules: list[str]
     loaded_modules: list[str]
-    log: str
+    log: str  # The function's stdout (its JSON log lines), then its stderr.
 
     @property
     def cold_seconds(self) -> float:
@@ -132,9 +132,10 @@ def run_isolated(
     requests: int | None = None,
     steps: Sequence[tuple[str, str]] = (),
     python: str | None = None,
+    flags: Sequence[str] = (),
     timeout: float = 300,
 ) -> Run:
-    """Start `python -I -S -B driver` with only `sys_path`; fail loudly if the driver fails."""
+    """Start `python -I -S -B [flags] driver` with only `sys_path`; fail loudly if it fails."""
     with tempfile.TemporaryDirectory(prefix="lambda-run-") as scratch:
         spec_file, result_file = Path(scratch) / "spec.json", Path(scratch) / "result.json"
         spec = {
@@ -145,7 +146,7 @@ def run_isolated(
             "requests": len(events) if requests is None else requests,
         }
         spec_file.write_text(json.dumps(spec), encoding="utf-8")
-        command = [python or runtime_python(), "-I", "-S", "-B", str(DRIVER)]
+        command = [python or runtime_python(), "-I", "-S", "-B", *flags, str(DRIVER)]
         started = time.perf_counter()
         finished = subprocess.run(
             [*command, str(spec_file), str(result_file)],

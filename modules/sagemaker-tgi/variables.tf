@@ -17,6 +17,7 @@ variable "tags" {
   description = "Tags applied to every taggable resource of the module."
   type        = map(string)
   default     = {}
+  nullable    = false
 }
 
 # -----------------------------------------------------------------------------
@@ -27,6 +28,7 @@ variable "model_id" {
   description = "Hugging Face Hub model id that TGI serves (HF_MODEL_ID)."
   type        = string
   default     = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
+  nullable    = false
 
   validation {
     condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$", var.model_id)) && length(var.model_id) <= 96
@@ -61,6 +63,7 @@ variable "image_tag" {
   description = "Tag of the Hugging Face TGI Deep Learning Container, used when image_uri is null. The default is TGI 3.3.6."
   type        = string
   default     = "2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04"
+  nullable    = false
 
   validation {
     condition     = can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+-tgi[0-9]+\\.[0-9]+\\.[0-9]+-gpu-py3[0-9]+-cu[0-9]+-ubuntu[0-9]+\\.[0-9]+(-v[0-9.]+)?$", var.image_tag))
@@ -83,9 +86,10 @@ variable "container_env" {
   description = "Extra environment variables for the TGI container (e.g. QUANTIZE, DTYPE); they override the module's own keys."
   type        = map(string)
   default     = {}
+  nullable    = false
 
   validation {
-    condition     = alltrue([for k in keys(var.container_env) : can(regex("^[A-Za-z_][A-Za-z0-9_]{0,1023}$", k))]) && length(var.container_env) <= 80
+    condition     = alltrue([for k in keys(var.container_env) : can(regex("^[A-Za-z_][A-Za-z0-9_]*$", k)) && length(k) <= 1024]) && length(var.container_env) <= 80
     error_message = "container_env keys must be environment variable names ([A-Za-z_][A-Za-z0-9_]*), at most 80 of them."
   }
   validation {
@@ -102,6 +106,7 @@ variable "max_input_tokens" {
   description = "Longest prompt TGI accepts, in tokens (MAX_INPUT_TOKENS). Must be below max_total_tokens."
   type        = number
   default     = 1024
+  nullable    = false
 
   validation {
     condition     = var.max_input_tokens >= 1 && floor(var.max_input_tokens) == var.max_input_tokens
@@ -113,6 +118,7 @@ variable "max_total_tokens" {
   description = "Prompt plus generated tokens per request (MAX_TOTAL_TOKENS); at most the model's context length."
   type        = number
   default     = 2048
+  nullable    = false
 
   validation {
     condition     = var.max_total_tokens >= 2 && floor(var.max_total_tokens) == var.max_total_tokens
@@ -139,6 +145,7 @@ variable "instance_type" {
   description = "SageMaker instance type. GPU types set SM_NUM_GPUS from a table of GPU counts; CPU types (e.g. ml.m5.xlarge) run TGI on CPU, much slower."
   type        = string
   default     = "ml.g5.xlarge"
+  nullable    = false
 
   validation {
     condition     = can(regex("^ml\\.[a-z][a-z0-9-]*\\.(medium|large|[0-9]*xlarge)$", var.instance_type))
@@ -161,6 +168,7 @@ variable "instance_count" {
   description = "Number of instances behind the endpoint (the initial count when autoscaling is on)."
   type        = number
   default     = 1
+  nullable    = false
 
   validation {
     condition     = var.instance_count >= 1 && var.instance_count <= 20 && floor(var.instance_count) == var.instance_count
@@ -172,6 +180,7 @@ variable "container_startup_health_check_timeout" {
   description = "Seconds SageMaker waits for the container to pass its health check; covers downloading the weights from the Hub and TGI's warm-up."
   type        = number
   default     = 900
+  nullable    = false
 
   validation {
     condition     = var.container_startup_health_check_timeout >= 60 && var.container_startup_health_check_timeout <= 3600
@@ -183,6 +192,7 @@ variable "model_data_download_timeout" {
   description = "Seconds SageMaker allows for downloading model data to the instance."
   type        = number
   default     = 900
+  nullable    = false
 
   validation {
     condition     = var.model_data_download_timeout >= 60 && var.model_data_download_timeout <= 3600
@@ -220,6 +230,7 @@ variable "log_retention_in_days" {
   description = "Days CloudWatch keeps the endpoint's container logs."
   type        = number
   default     = 30
+  nullable    = false
 
   validation {
     condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_in_days)
@@ -246,6 +257,7 @@ variable "autoscaling_enabled" {
   description = "Whether to scale the instance count with Application Auto Scaling (target tracking on invocations per instance)."
   type        = bool
   default     = false
+  nullable    = false
 }
 
 variable "autoscaling" {
@@ -257,7 +269,8 @@ variable "autoscaling" {
     scale_in_cooldown               = optional(number, 600)
     scale_out_cooldown              = optional(number, 300)
   })
-  default = {}
+  default  = {}
+  nullable = false
 
   validation {
     condition     = var.autoscaling.min_capacity >= 1 && var.autoscaling.max_capacity >= var.autoscaling.min_capacity && var.autoscaling.max_capacity <= 20

@@ -47,6 +47,7 @@ def apply() -> None:
     _patch_sagemaker_instance_types()
     _patch_sagemaker_empty_structures()
     _patch_application_autoscaling_tags()
+    _patch_lambda_permissions()
     _applied = True
 
 
@@ -70,19 +71,23 @@ def _patch_sagemaker_empty_structures() -> None:
     as a configured block and plans to replace the model and endpoint configuration again on
     every run, so an unchanged stack would never plan clean.
     """
-    from moto.sagemaker.models import FakeEndpointConfig, Model
+    from moto.core.responses import ActionResult
+    from moto.sagemaker.responses import SageMakerResponse
 
-    for cls in (Model, FakeEndpointConfig):
-        original = cls.response_object
+    for action in ("describe_model", "describe_endpoint_config"):
+        original = getattr(SageMakerResponse, action)
 
-        def response_object(self: Any, _original: Any = original) -> dict[str, Any]:
-            return {k: v for k, v in _original.fget(self).items() if v != {}}
+        def describe(self: Any, _original: Any = original) -> Any:
+            result = _original(self)
+            if isinstance(result, ActionResult) and isinstance(result.result, dict):
+                return ActionResult({k: v for k, v in result.result.items() if v != {}})
+            return result
 
-        cls.response_object = property(response_object)  # type: ignore[assignment,method-assign]
+        setattr(SageMakerResponse, action, describe)
 
 
 def _patch_application_autoscaling_tags() -> None:
-    """Add ListTagsForResource/TagResource/UntagResource and keep the Tags of RegisterScalableTarget.
+    """Add ListTagsForResource, TagResource and UntagResource; keep RegisterScalableTarget's Tags.
 
     Without ListTagsForResource the provider retries its post-create tag read on
     aws_appautoscaling_target for minutes before failing.
@@ -135,3 +140,40 @@ def _patch_application_autoscaling_tags() -> None:
     ApplicationAutoScalingResponse.list_tags_for_resource = list_tags_for_resource  # type: ignore[attr-defined]
     ApplicationAutoScalingResponse.tag_resource = tag_resource  # type: ignore[attr-defined]
     ApplicationAutoScalingResponse.untag_resource = untag_resource  # type: ignore[attr-defined]
+
+
+def _patch_lambda_permissions() -> None:
+    """AddPermission as AWS does it: unique statement ids, and FunctionUrlAuthType as a condition.
+
+    moto appends a second statement under an existing id, where AWS answers 409. The provider
+    adds `FunctionURLAllowPublicAccess` itself when it creates a NONE URL and relies on that 409
+    when the statement exists already; with moto's duplicate, deleting the permission leaves
+    its twin behind and the provider waits five minutes for it to go.
+    """
+    from moto.awslambda.exceptions import LambdaClientError
+    from moto.awslambda.policy import Policy
+
+    class StatementIdConflict(LambdaClientError):
+        code = 409
+
+        def __init__(self, sid: str) -> None:
+            super().__init__(
+                "ResourceConflictException",
+                f"The statement id ({sid}) provided already exists. Please provide a new "
+                "statement id, or remove the existing statement.",
+            )
+
+    original = Policy.add_statement
+
+    def add_statement(self: Any, raw: str, qualifier: str | None = None) -> tuple[Any, str]:
+        sid = json.loads(raw).get("StatementId")
+        if sid is not None and any(s.get("Sid") == sid for s in self.statements):
+            raise StatementIdConflict(sid)
+        statement, revision = original(self, raw, qualifier)
+        auth_type = statement.pop("FunctionUrlAuthType", None)
+        if auth_type is not None:
+            condition = statement.setdefault("Condition", {})
+            condition.setdefault("StringEquals", {})["lambda:FunctionUrlAuthType"] = auth_type
+        return statement, revision
+
+    Policy.add_statement = add_statement  # type: ignore[method-assign]

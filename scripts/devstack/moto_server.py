@@ -9,12 +9,11 @@ caller, and stopping it frees everything)::
 
 Command line (for a long-running local stack)::
 
-    python -m devstack.moto_server --port 5000
+    python -m devstack moto --port 5000
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -31,8 +30,8 @@ _SCRIPTS_DIR = Path(__file__).resolve().parents[1]
 
 DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto accepts any credentials
-    "AWS_SESSION_TOKEN": "testing",  # noqa: S105
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
 }
 
 
@@ -96,7 +95,7 @@ class MotoServer:
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("w", encoding="utf-8")
-        cmd = [sys.executable, "-m", "devstack.moto_server", "--host", self.host]
+        cmd = [sys.executable, "-m", "devstack", "moto", "--host", self.host]
         cmd += ["--port", str(self.port)]
         self._proc = subprocess.Popen(
             cmd,
@@ -136,7 +135,8 @@ class MotoServer:
         deadline = time.monotonic() + self.startup_timeout
         while True:
             try:
-                with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=5):  # noqa: S310 - loopback URL we built
+                # S310: the URL is our own loopback server's.
+                with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=5):  # noqa: S310
                     return
             except (urllib.error.URLError, ConnectionError) as exc:
                 if time.monotonic() > deadline:
@@ -145,8 +145,9 @@ class MotoServer:
 
     def reset(self) -> None:
         """Forget every resource (moto's /moto-api/reset)."""
-        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=30):  # noqa: S310 - loopback URL we built
+        # S310: the URL is our own loopback server's.
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30):  # noqa: S310
             pass
 
     def stop(self) -> None:
@@ -198,15 +199,3 @@ def serve(host: str, port: int) -> None:
         server.serve_forever()
     finally:
         server.server_close()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serve moto with the devstack patches.")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
-    parser.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
-    args = parser.parse_args(argv)
-    serve(args.host, args.port)
-
-
-if __name__ == "__main__":
-    main()

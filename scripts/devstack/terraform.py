@@ -130,9 +130,7 @@ class TerraformError(RuntimeError):
                 f"\nhint: the provider registry looks unreachable; set {MIRROR_ENV} to a folder "
                 "holding a filesystem mirror of hashicorp/aws (e.g. /opt/tf-plugins)"
             )
-        super().__init__(
-            f"terraform {' '.join(args)} exited {returncode}\n{stderr.strip()}{hint}"
-        )
+        super().__init__(f"terraform {' '.join(args)} exited {returncode}\n{stderr.strip()}{hint}")
 
 
 @dataclass
@@ -172,11 +170,23 @@ class Terraform:
     ) -> subprocess.CompletedProcess[str]:
         return self.run("plan", "-no-color", *_var_args(variables), *extra, check=check)
 
-    def apply(self, variables: Mapping[str, Any] | None = None, *extra: str) -> None:
-        self.run("apply", "-auto-approve", "-no-color", *_var_args(variables), *extra)
+    def apply(
+        self, variables: Mapping[str, Any] | None = None, *extra: str
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run("apply", "-auto-approve", "-no-color", *_var_args(variables), *extra)
 
-    def destroy(self, variables: Mapping[str, Any] | None = None, *extra: str) -> None:
-        self.run("destroy", "-auto-approve", "-no-color", *_var_args(variables), *extra)
+    def destroy(
+        self, variables: Mapping[str, Any] | None = None, *extra: str
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run("destroy", "-auto-approve", "-no-color", *_var_args(variables), *extra)
+
+    def plan_diagnostics(
+        self, variables: Mapping[str, Any] | None = None, *extra: str
+    ) -> list[dict[str, Any]]:
+        """Diagnostics of a ``plan -json`` (unwrapped text, unlike the human output)."""
+        proc = self.run("plan", "-json", *_var_args(variables), *extra, check=False)
+        messages = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        return [m["diagnostic"] for m in messages if m.get("type") == "diagnostic"]
 
     def output_json(self) -> dict[str, Any]:
         """Root outputs as plain values (``terraform output -json`` without the type wrappers)."""

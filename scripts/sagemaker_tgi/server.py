@@ -22,6 +22,7 @@ import contextlib
 import json
 import re
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -226,9 +227,15 @@ class SageMakerTGIServer:
 
 
 class _HTTPServer(ThreadingHTTPServer):
-    """Threads per connection; remembers open connections so stop() can close idle ones."""
+    """Threads per connection; remembers open connections so stop() can close idle ones.
 
-    daemon_threads = True
+    stop() waits for the connection threads (server_close joins them): a thread that ran
+    torch must not be alive when the interpreter exits, or libtorch aborts the process
+    ("terminate called without an active exception") instead of a clean exit.
+    """
+
+    daemon_threads = False
+    block_on_close = True
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], handler: type, app: SageMakerTGIServer) -> None:
@@ -246,6 +253,12 @@ class _HTTPServer(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            return  # the client went away mid-request: nothing to answer
+        self.app._log_line(f"error serving {client_address}: {traceback.format_exc().rstrip()}")
 
     def close_connections(self) -> None:
         with self._connections_lock:
@@ -312,7 +325,12 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(raw_length)
         except ValueError:
             raise _BadRequest(f"Invalid Content-Length: {raw_length!r}") from None
-        if length < 0 or length > MAX_PAYLOAD_BYTES:
+        if length < 0:
+            raise _BadRequest(f"Invalid Content-Length: {raw_length!r}")
+        if length > MAX_PAYLOAD_BYTES:
+            remaining = length  # read it anyway, so the client sees the answer
+            while remaining > 0 and (chunk := self.rfile.read(min(remaining, 1 << 16))):
+                remaining -= len(chunk)
             raise _BadRequest(
                 f"Request payload of {length} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit"
             )

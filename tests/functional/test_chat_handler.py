@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import function_url_event, response_json
+from function_support import function_url_event, response_json
 
 SEED_SYSTEM_PROMPT = (
     "You are a cool and aloof robot, answering questions very briefly and directly."

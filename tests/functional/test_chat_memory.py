@@ -11,8 +11,8 @@ import boto3
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
-from conftest import function_url_event, response_json
 from devstack import MotoServer
+from function_support import function_url_event, response_json
 from history import DynamoDBTurnHistory
 from sagemaker_tgi.backend import SageMakerError
 

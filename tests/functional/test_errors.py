@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import ENDPOINT_NAME, function_url_event, response_json
+from function_support import ENDPOINT_NAME, function_url_event, response_json
 from sagemaker_tgi.backend import SageMakerError
 
 

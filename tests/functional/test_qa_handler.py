@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from conftest import ENDPOINT_NAME, function_url_event, response_json
 from document_qa import EXAMPLE_DOCUMENT
+from function_support import ENDPOINT_NAME, function_url_event, response_json
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conftest import function_url_event, load_event
+from function_support import function_url_event, load_event
 from llm_app.errors import AppError, ErrorCode
 from llm_app.function_url import error_response, json_response, parse_json, read_request
 

@@ -1,0 +1,130 @@
+# Every switch of the root module, plus what a production account usually adds around it: a
+# customer managed key for the conversation history, and a policy to attach to whoever may
+# call the IAM-authenticated URLs.
+
+provider "aws" {
+  region = var.region
+}
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+# -----------------------------------------------------------------------------
+# Customer managed key for the chat history table
+# -----------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "history_key" {
+  #checkov:skip=CKV_AWS_111:In a key policy "*" means this key; this is AWS's default statement delegating to IAM.
+  #checkov:skip=CKV_AWS_356:In a key policy "*" means this key; this is AWS's default statement delegating to IAM.
+  #checkov:skip=CKV_AWS_109:In a key policy "*" means this key; this is AWS's default statement delegating to IAM.
+
+  # The account's default key policy: IAM policies in this account decide who uses the key.
+  # DynamoDB uses it through grants it creates when the table is created.
+  statement {
+    sid       = "AccountAdministers"
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+}
+
+resource "aws_kms_key" "history" {
+  description             = "Encrypts the ${var.name} chat history table"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.history_key.json
+  tags                    = var.tags
+}
+
+resource "aws_kms_alias" "history" {
+  name          = "alias/${var.name}-chat-history"
+  target_key_id = aws_kms_key.history.key_id
+}
+
+# -----------------------------------------------------------------------------
+# The stack
+# -----------------------------------------------------------------------------
+
+module "langchain_tgi" {
+  source = "../.."
+
+  name = var.name
+  tags = var.tags
+
+  # Model endpoint
+  model_id                               = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
+  model_revision                         = var.model_revision
+  instance_type                          = "ml.g5.xlarge"
+  instance_count                         = 1
+  max_total_tokens                       = 2048
+  max_new_tokens                         = 512
+  container_startup_health_check_timeout = 900
+  container_env                          = { DTYPE = "bfloat16" }
+
+  autoscaling_enabled = true
+  autoscaling = {
+    min_capacity                    = 1
+    max_capacity                    = 3
+    target_invocations_per_instance = 20
+    scale_in_cooldown               = 600
+    scale_out_cooldown              = 300
+  }
+
+  # Generation
+  temperature   = 0.5
+  top_p         = 0.9
+  system_prompt = "You are a concise assistant. Answer in at most three sentences."
+
+  # Functions
+  function_memory_size          = 1024
+  function_timeout              = 180
+  function_reserved_concurrency = 10 # at most 10 requests in flight per function
+  tracing_mode                  = "Active"
+  log_level                     = "INFO"
+  log_prompts                   = false
+  log_retention_in_days         = 90
+
+  # URLs: IAM-authenticated; callers need the policy below
+  url_authorization_type = "AWS_IAM"
+
+  # Chat history
+  chat_history_enabled                = true
+  chat_history_ttl_days               = 30
+  chat_history_point_in_time_recovery = true
+  chat_history_deletion_protection    = var.protect_chat_history
+  chat_history_kms_key_arn            = aws_kms_key.history.arn
+}
+
+# -----------------------------------------------------------------------------
+# Who may call the URLs: attach this policy to the users or roles of your clients
+# -----------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "callers" {
+  statement {
+    sid       = "CallFunctionUrls"
+    actions   = ["lambda:InvokeFunctionUrl"]
+    resources = [module.langchain_tgi.chat_function_arn, module.langchain_tgi.qa_function_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "lambda:FunctionUrlAuthType"
+      values   = ["AWS_IAM"]
+    }
+  }
+
+  # Function URLs created since October 2025 also check lambda:InvokeFunction.
+  statement {
+    sid       = "InvokeFunctions"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [module.langchain_tgi.chat_function_arn, module.langchain_tgi.qa_function_arn]
+  }
+}
+
+resource "aws_iam_policy" "callers" {
+  name        = "${var.name}-url-callers"
+  description = "Call the ${var.name} chat and QA function URLs"
+  policy      = data.aws_iam_policy_document.callers.json
+  tags        = var.tags
+}

@@ -1,0 +1,37 @@
+"""`make bench` runs end to end on the built artifacts (figures are printed, never asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import package
+import pytest
+
+pytestmark = pytest.mark.packaging
+
+
+def test_the_benchmark_prints_its_tables_for_the_built_artifacts(built_artifacts: Path) -> None:
+    quick = ["--cold-runs", "1", "--warm-requests", "20"]
+    skipped = ["--skip-variants", "--skip-build-times", "--skip-bytecode"]
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(package.REPO_ROOT / "scripts" / "bench.py"),
+            "--build-dir",
+            str(built_artifacts),
+            *quick,
+            *skipped,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+
+    assert result.returncode == 0, result.stderr
+    for row in ("layer.zip", "cold: chat", "cold: qa", "cold: floor", "warm: chat", "warm: qa"):
+        assert row in result.stdout
+    assert "Powertools Logger, after the app's imports" in result.stdout
+    assert "langchain_core" in result.stdout  # the import profile names the heavy packages

@@ -1,0 +1,126 @@
+"""The artifacts alone answer Function URL events: nothing is missing from the zips.
+
+Each function runs in a fresh `python3.12 -I -S -B` whose sys.path holds only its unzipped zip
+and the unzipped layer (see scripts/packaging_sandbox.py), against the fake SageMaker runtime;
+for memory, against DynamoDB on moto. This is what proves the trimmed layer (no numpy, no
+zstandard, botocore models for our services only) still serves both functions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import boto3
+import package
+import packaging_sandbox as sandbox
+import pytest
+
+from devstack import MotoServer
+from function_support import ENDPOINT_NAME, MAX_INPUT_TOKENS
+
+pytestmark = pytest.mark.packaging
+
+
+@pytest.fixture(scope="session")
+def unpacked(built_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> sandbox.Unpacked:
+    """chat.zip and qa.zip in task/<name>/, layer.zip in opt/: the zips and nothing else."""
+    return sandbox.unpack(built_artifacts, tmp_path_factory.mktemp("lambda"))
+
+
+@pytest.fixture
+def lambda_env(fake_endpoint, tmp_path: Path) -> dict[str, str]:
+    """The functions' environment, pointed at the session's fake SageMaker endpoint."""
+    return sandbox.lambda_environment(
+        fake_endpoint.url,
+        tmp_path,
+        ENDPOINT_NAME=ENDPOINT_NAME,
+        MAX_INPUT_TOKENS=str(MAX_INPUT_TOKENS),
+    )
+
+
+QUESTION_EVENT = sandbox.function_url_event(json.dumps(["What is the capital of France?"]))
+
+
+@pytest.mark.parametrize("function", ["chat", "qa"])
+def test_the_packaged_function_answers_a_function_url_event(
+    function: str, unpacked: sandbox.Unpacked, lambda_env: dict[str, str], fake_endpoint
+) -> None:
+    fake_endpoint.reply("Paris.")
+
+    run = sandbox.run_isolated(
+        unpacked.sys_path(function),
+        lambda_env,
+        handler=sandbox.HANDLERS[function],
+        events=[QUESTION_EVENT],
+    )
+
+    response = run.responses[0]
+    assert response["statusCode"] == 200, response["body"]
+    assert json.loads(response["body"])["answer"] == "Paris."
+    sent = json.dumps(fake_endpoint.last_request)
+    assert "What is the capital of France?" in sent
+    assert run.foreign_modules == [], "loaded from outside the artifacts and the stdlib"
+    left_out = {name.replace("-", "_") for name in package.LAYER_POLICY.excluded_distributions}
+    assert left_out.isdisjoint(run.loaded_modules), "a dependency left out of the layer is used"
+    assert not (unpacked.layer / "numpy").exists()
+
+
+def test_packaged_chat_keeps_its_memory_in_dynamodb(
+    unpacked: sandbox.Unpacked, lambda_env: dict[str, str], fake_endpoint
+) -> None:
+    """Exercises botocore's trimmed DynamoDB model as the deployed function would."""
+    table = "packaged-chat-history"
+    fake_endpoint.reply("Paris.", "About 2.1 million.")
+    with MotoServer() as moto:
+        dynamodb = boto3.client(
+            "dynamodb",
+            endpoint_url=moto.url,
+            region_name=lambda_env["AWS_REGION"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        dynamodb.create_table(
+            TableName=table,
+            AttributeDefinitions=[
+                {"AttributeName": "session_id", "AttributeType": "S"},
+                {"AttributeName": "turn_id", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "session_id", "KeyType": "HASH"},
+                {"AttributeName": "turn_id", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        session = "packaged-session-1"
+        events = [
+            sandbox.function_url_event(json.dumps(["What is the capital of France?", session])),
+            sandbox.function_url_event(json.dumps(["How many people live there?", session])),
+        ]
+        env = {**lambda_env, "HISTORY_TABLE_NAME": table, "AWS_ENDPOINT_URL_DYNAMODB": moto.url}
+
+        run = sandbox.run_isolated(
+            unpacked.sys_path("chat"), env, handler="chat_handler.handler", events=events
+        )
+
+        assert [r["statusCode"] for r in run.responses] == [200, 200], run.responses
+        stored = dynamodb.query(
+            TableName=table,
+            KeyConditionExpression="session_id = :s",
+            ExpressionAttributeValues={":s": {"S": session}},
+        )["Items"]
+    assert len(stored) == 2
+    assert "What is the capital of France?" in json.dumps(fake_endpoint.last_request)
+
+
+def test_every_aws_service_the_functions_call_keeps_its_botocore_model() -> None:
+    """The layer keeps botocore models only for LAYER_POLICY's services: a new client("x")
+    in the function code must be added there, or it would fail only once deployed."""
+    named = set()
+    for source in Path(package.REPO_ROOT, "functions").rglob("*.py"):
+        named |= set(
+            re.findall(r"""\.(?:client|resource)\(\s*["']([a-z0-9-]+)["']""", source.read_text())
+        )
+    assert named, "found no boto3 client in the function code: is the pattern stale?"
+    assert named <= package.LAYER_POLICY.botocore_services

@@ -1,0 +1,116 @@
+"""Same sources and pins, any checkout path, any mtimes: byte-identical zips, so Terraform's
+filebase64sha256 stays put and an unchanged build plans no change."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import package
+import pytest
+
+pytestmark = pytest.mark.packaging
+
+REPO_ROOT = package.REPO_ROOT
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_build_from_another_checkout_with_touched_sources_is_byte_identical(
+    built_artifacts: Path, tmp_path: Path
+) -> None:
+    checkout = tmp_path / "elsewhere" / "checkout"
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(REPO_ROOT / "functions", checkout / "functions", ignore=ignore)
+    (checkout / "scripts").mkdir()
+    shutil.copy2(REPO_ROOT / "scripts" / "package.py", checkout / "scripts" / "package.py")
+    later = time.time() + 3600
+    for path in checkout.rglob("*"):
+        os.utime(path, (later, later))
+    env = {key: value for key, value in os.environ.items() if key != "SOURCE_DATE_EPOCH"}
+
+    subprocess.run(
+        [sys.executable, str(checkout / "scripts" / "package.py"), "--build-dir", "out"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        # A different umask: the zips' modes must not follow the build machine's.
+        preexec_fn=lambda: os.umask(0o077),
+    )
+
+    rebuilt = {name: sha256(tmp_path / "out" / f"{name}.zip") for name in package.ARTIFACTS}
+    assert rebuilt == {name: sha256(built_artifacts / f"{name}.zip") for name in package.ARTIFACTS}
+
+
+@pytest.mark.parametrize("name", package.ARTIFACTS)
+def test_zip_entries_carry_nothing_machine_specific(built_artifacts: Path, name: str) -> None:
+    with zipfile.ZipFile(built_artifacts / f"{name}.zip") as archive:
+        infos = archive.infolist()
+        contents = b"".join(archive.read(info) for info in infos)
+    names = [info.filename for info in infos]
+
+    assert names == sorted(names)
+    assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert {(info.external_attr >> 16) & 0o7777 for info in infos} == {0o644}
+    assert {info.create_system for info in infos} == {3}
+    assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".pyo"))]
+    assert not [n for n in names if n.startswith("python/bin/")]
+    install_records = ("/RECORD", "/INSTALLER", "/REQUESTED", "/direct_url.json")
+    assert not [n for n in names if ".dist-info/" in n and n.endswith(install_records)]
+    assert str(REPO_ROOT).encode() not in contents
+    assert str(built_artifacts).encode() not in contents
+
+
+def test_function_zips_hold_the_handler_and_the_shared_package_at_their_root(
+    built_artifacts: Path,
+) -> None:
+    for name, handler in (("chat", "chat_handler.py"), ("qa", "qa_handler.py")):
+        with zipfile.ZipFile(built_artifacts / f"{name}.zip") as archive:
+            names = set(archive.namelist())
+        expected = {p.name for p in (REPO_ROOT / "functions" / name).glob("*.py")}
+        assert handler in names
+        assert expected <= names
+        assert "llm_app/__init__.py" in names
+
+
+def test_source_date_epoch_sets_the_entries_time(tmp_path: Path, monkeypatch) -> None:
+    source = tmp_path / "module.py"
+    source.write_text("VALUE = 1\n")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # 2023-11-14 22:13:20 UTC
+
+    epoch = package.source_date_epoch()
+    package.write_reproducible_zip(tmp_path / "out.zip", [("module.py", source)], epoch)
+
+    with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+        assert archive.getinfo("module.py").date_time == (2023, 11, 14, 22, 13, 20)
+
+
+def test_source_date_epoch_before_1980_is_clamped(monkeypatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    assert package.source_date_epoch() == package.ZIP_EPOCH
+
+
+def test_a_pin_without_hashes_is_refused() -> None:
+    with pytest.raises(package.PackagingError, match="make lock"):
+        package.pinned_requirements("boto3==1.44.8\n")
+
+
+def test_the_lock_pins_every_direct_requirement_with_hashes() -> None:
+    pins = dict(package.pinned_requirements(package.REQUIREMENTS.read_text()))
+    direct = [
+        package.canonical_name(line.split("#")[0].strip())
+        for line in (REPO_ROOT / "functions" / "requirements.in").read_text().splitlines()
+        if line.split("#")[0].strip()
+    ]
+    assert direct, "requirements.in lists nothing"
+    assert set(direct) <= set(pins), "run `make lock` after editing functions/requirements.in"
+    dev = (REPO_ROOT / "requirements" / "dev.txt").read_text().splitlines()
+    assert "-r ../functions/requirements.txt" in dev, "the dev tools must test the shipped pins"
