@@ -61,13 +61,17 @@ class DynamoDBTurnHistory(BaseChatMessageHistory):
 
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
-        """The last `max_turns` exchanges, oldest first."""
+        """The last `max_turns` unexpired exchanges, oldest first."""
+        now = int(self._clock())
         response = self._call(
             "read",
             lambda: self._client.query(
                 TableName=self._table,
                 KeyConditionExpression="session_id = :s",
-                ExpressionAttributeValues={":s": {"S": self.session_id}},
+                # DynamoDB deletes expired items only eventually (within days): an expired
+                # turn must not reach the prompt in the meantime.
+                FilterExpression="expires_at > :now",
+                ExpressionAttributeValues={":s": {"S": self.session_id}, ":now": {"N": str(now)}},
                 ProjectionExpression="question, answer",
                 ScanIndexForward=False,
                 Limit=self._max_turns,

@@ -43,24 +43,24 @@ import os
 import select
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import traceback
 import uuid
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 from urllib.parse import parse_qsl, urlsplit
+
+from loopback_http import LoopbackHTTPServer
 
 RUNTIME_SCRIPT = Path(__file__).with_name("lambda_runtime.py")
 SCRIPTS_DIR = Path(__file__).resolve().parents[1]
@@ -611,8 +611,7 @@ class FunctionUrlServer:
             log=log,
         )
         self.url_id = spec.url_id or uuid.uuid5(uuid.NAMESPACE_URL, spec.arn).hex
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._httpd: LoopbackHTTPServer | None = None
 
     @property
     def url(self) -> str:
@@ -626,25 +625,14 @@ class FunctionUrlServer:
             return
         if warm:
             self.function.warm()
-        self._httpd = _HTTPServer((self.host, self.port), _Handler, self)
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name=f"function-url:{self.spec.name}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._httpd = LoopbackHTTPServer((self.host, self.port), _Handler, self, log=self.log)
+        self.port = self._httpd.port
+        self._httpd.start(f"function-url:{self.spec.name}")
 
     def stop(self) -> None:
         httpd, self._httpd = self._httpd, None
         if httpd is not None:
-            httpd.shutdown()
-            httpd.close_connections()
-            httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+            httpd.stop()
         self.function.close()
 
     def __enter__(self) -> Self:
@@ -707,45 +695,11 @@ def _is_sigv4_signed(target: str, headers: Sequence[tuple[str, str]]) -> bool:
     return "X-Amz-Signature=" in urlsplit(target).query  # a presigned URL
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], handler: type, app: FunctionUrlServer) -> None:
-        self.app = app
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        error = sys.exc_info()[1]
-        if isinstance(error, ConnectionError):
-            return  # the client went away mid-request: nothing to answer
-        self.app.log(f"error serving {client_address}: {traceback.format_exc().rstrip()}")
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections, self._connections = self._connections, set()
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "local-function-url"
     timeout = 300
-    server: _HTTPServer
+    server: LoopbackHTTPServer
 
     def _serve(self) -> None:
         started = time.monotonic()

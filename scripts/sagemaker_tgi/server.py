@@ -18,21 +18,19 @@ concurrent requests, a CPU backend gains nothing from that. Standard library onl
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import socket
-import sys
 import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
+from loopback_http import LoopbackHTTPServer
 from sagemaker_tgi import protocol
 from sagemaker_tgi.backend import Backend, SageMakerError
 from sagemaker_tgi.protocol import ContainerError, Limits
@@ -93,8 +91,7 @@ class SageMakerTGIServer:
         self.variant_name = variant_name
         self.log = log
         self._backend_lock = threading.Lock()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._httpd: LoopbackHTTPServer | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     @property
@@ -106,26 +103,17 @@ class SageMakerTGIServer:
     def start(self) -> None:
         if self._httpd is not None:
             return
-        self._httpd = _HTTPServer((self.host, self.port), _Handler, self)
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name=f"sagemaker-tgi:{self.port}",
-            daemon=True,
+        # Requests run torch: stop() waits for them, or the interpreter's exit would abort.
+        self._httpd = LoopbackHTTPServer(
+            (self.host, self.port), _Handler, self, log=self._log_line, wait_for_requests=True
         )
-        self._thread.start()
+        self.port = self._httpd.port
+        self._httpd.start(f"sagemaker-tgi:{self.port}")
 
     def stop(self) -> None:
         httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.close_connections()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        if httpd is not None:
+            httpd.stop()
 
     def __enter__(self) -> Self:
         self.start()
@@ -226,53 +214,11 @@ class SageMakerTGIServer:
             self.log(line)
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    """Threads per connection; remembers open connections so stop() can close idle ones.
-
-    stop() waits for the connection threads (server_close joins them): a thread that ran
-    torch must not be alive when the interpreter exits, or libtorch aborts the process
-    ("terminate called without an active exception") instead of a clean exit.
-    """
-
-    daemon_threads = False
-    block_on_close = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], handler: type, app: SageMakerTGIServer) -> None:
-        self.app = app
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        error = sys.exc_info()[1]
-        if isinstance(error, ConnectionError):
-            return  # the client went away mid-request: nothing to answer
-        self.app._log_line(f"error serving {client_address}: {traceback.format_exc().rstrip()}")
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections, self._connections = self._connections, set()
-        for connection in connections:
-            with contextlib.suppress(OSError):  # already closed by the peer
-                connection.shutdown(socket.SHUT_RDWR)
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as botocore's connection pool expects
     server_version = "sagemaker-tgi-local"
     timeout = 300  # seconds an idle keep-alive connection is kept
-    server: _HTTPServer
+    server: LoopbackHTTPServer
 
     def do_POST(self) -> None:
         started = time.monotonic()

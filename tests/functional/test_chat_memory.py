@@ -124,6 +124,20 @@ def test_items_expire_after_the_ttl(
     assert before + 3 * 86_400 <= expires_at <= int(time.time()) + 3 * 86_400
 
 
+def test_expired_turns_never_reach_the_prompt_before_dynamodb_deletes_them(dynamodb):
+    day = 86_400
+    now = [1_800_000_000.0]
+    history = DynamoDBTurnHistory(
+        dynamodb, TABLE, SESSION, ttl_days=7, max_turns=20, clock=lambda: now[0]
+    )
+    history.add_messages([HumanMessage("old"), AIMessage("a1")])
+    now[0] += 6 * day
+    history.add_messages([HumanMessage("recent"), AIMessage("a2")])
+    now[0] += 2 * day  # "old" is 8 days old: expired, though still stored
+    assert len(turns(dynamodb, SESSION)) == 2
+    assert [m.text for m in history.messages] == ["recent", "a2"]
+
+
 def test_a_failed_model_call_leaves_history_unchanged(
     chat, fake_endpoint, dynamodb, lambda_context
 ):
