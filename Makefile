@@ -147,7 +147,7 @@ docs: $(VENV)/.installed ## Regenerate the inputs/outputs tables in the READMEs 
 # ---------------------------------------------------------------------------
 # The model server stands for the SageMaker TGI container, so it has an interpreter and venv of
 # its own: Python 3.11 (the TGI image's) and the CPU-only build of torch, from PyTorch's CPU
-# wheel index (see requirements/model-server.txt). MODEL_SERVER_PYTHON=... names a 3.11.
+# wheel index (see requirements/model-server-torch.txt). MODEL_SERVER_PYTHON=... names a 3.11.
 MODEL_SERVER_PYTHON ?=
 # make local MODEL_DIR=/path/to/model: a folder with the model's files instead of the HF cache.
 MODEL_DIR ?=
@@ -167,9 +167,11 @@ $(MODEL_SERVER_VENV)/.installed: requirements/model-server-torch.txt requirement
 .PHONY: model-server-venv
 model-server-venv: $(MODEL_SERVER_VENV)/.installed ## Create or refresh the local model server's venv (.venv-model-server: Python 3.11, CPU torch)
 
+BENCH_MODEL_ARGS ?=
+
 .PHONY: bench-model
 bench-model: $(MODEL_SERVER_VENV)/.installed ## Print the local model server's CPU generation speed and memory (TinyLlama's shape, random weights)
-	$(MODEL_SERVER_PY) scripts/bench_model.py $(BENCH_ARGS)
+	$(MODEL_SERVER_PY) scripts/bench_model.py $(BENCH_MODEL_ARGS)
 
 .PHONY: local
 local: $(VENV)/.installed $(MODEL_SERVER_VENV)/.installed package ## Run the whole app on this machine: moto + terraform apply, local model, local function URLs
