@@ -94,3 +94,19 @@ def function_env(endpoint_url: str, **overrides: str) -> dict[str, str]:
 def response_json(response: dict[str, Any]) -> Any:
     assert response["headers"]["content-type"] == "application/json"
     return json.loads(response["body"])
+
+
+def create_history_table(client: Any, name: str) -> None:
+    """The chat history table with the key schema the root module's Terraform creates."""
+    client.create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": "session_id", "AttributeType": "S"},
+            {"AttributeName": "turn_id", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "session_id", "KeyType": "HASH"},
+            {"AttributeName": "turn_id", "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )

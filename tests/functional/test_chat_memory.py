@@ -12,7 +12,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
 from devstack import MotoServer
-from function_support import function_url_event, response_json
+from function_support import create_history_table, function_url_event, response_json
 from history import DynamoDBTurnHistory
 from sagemaker_tgi.backend import SageMakerError
 
@@ -36,18 +36,7 @@ def dynamodb(moto_url: str):
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    client.create_table(
-        TableName=TABLE,
-        AttributeDefinitions=[
-            {"AttributeName": "session_id", "AttributeType": "S"},
-            {"AttributeName": "turn_id", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "session_id", "KeyType": "HASH"},
-            {"AttributeName": "turn_id", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_history_table(client, TABLE)
     yield client
     client.delete_table(TableName=TABLE)
 

@@ -18,7 +18,7 @@ import packaging_sandbox as sandbox
 import pytest
 
 from devstack import MotoServer
-from function_support import ENDPOINT_NAME, MAX_INPUT_TOKENS
+from function_support import ENDPOINT_NAME, MAX_INPUT_TOKENS, create_history_table
 
 pytestmark = pytest.mark.packaging
 
@@ -81,18 +81,7 @@ def test_packaged_chat_keeps_its_memory_in_dynamodb(
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
-        dynamodb.create_table(
-            TableName=table,
-            AttributeDefinitions=[
-                {"AttributeName": "session_id", "AttributeType": "S"},
-                {"AttributeName": "turn_id", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "session_id", "KeyType": "HASH"},
-                {"AttributeName": "turn_id", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_history_table(dynamodb, table)
         session = "packaged-session-1"
         events = [
             sandbox.function_url_event(json.dumps(["What is the capital of France?", session])),
