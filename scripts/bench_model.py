@@ -51,10 +51,8 @@ SHAPES = {"tinyllama-1.1b": TINYLLAMA_SHAPE, "tiny-test": TINY_TEST_SHAPE}
 class Figures:
     name: str
     parameters: int
-    build_seconds: float
     prefill_ms: float
     decode_tokens_per_second: float
-    generate_seconds: float
     peak_rss_mib: float
 
 
@@ -70,10 +68,8 @@ def measure(name: str, shape: dict[str, int | float], args: argparse.Namespace) 
 
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
-    started = time.perf_counter()
     config = LlamaConfig(**shape, bos_token_id=1, eos_token_id=2, pad_token_id=2)
     model = LlamaForCausalLM(config).to(dtype).eval()
-    build_seconds = time.perf_counter() - started
     parameters = sum(p.numel() for p in model.parameters())
 
     prompt = torch.randint(3, int(shape["vocab_size"]), (1, args.prompt_tokens))
@@ -102,10 +98,8 @@ def measure(name: str, shape: dict[str, int | float], args: argparse.Namespace) 
     return Figures(
         name=name,
         parameters=parameters,
-        build_seconds=build_seconds,
         prefill_ms=prefill * 1000,
         decode_tokens_per_second=decode_rate,
-        generate_seconds=full,
         peak_rss_mib=peak_rss_mib(),
     )
 

@@ -757,6 +757,17 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # _serve writes one line per request
 
 
+_WRITE_LOCK = threading.Lock()
+
+
+def write_line(line: str) -> None:
+    """One log line to stdout, whole: print() writes the text and the newline separately,
+    so lines relayed from several threads would interleave."""
+    with _WRITE_LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 class _TooLargeError(Exception):
     pass
 
@@ -861,13 +872,7 @@ def main(argv: list[str] | None = None) -> int:
     # Endpoint overrides (AWS_ENDPOINT_URL*) in your shell reach the function, as --env would.
     base_env.update({k: v for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL")})
 
-    log_lock = threading.Lock()
-
-    def log(line: str) -> None:
-        with log_lock:  # one write per line: threads' lines never interleave
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
-
+    log = write_line
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

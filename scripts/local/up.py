@@ -35,7 +35,7 @@ from botocore.exceptions import ClientError
 
 from devstack import MotoServer, Terraform, TerraformError, aws_env, terraform_env
 from local import state
-from local.function_urls import FunctionUrlServer, InvocationError
+from local.function_urls import FunctionUrlServer, InvocationError, write_line
 from local.stack import (
     DeployedEndpoint,
     DeployedFunction,
@@ -59,15 +59,7 @@ class StartupError(RuntimeError):
     """A step of the startup failed; the message says what to do."""
 
 
-_LOG_LOCK = threading.Lock()
-
-
-def log(line: str) -> None:
-    # One write per line under a lock: print() writes the text and the newline separately,
-    # so lines relayed from several threads would interleave.
-    with _LOG_LOCK:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+log = write_line
 
 
 @contextlib.contextmanager
