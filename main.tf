@@ -131,53 +131,45 @@ resource "aws_dynamodb_table" "chat_history" {
 # Functions behind URLs
 # -----------------------------------------------------------------------------
 
-module "chat" {
-  source = "./modules/lambda-url"
-
-  function_name                  = "${var.name}-chat"
-  description                    = "Chat with the ${var.name} model endpoint"
-  handler                        = "chat_handler.handler"
-  runtime                        = "python3.12"
-  architecture                   = "x86_64"
-  filename                       = local.packages.chat
-  layers                         = [aws_lambda_layer_version.deps.arn]
-  memory_size                    = var.function_memory_size
-  timeout                        = var.function_timeout
-  reserved_concurrent_executions = var.function_reserved_concurrency
-  tracing_mode                   = var.tracing_mode
-  authorization_type             = var.url_authorization_type
-  cors                           = var.url_cors
-  log_retention_in_days          = var.log_retention_in_days
-  log_kms_key_arn                = var.log_kms_key_arn
-  tags                           = var.tags
-
-  environment_variables = merge(local.common_environment, {
-    POWERTOOLS_SERVICE_NAME = "chat"
-    SYSTEM_PROMPT           = var.system_prompt
-    # Empty when history is off: the function then answers statelessly and says so.
-    HISTORY_TABLE_NAME = var.chat_history_enabled ? aws_dynamodb_table.chat_history[0].name : ""
-    HISTORY_TTL_DAYS   = tostring(var.chat_history_ttl_days)
-  })
-
-  policy_statements = concat(
-    [local.invoke_endpoint_statement],
-    var.chat_history_enabled ? [{
-      sid       = "ChatHistoryItems"
-      actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
-      resources = [aws_dynamodb_table.chat_history[0].arn]
-    }] : [],
-  )
+# What differs between the two functions; everything else they share.
+locals {
+  functions = {
+    chat = {
+      description = "Chat with the ${var.name} model endpoint"
+      handler     = "chat_handler.handler"
+      package     = local.packages.chat
+      environment = {
+        SYSTEM_PROMPT = var.system_prompt
+        # Empty when history is off: the function then answers statelessly and says so.
+        HISTORY_TABLE_NAME = var.chat_history_enabled ? aws_dynamodb_table.chat_history[0].name : ""
+        HISTORY_TTL_DAYS   = tostring(var.chat_history_ttl_days)
+      }
+      policy_statements = var.chat_history_enabled ? [{
+        sid       = "ChatHistoryItems"
+        actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+        resources = [local.chat_history_table_arn]
+      }] : []
+    }
+    qa = {
+      description       = "Answer questions about a document with the ${var.name} model endpoint"
+      handler           = "qa_handler.handler"
+      package           = local.packages.qa
+      environment       = {}
+      policy_statements = []
+    }
+  }
 }
 
-module "qa" {
-  source = "./modules/lambda-url"
+module "functions" {
+  source   = "./modules/lambda-url"
+  for_each = local.functions
 
-  function_name                  = "${var.name}-qa"
-  description                    = "Answer questions about a document with the ${var.name} model endpoint"
-  handler                        = "qa_handler.handler"
+  function_name                  = "${var.name}-${each.key}"
+  description                    = each.value.description
+  handler                        = each.value.handler
   runtime                        = "python3.12"
   architecture                   = "x86_64"
-  filename                       = local.packages.qa
+  filename                       = each.value.package
   layers                         = [aws_lambda_layer_version.deps.arn]
   memory_size                    = var.function_memory_size
   timeout                        = var.function_timeout
@@ -189,9 +181,19 @@ module "qa" {
   log_kms_key_arn                = var.log_kms_key_arn
   tags                           = var.tags
 
-  environment_variables = merge(local.common_environment, {
-    POWERTOOLS_SERVICE_NAME = "qa"
+  environment_variables = merge(local.common_environment, each.value.environment, {
+    POWERTOOLS_SERVICE_NAME = each.key
   })
+  policy_statements = concat([local.invoke_endpoint_statement], each.value.policy_statements)
+}
 
-  policy_statements = [local.invoke_endpoint_statement]
+# The functions were two module blocks before; these keep existing deployments in place.
+moved {
+  from = module.chat
+  to   = module.functions["chat"]
+}
+
+moved {
+  from = module.qa
+  to   = module.functions["qa"]
 }

@@ -14,12 +14,12 @@ locals {
 
 output "chat_url" {
   description = "URL of the chat function."
-  value       = module.chat.function_url
+  value       = module.functions["chat"].function_url
 }
 
 output "qa_url" {
   description = "URL of the document QA function."
-  value       = module.qa.function_url
+  value       = module.functions["qa"].function_url
 }
 
 output "url_authorization_type" {
@@ -29,12 +29,12 @@ output "url_authorization_type" {
 
 output "chat_curl" {
   description = "Ready-to-paste curl command that asks the chat function a question (signs with the AWS_* credentials of your shell when the URL uses AWS_IAM)."
-  value       = join(" ", compact(["curl -sS", local.curl_auth, local.curl_request, module.chat.function_url]))
+  value       = join(" ", compact(["curl -sS", local.curl_auth, local.curl_request, module.functions["chat"].function_url]))
 }
 
 output "qa_curl" {
   description = "Ready-to-paste curl command for the QA function (signs with the AWS_* credentials of your shell when the URL uses AWS_IAM)."
-  value       = join(" ", compact(["curl -sS", local.curl_auth, local.curl_request, module.qa.function_url]))
+  value       = join(" ", compact(["curl -sS", local.curl_auth, local.curl_request, module.functions["qa"].function_url]))
 }
 
 # -----------------------------------------------------------------------------
@@ -77,32 +77,32 @@ output "sagemaker_role_arn" {
 
 output "chat_function_name" {
   description = "Name of the chat Lambda function."
-  value       = module.chat.function_name
+  value       = module.functions["chat"].function_name
 }
 
 output "qa_function_name" {
   description = "Name of the document QA Lambda function."
-  value       = module.qa.function_name
+  value       = module.functions["qa"].function_name
 }
 
 output "chat_function_arn" {
   description = "ARN of the chat function, for lambda:InvokeFunctionUrl grants to callers."
-  value       = module.chat.function_arn
+  value       = module.functions["chat"].function_arn
 }
 
 output "qa_function_arn" {
   description = "ARN of the QA function, for lambda:InvokeFunctionUrl grants to callers."
-  value       = module.qa.function_arn
+  value       = module.functions["qa"].function_arn
 }
 
 output "chat_role_name" {
   description = "Name of the chat function's execution role."
-  value       = module.chat.role_name
+  value       = module.functions["chat"].role_name
 }
 
 output "qa_role_name" {
   description = "Name of the QA function's execution role."
-  value       = module.qa.role_name
+  value       = module.functions["qa"].role_name
 }
 
 output "layer_arn" {

@@ -28,12 +28,22 @@ variable "model_id" {
   type        = string
   default     = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
   nullable    = false
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$", var.model_id)) && length(var.model_id) <= 96
+    error_message = "model_id must be a Hugging Face Hub repository id such as \"TinyLlama/TinyLlama-1.1B-Chat-v1.0\" (owner/name, letters, digits, '.', '_' and '-')."
+  }
 }
 
 variable "model_revision" {
   description = "Hub revision (branch, tag or commit) of the model; null for the default branch. Pin a commit for reproducible deployments."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.model_revision == null || can(regex("^[A-Za-z0-9._/-]{1,100}$", var.model_revision))
+    error_message = "model_revision must be a branch, tag or commit of 1-100 characters (letters, digits, '.', '_', '/', '-'), or null."
+  }
 }
 
 variable "hf_token" {
@@ -41,6 +51,11 @@ variable "hf_token" {
   type        = string
   default     = null
   sensitive   = true
+
+  validation {
+    condition     = var.hf_token == null || can(regex("^\\S{8,}$", var.hf_token))
+    error_message = "hf_token must be a token without whitespace (e.g. hf_...), or null."
+  }
 }
 
 variable "instance_type" {
@@ -60,12 +75,22 @@ variable "instance_count" {
   type        = number
   default     = 1
   nullable    = false
+
+  validation {
+    condition     = var.instance_count >= 1 && var.instance_count <= 20 && floor(var.instance_count) == var.instance_count
+    error_message = "instance_count must be a whole number from 1 to 20."
+  }
 }
 
 variable "image_uri" {
   description = "ECR URI of the serving image; null for the region's Hugging Face TGI DLC (image_tag)."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.image_uri == null || can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[a-f0-9]{64})$", var.image_uri))
+    error_message = "image_uri must be an ECR image such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com/repo:tag (or @sha256:digest); SageMaker pulls only from ECR here."
+  }
 }
 
 variable "image_tag" {
@@ -73,6 +98,11 @@ variable "image_tag" {
   type        = string
   default     = "2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04"
   nullable    = false
+
+  validation {
+    condition     = can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+-tgi[0-9]+\\.[0-9]+\\.[0-9]+-gpu-py3[0-9]+-cu[0-9]+-ubuntu[0-9]+\\.[0-9]+(-v[0-9.]+)?$", var.image_tag))
+    error_message = "image_tag must be a TGI DLC GPU tag such as \"2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04\"; use image_uri for any other image."
+  }
 }
 
 variable "container_env" {
@@ -80,6 +110,15 @@ variable "container_env" {
   type        = map(string)
   default     = {}
   nullable    = false
+
+  validation {
+    condition     = alltrue([for k in keys(var.container_env) : can(regex("^[A-Za-z_][A-Za-z0-9_]*$", k)) && length(k) <= 1024]) && length(var.container_env) <= 80
+    error_message = "container_env keys must be environment variable names ([A-Za-z_][A-Za-z0-9_]*), at most 80 of them."
+  }
+  validation {
+    condition     = length(setintersection(keys(var.container_env), ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"])) == 0
+    error_message = "Pass the Hugging Face token through hf_token (a sensitive variable), not container_env."
+  }
 }
 
 variable "max_total_tokens" {
@@ -110,6 +149,11 @@ variable "max_batch_prefill_tokens" {
   description = "Tokens TGI prefills per batch (MAX_BATCH_PREFILL_TOKENS); null for the prompt limit + 50, TGI's own default."
   type        = number
   default     = null
+
+  validation {
+    condition     = var.max_batch_prefill_tokens == null || try(var.max_batch_prefill_tokens >= 1 && floor(var.max_batch_prefill_tokens) == var.max_batch_prefill_tokens, false)
+    error_message = "max_batch_prefill_tokens must be a whole number of at least 1, or null."
+  }
 }
 
 variable "container_startup_health_check_timeout" {
@@ -117,12 +161,22 @@ variable "container_startup_health_check_timeout" {
   type        = number
   default     = 900
   nullable    = false
+
+  validation {
+    condition     = var.container_startup_health_check_timeout >= 60 && var.container_startup_health_check_timeout <= 3600
+    error_message = "container_startup_health_check_timeout must be between 60 and 3600 seconds."
+  }
 }
 
 variable "endpoint_kms_key_arn" {
   description = "KMS key for the endpoint's storage volume; only for instance types without NVMe instance storage (not g5/g6)."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.endpoint_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.endpoint_kms_key_arn))
+    error_message = "endpoint_kms_key_arn must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), or null."
+  }
 }
 
 variable "autoscaling_enabled" {
@@ -143,6 +197,19 @@ variable "autoscaling" {
   })
   default  = {}
   nullable = false
+
+  validation {
+    condition     = var.autoscaling.min_capacity >= 1 && var.autoscaling.max_capacity >= var.autoscaling.min_capacity && var.autoscaling.max_capacity <= 20
+    error_message = "autoscaling needs 1 <= min_capacity <= max_capacity <= 20 (real-time endpoint variants cannot scale to zero)."
+  }
+  validation {
+    condition     = var.autoscaling.target_invocations_per_instance > 0
+    error_message = "autoscaling.target_invocations_per_instance must be positive."
+  }
+  validation {
+    condition     = var.autoscaling.scale_in_cooldown >= 0 && var.autoscaling.scale_out_cooldown >= 0
+    error_message = "autoscaling cooldowns must be zero or more seconds."
+  }
 }
 
 # -----------------------------------------------------------------------------
@@ -214,8 +281,8 @@ variable "function_memory_size" {
   nullable    = false
 
   validation {
-    condition     = var.function_memory_size >= 128 && var.function_memory_size <= 10240
-    error_message = "function_memory_size must be between 128 and 10240 MB."
+    condition     = var.function_memory_size >= 128 && var.function_memory_size <= 10240 && floor(var.function_memory_size) == var.function_memory_size
+    error_message = "function_memory_size must be a whole number of MB between 128 and 10240."
   }
 }
 
@@ -235,6 +302,11 @@ variable "function_reserved_concurrency" {
   description = "Concurrent executions reserved for, and capping, each function; null leaves them unreserved. A cap bounds the load either URL can put on the model."
   type        = number
   default     = null
+
+  validation {
+    condition     = var.function_reserved_concurrency == null || try(var.function_reserved_concurrency >= 0 && floor(var.function_reserved_concurrency) == var.function_reserved_concurrency, false)
+    error_message = "function_reserved_concurrency must be a whole number of at least 0, or null."
+  }
 }
 
 variable "tracing_mode" {
@@ -242,6 +314,11 @@ variable "tracing_mode" {
   type        = string
   default     = "PassThrough"
   nullable    = false
+
+  validation {
+    condition     = contains(["PassThrough", "Active"], var.tracing_mode)
+    error_message = "tracing_mode must be \"PassThrough\" or \"Active\"."
+  }
 }
 
 variable "log_level" {
@@ -268,12 +345,22 @@ variable "log_retention_in_days" {
   type        = number
   default     = 30
   nullable    = false
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_in_days)
+    error_message = "log_retention_in_days must be one of CloudWatch's values: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
+  }
 }
 
 variable "log_kms_key_arn" {
   description = "KMS key to encrypt all log groups; null for CloudWatch's default encryption."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.log_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.log_kms_key_arn))
+    error_message = "log_kms_key_arn must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), or null."
+  }
 }
 
 # -----------------------------------------------------------------------------
@@ -303,6 +390,15 @@ variable "url_cors" {
     max_age           = optional(number, 0)
   })
   default = null
+
+  validation {
+    condition     = var.url_cors == null || try(var.url_cors.max_age >= 0 && var.url_cors.max_age <= 86400, false)
+    error_message = "url_cors.max_age must be between 0 and 86400 seconds."
+  }
+  validation {
+    condition     = var.url_cors == null || try(!(var.url_cors.allow_credentials && contains(var.url_cors.allow_origins, "*")), false)
+    error_message = "url_cors cannot allow credentials for every origin (\"*\"); list the origins."
+  }
 }
 
 # -----------------------------------------------------------------------------
