@@ -139,7 +139,7 @@ bench: package ## Print cold-start, warm-overhead, size and build-time figures o
 # Documentation
 # ---------------------------------------------------------------------------
 .PHONY: docs
-docs: $(VENV)/.installed ## Regenerate the inputs/outputs tables in the READMEs from the .tf files
+docs: $(VENV)/.installed ## Write the terraform-docs blocks (inputs, outputs, resources...) of the READMEs from the .tf files
 	$(VENV_PY) scripts/tf_docs.py --write
 
 # ---------------------------------------------------------------------------

@@ -1,20 +1,20 @@
 #!/usr/bin/env python3
-"""Generate the inputs/outputs tables of the Terraform modules' READMEs from their .tf files.
+"""Write terraform-docs' tables into the Terraform modules' READMEs, without terraform-docs.
 
-A README marks each generated block with the module folder it documents (relative to the
-repository root; ``.`` is the root module)::
+terraform-docs is a Go binary that none of the project's package registries (PyPI, npm,
+Debian) carries, so this script writes what ``terraform-docs markdown table`` (v0.24, default
+settings, ``--lockfile=false``) injects between ``<!-- BEGIN_TF_DOCS -->`` and
+``<!-- END_TF_DOCS -->`` in a module folder's README.md: requirements, providers, modules,
+resources, inputs and outputs, with the same anchors, escaping, sorting and value rendering.
+A contributor whose pre-commit runs the real terraform-docs gets the same bytes.
 
-    <!-- tf-docs:begin modules/sagemaker-tgi -->
-    ...generated...
-    <!-- tf-docs:end modules/sagemaker-tgi -->
-
-``--write`` regenerates every block of README.md, modules/*/README.md and examples/*/README.md;
+``--write`` regenerates the block of README.md, modules/*/README.md and examples/*/README.md;
 ``--check`` exits 1 when one is stale, or when a variable lacks a type or description or an
 output lacks a description (the conventions the tables rely on).
 
 The .tf files are read with a small scanner of our own rather than an HCL library: it needs
-only the top-level ``variable``/``output`` blocks and their attributes as source text (so types
-print exactly as written), and the project's pinned tool set stays as it is.
+only the top-level blocks and their attributes as source text (terraform-docs prints types as
+written), and the project's pinned tool set stays as it is.
 """
 
 from __future__ import annotations
@@ -28,11 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MARKER = re.compile(
-    r"(?P<begin><!-- tf-docs:begin (?P<path>[^ ]+) -->\n)(?P<body>.*?)"
-    r"(?P<end><!-- tf-docs:end (?P=path) -->)",
-    re.S,
-)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _HEREDOC = re.compile(r"<<-?([A-Za-z_][A-Za-z0-9_]*)\n")
 
@@ -211,31 +206,47 @@ def string_literal(expression: str) -> str:
 
 
 # -----------------------------------------------------------------------------
-# Module documentation
+# Module documentation: what terraform-docs reads of a module folder
 # -----------------------------------------------------------------------------
+
+BEGIN = "<!-- BEGIN_TF_DOCS -->"
+END = "<!-- END_TF_DOCS -->"
+MARKER = re.compile(rf"{re.escape(BEGIN)}\n.*?{re.escape(END)}", re.S)
+REGISTRY = "https://registry.terraform.io/providers"
 
 
 @dataclass(frozen=True)
 class Variable:
     name: str
     description: str | None
-    type: str | None
+    type: str | None  # source text, as terraform-docs prints it
     default: str | None  # source text; None when the variable is required
-    sensitive: bool
 
 
 @dataclass(frozen=True)
 class Output:
     name: str
     description: str | None
-    sensitive: bool
+
+
+@dataclass(frozen=True)
+class Resource:
+    mode: str  # "managed" or "data"
+    type: str
+    name: str
 
 
 @dataclass(frozen=True)
 class ModuleDoc:
     path: str
+    header: str
     variables: list[Variable]
     outputs: list[Output]
+    terraform_versions: list[str]
+    # provider name -> (source, version constraints as written)
+    required_providers: dict[str, tuple[str | None, list[str]]]
+    module_calls: dict[str, tuple[str, str | None]]  # name -> (source, version)
+    resources: list[Resource]
 
     def problems(self) -> list[str]:
         found = [
@@ -255,102 +266,292 @@ class ModuleDoc:
 
 
 def read_module(folder: Path, root: Path = REPO_ROOT) -> ModuleDoc:
-    variables: list[Variable] = []
-    outputs: list[Output] = []
     files = sorted(folder.glob("*.tf"))
     if not files:
         raise FileNotFoundError(f"{folder} holds no .tf file")
+    variables: list[Variable] = []
+    outputs: list[Output] = []
+    terraform_versions: list[str] = []
+    providers: dict[str, tuple[str | None, list[str]]] = {}
+    module_calls: dict[str, tuple[str, str | None]] = {}
+    resources: list[Resource] = []
     for tf_file in files:
         try:
             found = blocks(tf_file.read_text(encoding="utf-8"))
         except HclError as exc:
             raise HclError(f"{tf_file}: {exc}") from exc
         for block in found:
-            if block.type not in ("variable", "output"):
-                continue
             attrs = attributes(block.body)
-            description = string_literal(attrs["description"]) if "description" in attrs else None
-            sensitive = attrs.get("sensitive") == "true"
+            description = None
+            if block.type in ("variable", "output") and "description" in attrs:
+                description = string_literal(attrs["description"])
             if block.type == "variable":
                 variables.append(
-                    Variable(
-                        block.labels[0],
-                        description,
-                        attrs.get("type"),
-                        attrs.get("default"),
-                        sensitive,
-                    )
+                    Variable(block.labels[0], description, attrs.get("type"), attrs.get("default"))
                 )
             elif block.type == "output":
-                outputs.append(Output(block.labels[0], description, sensitive))
+                outputs.append(Output(block.labels[0], description))
+            elif block.type in ("resource", "data"):
+                mode = "managed" if block.type == "resource" else "data"
+                resources.append(Resource(mode, *block.labels))
+            elif block.type == "module":
+                version = string_literal(attrs["version"]) if "version" in attrs else None
+                module_calls[block.labels[0]] = (string_literal(attrs["source"]), version)
+            elif block.type == "terraform":
+                _read_terraform_block(block.body, terraform_versions, providers)
     path = folder.resolve().relative_to(root.resolve()).as_posix() or "."
     return ModuleDoc(
-        path, sorted(variables, key=_required_first), sorted(outputs, key=lambda o: o.name)
+        path,
+        _header(folder / "main.tf"),
+        variables,
+        outputs,
+        terraform_versions,
+        providers,
+        module_calls,
+        resources,
     )
 
 
-def _required_first(variable: Variable) -> tuple[bool, str]:
-    return (variable.default is not None, variable.name)
+def _read_terraform_block(
+    body: str, versions: list[str], providers: dict[str, tuple[str | None, list[str]]]
+) -> None:
+    if "required_version" in (attrs := attributes(body)):
+        versions.append(string_literal(attrs["required_version"]))
+    for inner in blocks(body):
+        if inner.type != "required_providers":
+            continue
+        for name, spec in attributes(inner.body).items():
+            fields = attributes(spec.strip()[1:-1]) if spec.startswith("{") else {}
+            source = string_literal(fields["source"]) if "source" in fields else None
+            constraints = [string_literal(fields["version"])] if "version" in fields else []
+            providers[name] = (source, constraints)
 
 
-def one_line(source: str) -> str:
-    """Source text on one line, with commas where newlines separated object attributes."""
-    # terraform fmt aligns "=" with runs of spaces; one space reads better in a table.
-    lines = [re.sub(r"\s{2,}=", " =", line.strip()) for line in source.splitlines() if line.strip()]
-    joined = ""
-    for line in lines:
-        if (
-            joined
-            and not joined.endswith(("{", "(", "[", ","))
-            and not line.startswith(("}", ")", "]"))
-        ):
-            joined += ","
-        joined += (" " if joined and not joined.endswith(("(", "[")) else "") + line
-    return re.sub(r"([(\[]) ", r"\1", joined)
+def _header(main_tf: Path) -> str:
+    """The leading ``/* ... */`` comment of main.tf, which terraform-docs prints first."""
+    if not main_tf.is_file():
+        return ""
+    lines: list[str] = []
+    for line in main_tf.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not stripped.startswith(("/*", "*")):
+            break
+        if stripped.startswith(("/*", "*/")):
+            continue
+        lines.append("" if stripped == "*" else line.lstrip(" ").removeprefix("* "))
+    return "\n".join(lines)
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+# -----------------------------------------------------------------------------
+# Rendering, as terraform-docs' markdown table templates and their helpers do
+# -----------------------------------------------------------------------------
 
 
-def _prose(text: str) -> str:
-    """A description as a table cell: <placeholders> must not read as HTML tags."""
-    return _cell(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+def _segments(text: str, fence: str) -> list[tuple[str, bool, bool, bool]]:
+    """``text`` split at ``fence``: (segment, in code, first, last); empty ones are dropped."""
+    parts = text.split(fence)
+    in_code = text.startswith(fence)
+    found = []
+    for i, part in enumerate(parts):
+        if not part:
+            continue
+        first = i == 0 or not parts[i - 1].strip()
+        last = i == len(parts) - 1 or not parts[i + 1].strip()
+        found.append((part, in_code, first, last))
+        in_code = not in_code
+    return found
 
 
-def _code(source: str) -> str:
-    text = _cell(one_line(source))
-    fence = "``" if "`" in text else "`"
-    pad = " " if fence == "``" else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
+def _escape_underscores(line: str) -> str:
+    """Escape ``_`` except around emphasis (``_word_``) and a leading list-like run."""
+    keep = "\u2021\u2021\u2021DONTESCAPE\u2021\u2021\u2021"
+    for pattern, groups in (
+        (r"^(\s*)(_+)(\s+)(.*)", (2,)),
+        (r"(\s+)(_+)([^\t\n\f\r _])(.*)([^\t\n\f\r _])(_+)(\s+)", (6, 2)),
+    ):
+        # Spans of the original line, applied in place as terraform-docs does.
+        for match in list(re.finditer(pattern, line)):
+            for group in groups:
+                start, end = match.span(group)
+                line = line[:start] + match.group(group).replace("_", keep) + line[end:]
+    return line.replace("_", "\\_").replace(keep, "_")
+
+
+def _escape(text: str) -> str:
+    piped = "".join(
+        f"`{part}`" if code else part.replace("|", "\\|")
+        for part, code, _, _ in _segments(text, "`")
+    )
+    return "".join(
+        f"`{part}`" if code else "\n".join(map(_escape_underscores, part.split("\n")))
+        for part, code, _, _ in _segments(piped, "`")
+    )
+
+
+_URL = re.compile(r"(?:https?|ftp)://[^\s<>\"'`]+")
+
+
+def _table_text(text: str) -> str:
+    """terraform-docs' ``sanitizeMarkdownTbl`` with escaping and HTML on (the defaults)."""
+    if not text:
+        return "n/a"
+    out = []
+    for part, code, _, _ in _segments(text, "```"):
+        if code:
+            out.append("<pre>" + part.strip().replace("\n", "<br/>").replace("\r", "") + "</pre>")
+            continue
+        prose = _escape(part).strip()
+        # Markdown's line breaks, then HTML ones: a table row holds a single line.
+        prose = re.sub(r"(\S*)(\r?\n)(\s*)(\w+)", r"\1  \2\3\4", prose)
+        prose = prose.replace("    \n", "  \n").replace("  \n\n", "\n\n").replace("\n  \n", "\n\n")
+        prose = prose.replace("  \n", "<br/>").replace("\n", "<br/>")
+        out.append(_URL.sub(lambda m: m.group().replace("\\", ""), prose))
+    return "".join(out)
+
+
+def _code(text: str) -> str:
+    """A type or value: inline code, or a fenced block when it spans lines."""
+    return _table_text(f"\n\n```\n{text}\n```\n" if "\n" in text else f"`{text}`")
+
+
+def _anchor(prefix: str, name: str) -> str:
+    escaped = name.replace("_", "\\_")
+    return f'<a name="{prefix}_{name}"></a> [{escaped}](#{prefix}\\_{escaped})'
+
+
+def _default(variable: Variable) -> str:
+    if variable.default is None:
+        return "n/a"
+    # Go's encoder, as terraform-docs configures it: two-space indent, sorted keys, no HTML
+    # escaping, integral numbers without a decimal point.
+    value = json.dumps(hcl_value(variable.default), indent=2, ensure_ascii=False, sort_keys=True)
+    return _code(value)
+
+
+def _section(title: str, empty: str, head: list[str], rows: list[list[str]]) -> str:
+    if not rows:
+        return f"## {title}\n\n{empty}"
+    lines = ["| " + " | ".join(head) + " |"]
+    lines.append("| " + " | ".join(_RULES.get(h, "-" * len(h)) for h in head) + " |")
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return f"## {title}\n\n" + "\n".join(lines)
+
+
+_RULES = {"Required": ":------:"}
 
 
 def render(doc: ModuleDoc) -> str:
-    lines = ["**Inputs**", ""]
-    if doc.variables:
-        lines += [
-            "| Name | Description | Type | Default | Required |",
-            "| --- | --- | --- | --- | :---: |",
+    """The text terraform-docs puts between the markers (without them)."""
+    requirements = [[_anchor("requirement", "terraform"), v] for v in doc.terraform_versions]
+    for name in sorted(doc.required_providers):
+        for version in doc.required_providers[name][1]:
+            requirements.append([_anchor("requirement", name), version])
+
+    provider_names = sorted({r.type.split("_", 1)[0] for r in doc.resources})
+    providers = [
+        [_anchor("provider", name), " ".join(doc.required_providers.get(name, (None, []))[1])]
+        for name in provider_names
+    ]
+    providers = [[name, version or "n/a"] for name, version in providers]
+
+    modules = [
+        [_anchor("module", name), source, version or "n/a"]
+        for name, (source, version) in sorted(doc.module_calls.items())
+    ]
+
+    resources = []
+    unique = {(r.mode, r.type, r.name): r for r in doc.resources}.values()
+    for r in sorted(unique, key=lambda r: (r.mode != "managed", f"{r.type}.{r.name}")):
+        provider, kind = r.type.split("_", 1)[0], r.type.split("_", 1)[-1]
+        source = doc.required_providers.get(provider, (None, []))[0] or f"hashicorp/{provider}"
+        docs = "resources" if r.mode == "managed" else "data-sources"
+        url = f"{REGISTRY}/{source}/latest/docs/{docs}/{kind}"
+        spec = f"{r.type}.{r.name}"
+        if source.count("/") <= 1:
+            spec = f"[{spec}]({url})"
+        resources.append([spec, "resource" if r.mode == "managed" else "data source"])
+
+    inputs = [
+        [
+            _anchor("input", v.name),
+            _table_text(v.description or ""),
+            _code(v.type or "any"),
+            _default(v),
+            "yes" if v.default is None else "no",
         ]
-        for v in doc.variables:
-            description = _prose(v.description or "")
-            if v.sensitive:
-                description += " *(sensitive)*"
-            default = "n/a" if v.default is None else _code(v.default)
-            required = "yes" if v.default is None else "no"
-            type_ = _code(v.type or "any")
-            lines.append(f"| `{v.name}` | {description} | {type_} | {default} | {required} |")
-    else:
-        lines.append("No inputs.")
-    lines += ["", "**Outputs**", ""]
-    if doc.outputs:
-        lines += ["| Name | Description |", "| --- | --- |"]
-        for o in doc.outputs:
-            sensitive = " *(sensitive)*" if o.sensitive else ""
-            lines.append(f"| `{o.name}` | {_prose(o.description or '')}{sensitive} |")
-    else:
-        lines.append("No outputs.")
-    return "\n".join(lines) + "\n"
+        for v in sorted(doc.variables, key=lambda v: v.name)
+    ]
+    outputs = [
+        [_anchor("output", o.name), _table_text(o.description or "")]
+        for o in sorted(doc.outputs, key=lambda o: o.name)
+    ]
+
+    sections = [doc.header] if doc.header else []
+    sections += [
+        _section("Requirements", "No requirements.", ["Name", "Version"], requirements),
+        _section("Providers", "No providers.", ["Name", "Version"], providers),
+        _section("Modules", "No modules.", ["Name", "Source", "Version"], modules),
+        _section("Resources", "No resources.", ["Name", "Type"], resources),
+        _section(
+            "Inputs",
+            "No inputs.",
+            ["Name", "Description", "Type", "Default", "Required"],
+            inputs,
+        ),
+        _section("Outputs", "No outputs.", ["Name", "Description"], outputs),
+    ]
+    return "\n\n".join(sections)
+
+
+# -----------------------------------------------------------------------------
+# HCL literals (variable defaults) as JSON values
+# -----------------------------------------------------------------------------
+
+
+def hcl_value(source: str) -> object:
+    """The value of a literal HCL expression: strings, numbers, bools, null, lists, objects."""
+    value, end = _literal(source, _skip_space(source, 0))
+    if _skip_space(source, end) != len(source):
+        raise HclError(f"not a literal: {source[:40]!r}")
+    return value
+
+
+def _literal(text: str, i: int) -> tuple[object, int]:
+    if text.startswith('"', i):
+        end = _skip_string(text, i)
+        return string_literal(text[i:end]), end
+    if text[i] in "[{":
+        closing = "]" if text[i] == "[" else "}"
+        items: list[object] = []
+        fields: dict[str, object] = {}
+        i = _skip_space(text, i + 1)
+        while not text.startswith(closing, i):
+            if closing == "]":
+                item, i = _literal(text, i)
+                items.append(item)
+            else:
+                key_match = re.compile(r'"(?:[^"\\]|\\.)*"|[A-Za-z_][A-Za-z0-9_-]*').match(text, i)
+                if key_match is None:
+                    raise HclError(f"expected an object key at {text[i : i + 30]!r}")
+                key = key_match.group()
+                i = _skip_space(text, key_match.end())
+                if text[i] not in "=:":
+                    raise HclError(f"expected '=' after {key}")
+                fields[string_literal(key) if key.startswith('"') else key], i = _literal(
+                    text, _skip_space(text, i + 1)
+                )
+            i = _skip_space(text, i)
+            if text.startswith(",", i):
+                i = _skip_space(text, i + 1)
+        return (items if closing == "]" else fields), i + 1
+    token = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null").match(text, i)
+    if token is None:
+        raise HclError(f"not a literal: {text[i : i + 30]!r}")
+    word = token.group()
+    if word in ("true", "false", "null"):
+        return {"true": True, "false": False, "null": None}[word], token.end()
+    number = float(word)
+    return (int(number) if number.is_integer() else number), token.end()
 
 
 # -----------------------------------------------------------------------------
@@ -364,12 +565,11 @@ def readmes(root: Path = REPO_ROOT) -> list[Path]:
     return [path for path in candidates if path.is_file()]
 
 
-def regenerate(text: str, root: Path = REPO_ROOT) -> str:
-    def fill(match: re.Match[str]) -> str:
-        doc = read_module(root / match.group("path"), root)
-        return match.group("begin") + render(doc) + match.group("end")
-
-    return MARKER.sub(fill, text)
+def regenerate(readme: Path, root: Path = REPO_ROOT) -> str:
+    """The README with its block rewritten from the module in its own folder."""
+    text = readme.read_text(encoding="utf-8")
+    block = f"{BEGIN}\n{render(read_module(readme.parent, root))}\n{END}"
+    return MARKER.sub(lambda _: block, text, count=1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -385,8 +585,10 @@ def main(argv: list[str] | None = None) -> int:
     blocks_seen = 0
     for readme in readmes(root):
         current = readme.read_text(encoding="utf-8")
-        blocks_seen += len(MARKER.findall(current))
-        updated = regenerate(current, root)
+        if not MARKER.search(current):
+            continue
+        blocks_seen += 1
+        updated = regenerate(readme, root)
         if updated == current:
             continue
         stale.append(readme)
@@ -406,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     if blocks_seen == 0:
-        print("error: no <!-- tf-docs:begin PATH --> block found in any README", file=sys.stderr)
+        print(f"error: no {BEGIN} ... {END} block found in any README", file=sys.stderr)
         return 1
     if args.write:
         for readme in stale:

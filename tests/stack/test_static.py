@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import tf_docs
 from stack.harness import REPO_ROOT, TERRAFORM_DIRS, init
 
 from devstack import Terraform, TerraformError
@@ -167,3 +168,78 @@ def test_tf_docs_check_catches_a_stale_table(tmp_path: Path) -> None:
     assert run_tf_docs("--check", "--root", str(copy)).returncode == 0
     module_readme = copy / "modules" / "lambda-url" / "README.md"
     assert "Memory of the function, in megabytes." in module_readme.read_text()
+
+
+def test_tf_docs_renders_like_terraform_docs(tmp_path: Path) -> None:
+    # The rules of terraform-docs' markdown table (v0.24 defaults) that our .tf files exercise.
+    module = tmp_path / "module"
+    module.mkdir()
+    (module / "main.tf").write_text(
+        'resource "aws_s3_bucket" "logs" {}\n'
+        'data "aws_region" "current" {}\n'
+        'module "child" {\n  source = "./child"\n}\n'
+    )
+    (module / "variables.tf").write_text(
+        'variable "b_tags" {\n'
+        '  description = "Tags (see TAG_POLICY) | merged."\n'
+        "  type        = map(string)\n"
+        '  default     = { "z" = "1", a = 2.0 }\n'
+        "}\n"
+        'variable "a_name" {\n'
+        '  description = "Name of `my_thing`."\n'
+        "  type = object({\n"
+        "    id = string\n"
+        "  })\n"
+        "}\n"
+    )
+    (module / "versions.tf").write_text(
+        'terraform {\n  required_version = ">= 1.5"\n'
+        '  required_providers {\n    aws = {\n      source  = "hashicorp/aws"\n'
+        '      version = ">= 5.100"\n    }\n  }\n}\n'
+    )
+    text = tf_docs.render(tf_docs.read_module(module, tmp_path))
+    assert text == "\n".join(
+        [
+            "## Requirements",
+            "",
+            "| Name | Version |",
+            "| ---- | ------- |",
+            '| <a name="requirement_terraform"></a> [terraform](#requirement\\_terraform) '
+            "| >= 1.5 |",
+            '| <a name="requirement_aws"></a> [aws](#requirement\\_aws) | >= 5.100 |',
+            "",
+            "## Providers",
+            "",
+            "| Name | Version |",
+            "| ---- | ------- |",
+            '| <a name="provider_aws"></a> [aws](#provider\\_aws) | >= 5.100 |',
+            "",
+            "## Modules",
+            "",
+            "| Name | Source | Version |",
+            "| ---- | ------ | ------- |",
+            '| <a name="module_child"></a> [child](#module\\_child) | ./child | n/a |',
+            "",
+            "## Resources",
+            "",
+            "| Name | Type |",
+            "| ---- | ---- |",
+            "| [aws_s3_bucket.logs](https://registry.terraform.io/providers/hashicorp/aws/latest/"
+            "docs/resources/s3_bucket) | resource |",
+            "| [aws_region.current](https://registry.terraform.io/providers/hashicorp/aws/latest/"
+            "docs/data-sources/region) | data source |",
+            "",
+            "## Inputs",
+            "",
+            "| Name | Description | Type | Default | Required |",
+            "| ---- | ----------- | ---- | ------- | :------: |",
+            '| <a name="input_a_name"></a> [a\\_name](#input\\_a\\_name) | Name of `my_thing`. | '
+            "<pre>object({<br/>    id = string<br/>  })</pre> | n/a | yes |",
+            '| <a name="input_b_tags"></a> [b\\_tags](#input\\_b\\_tags) | Tags (see TAG\\_POLICY) '
+            '\\| merged. | `map(string)` | <pre>{<br/>  "a": 2,<br/>  "z": "1"<br/>}</pre> | no |',
+            "",
+            "## Outputs",
+            "",
+            "No outputs.",
+        ]
+    )
