@@ -188,7 +188,7 @@ def test_function_configuration(stack: Stack, function: str) -> None:
 def test_functions_deploy_the_built_packages(stack: Stack) -> None:
     state = stack.live().tf.state_resources()
     for function in ("chat", "qa"):
-        deployed = state[f"module.{function}.aws_lambda_function.this"]
+        deployed = state[f'module.functions["{function}"].aws_lambda_function.this']
         assert deployed["filename"] == stack.variables[f"{function}_package_path"]
         assert deployed["source_code_hash"]
     layer = state["aws_lambda_layer_version.deps"]
