@@ -6,7 +6,10 @@ Debian) carries, so this script writes what ``terraform-docs markdown table`` (v
 settings, ``--lockfile=false``) injects between ``<!-- BEGIN_TF_DOCS -->`` and
 ``<!-- END_TF_DOCS -->`` in a module folder's README.md: requirements, providers, modules,
 resources, inputs and outputs, with the same anchors, escaping, sorting and value rendering.
-A contributor whose pre-commit runs the real terraform-docs gets the same bytes.
+A contributor whose pre-commit runs the real terraform-docs gets the same bytes. (Checked
+against the output terraform-docs v0.24 documents for its own example module: header comment,
+provider aliases, ignored blocks, heredoc descriptions, pipes, URLs and multi-line values all
+come out identical.)
 
 ``--write`` regenerates the block of README.md, modules/*/README.md and examples/*/README.md;
 ``--check`` exits 1 when one is stale, or when a variable lacks a type or description or an
@@ -149,6 +152,16 @@ class Block:
     type: str
     labels: tuple[str, ...]
     body: str
+    comment: str = ""  # the ``#``/``//`` lines right above it, joined by spaces
+
+
+def _comment_above(text: str, start: int) -> str:
+    lines: list[str] = []
+    for line in reversed(text[:start].split("\n")[:-1]):
+        if not line.startswith(("#", "//")):
+            break
+        lines.insert(0, line.strip().removeprefix("#").removeprefix("//").strip())
+    return " ".join(lines)
 
 
 def blocks(text: str) -> list[Block]:
@@ -164,14 +177,16 @@ def blocks(text: str) -> list[Block]:
             i = _skip_space(text, _expression_end(text, i + 1))
             continue
         labels: list[str] = []
-        while text.startswith('"', i):
-            end = _skip_string(text, i)
-            labels.append(json.loads(text[i:end]))
+        # Labels are quoted strings, or bare identifiers (``output name {``).
+        while (bare := _IDENT.match(text, i)) or text.startswith('"', i):
+            end = bare.end() if bare else _skip_string(text, i)
+            labels.append(bare.group() if bare else json.loads(text[i:end]))
             i = _skip_space(text, end, newlines=False)
         if not text.startswith("{", i):
             raise HclError(f"expected '{{' after {ident.group()} at offset {i}")
         end = _skip_balanced(text, i)
-        found.append(Block(ident.group(), tuple(labels), text[i + 1 : end - 1]))
+        comment = _comment_above(text, ident.start())
+        found.append(Block(ident.group(), tuple(labels), text[i + 1 : end - 1], comment))
         i = _skip_space(text, end)
     return found
 
@@ -199,7 +214,13 @@ def attributes(body: str) -> dict[str, str]:
 
 
 def string_literal(expression: str) -> str:
-    """The value of a plain quoted string (HCL escapes are a superset of JSON's here)."""
+    """The value of a plain quoted string or a heredoc (HCL escapes are a superset of JSON's)."""
+    if heredoc := _HEREDOC.match(expression):
+        lines = expression[heredoc.end() :].split("\n")[:-1]  # drops the closing marker
+        if expression.startswith("<<-"):
+            indent = min((len(x) - len(x.lstrip()) for x in lines if x.strip()), default=0)
+            lines = [x[indent:] for x in lines]
+        return "".join(f"{line}\n" for line in lines)
     if not (expression.startswith('"') and expression.endswith('"')):
         raise HclError(f"expected a quoted string, got {expression[:40]!r}")
     return json.loads(expression)
@@ -211,7 +232,7 @@ def string_literal(expression: str) -> str:
 
 BEGIN = "<!-- BEGIN_TF_DOCS -->"
 END = "<!-- END_TF_DOCS -->"
-MARKER = re.compile(rf"{re.escape(BEGIN)}\n.*?{re.escape(END)}", re.S)
+MARKER = re.compile(rf"{re.escape(BEGIN)}.*?{re.escape(END)}", re.S)
 REGISTRY = "https://registry.terraform.io/providers"
 
 
@@ -221,12 +242,14 @@ class Variable:
     description: str | None
     type: str | None  # source text, as terraform-docs prints it
     default: str | None  # source text; None when the variable is required
+    comment: str = ""  # terraform-docs' description when there is none
 
 
 @dataclass(frozen=True)
 class Output:
     name: str
     description: str | None
+    comment: str = ""
 
 
 @dataclass(frozen=True)
@@ -234,6 +257,8 @@ class Resource:
     mode: str  # "managed" or "data"
     type: str
     name: str
+    provider: str  # its `provider` argument, else the type's prefix
+    alias: str = ""
 
 
 @dataclass(frozen=True)
@@ -282,23 +307,37 @@ def read_module(folder: Path, root: Path = REPO_ROOT) -> ModuleDoc:
             raise HclError(f"{tf_file}: {exc}") from exc
         for block in found:
             attrs = attributes(block.body)
+            if block.type == "terraform":
+                _read_terraform_block(block.body, terraform_versions, providers)
+                continue
+            if "terraform-docs-ignore" in block.comment:
+                continue
             description = None
             if block.type in ("variable", "output") and "description" in attrs:
                 description = string_literal(attrs["description"])
             if block.type == "variable":
                 variables.append(
-                    Variable(block.labels[0], description, attrs.get("type"), attrs.get("default"))
+                    Variable(
+                        block.labels[0],
+                        description,
+                        attrs.get("type"),
+                        attrs.get("default"),
+                        block.comment,
+                    )
                 )
             elif block.type == "output":
-                outputs.append(Output(block.labels[0], description))
+                outputs.append(Output(block.labels[0], description, block.comment))
             elif block.type in ("resource", "data"):
                 mode = "managed" if block.type == "resource" else "data"
-                resources.append(Resource(mode, *block.labels))
+                provider = attrs.get("provider", block.labels[0].split("_", 1)[0]).strip('"')
+                name, _, alias = provider.partition(".")
+                resources.append(Resource(mode, *block.labels, name, alias))
             elif block.type == "module":
+                source = string_literal(attrs["source"])
                 version = string_literal(attrs["version"]) if "version" in attrs else None
-                module_calls[block.labels[0]] = (string_literal(attrs["source"]), version)
-            elif block.type == "terraform":
-                _read_terraform_block(block.body, terraform_versions, providers)
+                if version is None and "?ref=" in source and not source.endswith("?ref="):
+                    source, _, version = source.rpartition("?ref=")
+                module_calls[block.labels[0]] = (source, version)
     path = folder.resolve().relative_to(root.resolve()).as_posix() or "."
     return ModuleDoc(
         path,
@@ -321,7 +360,10 @@ def _read_terraform_block(
         if inner.type != "required_providers":
             continue
         for name, spec in attributes(inner.body).items():
-            fields = attributes(spec.strip()[1:-1]) if spec.startswith("{") else {}
+            if spec.startswith('"'):  # the pre-0.13 shorthand: name = "version"
+                providers[name] = (None, [string_literal(spec)])
+                continue
+            fields = attributes(spec.strip()[1:-1])
             source = string_literal(fields["source"]) if "source" in fields else None
             constraints = [string_literal(fields["version"])] if "version" in fields else []
             providers[name] = (source, constraints)
@@ -377,9 +419,10 @@ def _escape_underscores(line: str) -> str:
     return line.replace("_", "\\_").replace(keep, "_")
 
 
-def _escape(text: str) -> str:
+def _escape(text: str, *, pipes: bool = True) -> str:
+    """Underscores (and, in tables, pipes) escaped outside inline code."""
     piped = "".join(
-        f"`{part}`" if code else part.replace("|", "\\|")
+        f"`{part}`" if code else part.replace("|", "\\|") if pipes else part
         for part, code, _, _ in _segments(text, "`")
     )
     return "".join(
@@ -447,12 +490,10 @@ def render(doc: ModuleDoc) -> str:
         for version in doc.required_providers[name][1]:
             requirements.append([_anchor("requirement", name), version])
 
-    provider_names = sorted({r.type.split("_", 1)[0] for r in doc.resources})
-    providers = [
-        [_anchor("provider", name), " ".join(doc.required_providers.get(name, (None, []))[1])]
-        for name in provider_names
-    ]
-    providers = [[name, version or "n/a"] for name, version in providers]
+    providers = []
+    for name, alias in sorted({(r.provider, r.alias) for r in doc.resources}):
+        version = " ".join(doc.required_providers.get(name, (None, []))[1]) or "n/a"
+        providers.append([_anchor("provider", f"{name}.{alias}" if alias else name), version])
 
     modules = [
         [_anchor("module", name), source, version or "n/a"]
@@ -460,33 +501,32 @@ def render(doc: ModuleDoc) -> str:
     ]
 
     resources = []
-    unique = {(r.mode, r.type, r.name): r for r in doc.resources}.values()
-    for r in sorted(unique, key=lambda r: (r.mode != "managed", f"{r.type}.{r.name}")):
-        provider, kind = r.type.split("_", 1)[0], r.type.split("_", 1)[-1]
-        source = doc.required_providers.get(provider, (None, []))[0] or f"hashicorp/{provider}"
+    unique = {(r.provider, r.mode, r.type, r.name): r for r in doc.resources}.values()
+    for r in sorted(unique, key=lambda r: (r.mode != "managed", _spec(r), r.name)):
+        source, constraints = doc.required_providers.get(r.provider, (None, []))
+        source = source or f"hashicorp/{r.provider}"
         docs = "resources" if r.mode == "managed" else "data-sources"
-        url = f"{REGISTRY}/{source}/latest/docs/{docs}/{kind}"
-        spec = f"{r.type}.{r.name}"
-        if source.count("/") <= 1:
-            spec = f"[{spec}]({url})"
+        kind = r.type.removeprefix(f"{r.provider}_")
+        url = f"{REGISTRY}/{source}/{_docs_version(constraints)}/docs/{docs}/{kind}"
+        spec = f"[{_spec(r)}]({url})" if source.count("/") <= 1 else _spec(r)
         resources.append([spec, "resource" if r.mode == "managed" else "data source"])
 
     inputs = [
         [
             _anchor("input", v.name),
-            _table_text(v.description or ""),
-            _code(v.type or "any"),
+            _table_text(v.description or v.comment),
+            _code(_type(v)),
             _default(v),
             "yes" if v.default is None else "no",
         ]
         for v in sorted(doc.variables, key=lambda v: v.name)
     ]
     outputs = [
-        [_anchor("output", o.name), _table_text(o.description or "")]
+        [_anchor("output", o.name), _table_text(o.description or o.comment)]
         for o in sorted(doc.outputs, key=lambda o: o.name)
     ]
 
-    sections = [doc.header] if doc.header else []
+    sections = [_section_text(doc.header)] if doc.header else []
     sections += [
         _section("Requirements", "No requirements.", ["Name", "Version"], requirements),
         _section("Providers", "No providers.", ["Name", "Version"], providers),
@@ -500,7 +540,64 @@ def render(doc: ModuleDoc) -> str:
         ),
         _section("Outputs", "No outputs.", ["Name", "Description"], outputs),
     ]
-    return "\n\n".join(sections)
+    return _tidy("\n\n".join(sections))
+
+
+def _spec(resource: Resource) -> str:
+    kind = resource.type.removeprefix(f"{resource.provider}_")
+    return f"{resource.provider}_{kind}.{resource.name}"
+
+
+def _docs_version(constraints: list[str]) -> str:
+    """The registry docs version of a resource link: an exact pin, else "latest"."""
+    if not constraints:
+        return "latest"
+    parts = constraints[-1].split(" ")
+    if len(parts) == 1 and parts[0]:
+        if parts[0][0].isdigit():
+            return parts[0]
+        return parts[0][1:] if parts[0][0] == "=" else "latest"
+    if len(parts) == 2 and parts[0] == "=":
+        return parts[1]
+    return "latest"
+
+
+def _type(variable: Variable) -> str:
+    """The type as written, else the kind of the default, as terraform-docs shows it."""
+    if variable.type:
+        return variable.type.strip('"')
+    if variable.default is None:
+        return "any"
+    value = hcl_value(variable.default)
+    for kind, name in ((bool, "bool"), (str, "string"), ((int, float), "number")):
+        if isinstance(value, kind):
+            return name
+    return {list: "list", dict: "map"}.get(type(value), "any")
+
+
+def _section_text(text: str) -> str:
+    """terraform-docs' ``sanitizeSection``: a header or footer with its code blocks kept."""
+    out = []
+    for part, code, _, _ in _segments(text, "```"):
+        if code:
+            last_line = part.split("\n")[-1]
+            newline = "" if part.endswith("\n") or not last_line.strip() else "\n"
+            out.append(f"```{part}{newline}```")
+        else:
+            out.append(_URL.sub(lambda m: m.group().replace("\\", ""), _escape(part, pipes=False)))
+    return "".join(out)
+
+
+def _tidy(markdown: str) -> str:
+    """terraform-docs' last pass: no trailing spaces (but Markdown's two), no blank runs."""
+    keep = "\u2021\u2021\u2021DOUBLESPACES\u2021\u2021\u2021"
+    text = re.sub(r" {2}(\r?\n)", keep + r"\1", markdown)
+    text = re.sub(r" +(\r?\n)", r"\1", text)
+    text = re.sub(r" +$", "", text)
+    text = re.sub(re.escape(keep) + r"(\r?\n)", r"  \1", text)
+    text = re.sub(r"(\r?\n)  (\r?\n)", r"\1", text)
+    text = re.sub(r"(\r?\n){3,}", r"\1\1", text)
+    return re.sub(r"(\r?\n){2,}$", "", text)
 
 
 # -----------------------------------------------------------------------------

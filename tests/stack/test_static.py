@@ -175,8 +175,11 @@ def test_tf_docs_renders_like_terraform_docs(tmp_path: Path) -> None:
     module = tmp_path / "module"
     module.mkdir()
     (module / "main.tf").write_text(
+        "/**\n * Logs bucket | notes_here\n */\n\n"
         'resource "aws_s3_bucket" "logs" {}\n'
         'data "aws_region" "current" {}\n'
+        "# terraform-docs-ignore\n"
+        'resource "aws_s3_bucket" "scratch" {}\n'
         'module "child" {\n  source = "./child"\n}\n'
     )
     (module / "variables.tf").write_text(
@@ -200,6 +203,8 @@ def test_tf_docs_renders_like_terraform_docs(tmp_path: Path) -> None:
     text = tf_docs.render(tf_docs.read_module(module, tmp_path))
     assert text == "\n".join(
         [
+            "Logs bucket | notes\\_here",
+            "",
             "## Requirements",
             "",
             "| Name | Version |",
