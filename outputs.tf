@@ -6,6 +6,10 @@ locals {
     "-H \"x-amz-security-token: $AWS_SESSION_TOKEN\"",
   ]) : null
   curl_request = "-H 'content-type: application/json' -d '[\"What is the capital of France?\"]'"
+  curl_commands = {
+    for name, function in module.functions :
+    name => join(" ", compact(["curl -sS", local.curl_auth, local.curl_request, function.function_url]))
+  }
 }
 
 # -----------------------------------------------------------------------------
@@ -29,12 +33,12 @@ output "url_authorization_type" {
 
 output "chat_curl" {
   description = "Ready-to-paste curl command that asks the chat function a question (signs with the AWS_* credentials of your shell when the URL uses AWS_IAM)."
-  value       = join(" ", compact(["curl -sS", local.curl_auth, local.curl_request, module.functions["chat"].function_url]))
+  value       = local.curl_commands["chat"]
 }
 
 output "qa_curl" {
   description = "Ready-to-paste curl command for the QA function (signs with the AWS_* credentials of your shell when the URL uses AWS_IAM)."
-  value       = join(" ", compact(["curl -sS", local.curl_auth, local.curl_request, module.functions["qa"].function_url]))
+  value       = local.curl_commands["qa"]
 }
 
 # -----------------------------------------------------------------------------

@@ -166,7 +166,18 @@ def _comment_above(text: str, start: int) -> str:
 
 def blocks(text: str) -> list[Block]:
     """The blocks of ``text`` at its top level (attributes at that level are skipped)."""
-    found: list[Block] = []
+    return _body(text)[1]
+
+
+def attributes(body: str) -> dict[str, str]:
+    """Top-level attributes of a block body, as source text (nested blocks are skipped)."""
+    return _body(body)[0]
+
+
+def _body(text: str) -> tuple[dict[str, str], list[Block]]:
+    """The attributes (name -> source text) and the blocks at the top level of ``text``."""
+    found_attributes: dict[str, str] = {}
+    found_blocks: list[Block] = []
     i = _skip_space(text, 0)
     while i < len(text):
         ident = _IDENT.match(text, i)
@@ -174,7 +185,9 @@ def blocks(text: str) -> list[Block]:
             raise HclError(f"expected an identifier at offset {i}: {text[i : i + 30]!r}")
         i = _skip_space(text, ident.end(), newlines=False)
         if text.startswith("=", i) and not text.startswith("==", i):
-            i = _skip_space(text, _expression_end(text, i + 1))
+            end = _expression_end(text, i + 1)
+            found_attributes[ident.group()] = text[i + 1 : end].strip()
+            i = _skip_space(text, end)
             continue
         labels: list[str] = []
         # Labels are quoted strings, or bare identifiers (``output name {``).
@@ -183,34 +196,12 @@ def blocks(text: str) -> list[Block]:
             labels.append(bare.group() if bare else json.loads(text[i:end]))
             i = _skip_space(text, end, newlines=False)
         if not text.startswith("{", i):
-            raise HclError(f"expected '{{' after {ident.group()} at offset {i}")
+            raise HclError(f"expected '=' or '{{' after {ident.group()} at offset {i}")
         end = _skip_balanced(text, i)
         comment = _comment_above(text, ident.start())
-        found.append(Block(ident.group(), tuple(labels), text[i + 1 : end - 1], comment))
+        found_blocks.append(Block(ident.group(), tuple(labels), text[i + 1 : end - 1], comment))
         i = _skip_space(text, end)
-    return found
-
-
-def attributes(body: str) -> dict[str, str]:
-    """Top-level attributes of a block body, as source text (nested blocks are skipped)."""
-    found: dict[str, str] = {}
-    i = _skip_space(body, 0)
-    while i < len(body):
-        ident = _IDENT.match(body, i)
-        if ident is None:
-            raise HclError(f"expected an identifier: {body[i : i + 30]!r}")
-        i = _skip_space(body, ident.end(), newlines=False)
-        if body.startswith("=", i):
-            end = _expression_end(body, i + 1)
-            found[ident.group()] = body[i + 1 : end].strip()
-            i = _skip_space(body, end)
-            continue
-        while body.startswith('"', i):
-            i = _skip_space(body, _skip_string(body, i), newlines=False)
-        if not body.startswith("{", i):
-            raise HclError(f"expected '=' or '{{' after {ident.group()}")
-        i = _skip_space(body, _skip_balanced(body, i))
-    return found
+    return found_attributes, found_blocks
 
 
 def string_literal(expression: str) -> str:
