@@ -5,10 +5,11 @@ The root module passes many of its variables straight to a module
 those checks so that an error names the variable the user set. Terraform cannot share a
 validation between two modules, so this test keeps the copies equal: every ``validation``
 condition of the module variable must stand, word for word once the variable is renamed, among
-the root variable's own; and the two types must be the same. The root may add rules of its
-own. Where a root rule is stricter and implies the module's, repeating the module's would only
-report one mistake twice; such a pair is listed in IMPLIED below with both conditions as
-written, so a change to either side fails here until someone checks the implication again.
+the root variable's own; and the two must agree on type, nullable and sensitive. The root may
+add rules of its own. Where a root rule is stricter and implies the module's, repeating the
+module's would only report one mistake twice; such a pair is listed in IMPLIED below with both
+conditions as written, so a change to either side fails here until someone checks the
+implication again.
 
 Pure text checks of the .tf files, read with the scanner of scripts/tf_docs.py.
 """
@@ -50,7 +51,9 @@ class Forward:
 
 @dataclass(frozen=True)
 class VariableRules:
-    type: str
+    # Type, nullable and sensitive as written (Terraform's defaults where absent): what the
+    # root accepts and hides must be what the module accepts and hides.
+    contract: tuple[str, str, str]
     conditions: tuple[str, ...]
 
 
@@ -70,9 +73,13 @@ def variables(folder: Path) -> dict[str, VariableRules]:
                 for inner in blocks(block.body)
                 if inner.type == "validation"
             )
-            found[block.labels[0]] = VariableRules(
-                _normalise(attributes(block.body).get("type", "any")), conditions
+            attrs = attributes(block.body)
+            contract = (
+                _normalise(attrs.get("type", "any")),
+                attrs.get("nullable", "true"),
+                attrs.get("sensitive", "false"),
             )
+            found[block.labels[0]] = VariableRules(contract, conditions)
     return found
 
 
@@ -105,8 +112,11 @@ def drift(root: Path) -> list[str]:
         module_rules = module_vars[fwd.module_dir][fwd.module_var]
         root_rules = root_vars[fwd.root_var]
         where = f"var.{fwd.root_var} -> module.{fwd.call}.{fwd.module_var}"
-        if root_rules.type != module_rules.type:
-            problems.append(f"{where}: type {root_rules.type} != {module_rules.type}")
+        if root_rules.contract != module_rules.contract:
+            problems.append(
+                f"{where}: (type, nullable, sensitive) {root_rules.contract} != "
+                f"{module_rules.contract}"
+            )
         renamed = re.compile(rf"\bvar\.{fwd.module_var}\b")
         for condition in module_rules.conditions:
             expected = renamed.sub(f"var.{fwd.root_var}", condition)
@@ -141,6 +151,8 @@ def test_root_variables_validate_what_their_modules_validate() -> None:
         ("tracing_mode", '["PassThrough", "Active"]', '["PassThrough", "Active", "Off"]'),
         # A type that differs: the module would refuse what the root accepted.
         ("url_cors", "max_age           = optional(number, 0)", "max_age = optional(string)"),
+        # A secret the root would print in plans while the module hides it.
+        ("hf_token", "sensitive   = true", "sensitive   = false"),
     ],
 )
 def test_drift_is_reported(tmp_path: Path, root_var: str, old: str, new: str) -> None:
