@@ -367,6 +367,36 @@ def test_resources_carry_the_tags(stack: Stack) -> None:
 
 
 # -----------------------------------------------------------------------------
+# Upgrade of a stack applied when the functions were `module "chat"` and `module "qa"`
+# -----------------------------------------------------------------------------
+
+
+def test_a_stack_from_before_for_each_plans_only_moves(stack: Stack) -> None:
+    # The same resources under the addresses of the two former module blocks: the moved blocks
+    # of main.tf must adopt them in place, with nothing replaced.
+    tf = stack.live().tf
+    for function in ("chat", "qa"):
+        tf.run("state", "mv", f'module.functions["{function}"]', f"module.{function}")
+    try:
+        tf.plan(stack.variables, "-refresh=false", "-out=upgrade.tfplan")
+        changes = json.loads(tf.run("show", "-json", "upgrade.tfplan").stdout)["resource_changes"]
+    finally:
+        for function in ("chat", "qa"):
+            tf.run("state", "mv", f"module.{function}", f'module.functions["{function}"]')
+    moved = {
+        c["address"]: c["previous_address"]
+        for c in changes
+        if c["address"].startswith("module.functions[")
+    }
+    assert len(moved) >= 10, moved  # role, policy, log group, function and URL, per function
+    for address, previous in moved.items():
+        function = address.split('"')[1]
+        assert previous == address.replace(f'module.functions["{function}"]', f"module.{function}")
+    changed = [c["address"] for c in changes if c["change"]["actions"] not in (["no-op"], ["read"])]
+    assert changed == []
+
+
+# -----------------------------------------------------------------------------
 # Destroy (last: the tests above share the stack)
 # -----------------------------------------------------------------------------
 
