@@ -11,7 +11,7 @@ module's would only report one mistake twice; such a pair is listed in IMPLIED b
 conditions as written, so a change to either side fails here until someone checks the
 implication again.
 
-Pure text checks of the .tf files, read with the scanner of scripts/tf_docs.py.
+Pure text checks of the .tf files, read with the scanner of scripts/tf_hcl.py.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from stack.harness import REPO_ROOT
-from tf_docs import attributes, blocks, string_literal
+from tf_hcl import attributes, blocks, string_literal
 
 # (root variable, module condition with the root's name) -> the root rule that implies it.
 IMPLIED: dict[tuple[str, str], str] = {
