@@ -136,7 +136,7 @@ module "chat" {
 
   function_name                  = "${var.name}-chat"
   description                    = "Chat with the ${var.name} model endpoint"
-  handler                        = "chat_handler.handler"
+  handler                        = "chat.handler.handler"
   runtime                        = "python3.12"
   architecture                   = "x86_64"
   filename                       = local.packages.chat
@@ -174,7 +174,7 @@ module "qa" {
 
   function_name                  = "${var.name}-qa"
   description                    = "Answer questions about a document with the ${var.name} model endpoint"
-  handler                        = "qa_handler.handler"
+  handler                        = "qa.handler.handler"
   runtime                        = "python3.12"
   architecture                   = "x86_64"
   filename                       = local.packages.qa

@@ -1,6 +1,6 @@
 """Fixtures shared by the suites: the fake SageMaker runtime, fresh handlers, built artifacts.
 
-Helpers that tests import live in function_support.py: a conftest holds fixtures only.
+Helpers that tests import live in tests/support: a conftest holds fixtures only.
 """
 
 from __future__ import annotations
@@ -17,19 +17,27 @@ from typing import Any
 
 import pytest
 
-from fakes.scripted_backend import ScriptedBackend
-from function_support import (
+from tests.support.events import (
     ENDPOINT_NAME,
     MAX_INPUT_TOKENS,
     MAX_TOTAL_TOKENS,
     LambdaContext,
     function_env,
 )
-from sagemaker_tgi.server import SageMakerTGIServer
+from tests.support.fake_endpoint import ScriptedBackend
+from tools.model_server.server import SageMakerTGIServer
+from tools.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["tests.support.model_server"]
+
 # Modules a handler import builds state in; purged so each test gets a fresh "container".
-FUNCTION_MODULES = ("chat_handler", "qa_handler", "conversation", "history", "document_qa")
+FUNCTION_PACKAGES = ("chat", "qa")
+
+
+def purge_function_modules() -> None:
+    for name in list(sys.modules):
+        if name.partition(".")[0] in FUNCTION_PACKAGES:
+            del sys.modules[name]
 
 
 @pytest.fixture
@@ -96,16 +104,14 @@ def load_handler(
         monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
         for key, value in function_env(fake_endpoint.url, **env).items():
             monkeypatch.setenv(key, value)
-        for name in FUNCTION_MODULES:
-            sys.modules.pop(name, None)
+        purge_function_modules()
         # Powertools reuses a service's logger (and its stream) across imports; a fresh
         # container gets a fresh one, writing to this test's captured stdout.
         logging.Logger.manager.loggerDict.pop(os.environ["POWERTOOLS_SERVICE_NAME"], None)
         return importlib.import_module(module)
 
     yield load
-    for name in FUNCTION_MODULES:
-        sys.modules.pop(name, None)
+    purge_function_modules()
 
 
 @pytest.fixture(scope="session")
@@ -115,7 +121,7 @@ def built_artifacts() -> Path:
     if not build_dir.is_absolute():
         build_dir = REPO_ROOT / build_dir
     subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "package.py"), "--build-dir", str(build_dir)],
+        [sys.executable, "-m", "tools.packaging", "--build-dir", str(build_dir)],
         check=True,
         cwd=REPO_ROOT,
     )

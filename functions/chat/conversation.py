@@ -11,7 +11,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, trim_messages
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
-from history import new_session_id, validate_session_id
+from chat.history import new_session_id, validate_session_id
 from llm_app.arguments import bind_arguments, require_question
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode

@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import package
 import pytest
+
+from tools.packaging import build as package
 
 pytestmark = pytest.mark.packaging
 
@@ -50,9 +51,9 @@ def build_copy(built_artifacts: Path, tmp_path: Path) -> Path:
 
 
 def package_cli(build_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    script = REPO_ROOT / "scripts" / "package.py"
     return subprocess.run(
-        [sys.executable, str(script), "--build-dir", str(build_dir), *args],
+        [sys.executable, "-m", "tools.packaging", "--build-dir", str(build_dir), *args],
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         check=False,
@@ -96,7 +97,7 @@ def make_plan(build_dir: Path, *args: str) -> str:
         text=True,
         check=True,
     )
-    return "\n".join(line for line in result.stdout.splitlines() if "package.py" in line)
+    return "\n".join(line for line in result.stdout.splitlines() if "tools.packaging" in line)
 
 
 def rebuilt(plan: str) -> set[str]:
@@ -128,11 +129,11 @@ def test_make_package_with_nothing_changed_does_nothing(make_build: Path) -> Non
 @pytest.mark.parametrize(
     ("changed", "expected"),
     [
-        ("functions/qa/qa_handler.py", {"qa"}),
-        ("functions/chat/chat_handler.py", {"chat"}),
-        ("functions/shared/llm_app/config.py", {"chat", "qa"}),
+        ("functions/qa/handler.py", {"qa"}),
+        ("functions/chat/handler.py", {"chat"}),
+        ("functions/llm_app/config.py", {"chat", "qa"}),
         ("functions/requirements.txt", {"layer"}),
-        ("scripts/package.py", {"chat", "qa", "layer"}),
+        ("tools/packaging/build.py", {"chat", "qa", "layer"}),
     ],
 )
 def test_make_package_rebuilds_only_what_a_change_touches(

@@ -1,0 +1,67 @@
+"""Lambda handler for chat: POST `["question", "session-id"?]` -> {"answer", "session_id"}.
+
+DELETE `?session_id=...` forgets a session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from langchain_core.messages import BaseMessage
+
+from chat.conversation import chat, parse_chat_request
+from chat.history import DynamoDBTurnHistory, validate_session_id
+from llm_app.config import Settings
+from llm_app.errors import AppError, ErrorCode
+from llm_app.function_url import HttpRequest, parse_json
+from llm_app.model import build_chat_model, build_sagemaker_client
+from llm_app.service import call_endpoint, serve
+
+# Built once per container, reused by every request it serves.
+logger = Logger()
+SETTINGS = Settings.from_env()
+MODEL = build_chat_model(SETTINGS, build_sagemaker_client(SETTINGS))
+DYNAMODB = boto3.client("dynamodb") if SETTINGS.history_table_name else None
+
+
+def open_history(session_id: str) -> DynamoDBTurnHistory:
+    return DynamoDBTurnHistory(
+        DYNAMODB,
+        SETTINGS.history_table_name,
+        session_id,
+        ttl_days=SETTINGS.history_ttl_days,
+        max_turns=SETTINGS.history_max_turns,
+    )
+
+
+def invoke_model(call: Callable[[], BaseMessage]) -> BaseMessage:
+    return call_endpoint(logger, SETTINGS.endpoint_name, call)
+
+
+def ask(request: HttpRequest) -> Mapping[str, Any]:
+    chat_request = parse_chat_request(parse_json(request.body), SETTINGS)
+    memory = DYNAMODB is not None
+    reply = chat(MODEL, SETTINGS, chat_request, open_history if memory else None, invoke_model)
+    logger.append_keys(session_id=reply.session_id, history_turns=reply.history_turns)
+    if SETTINGS.log_prompts:
+        logger.info("exchange", extra={"question": chat_request.question, "answer": reply.answer})
+    return reply.as_json(memory=memory)
+
+
+def forget(request: HttpRequest) -> Mapping[str, Any]:
+    if DYNAMODB is None:
+        raise AppError(
+            ErrorCode.INVALID_REQUEST, "Conversation memory is disabled; no session to forget."
+        )
+    session_id = validate_session_id(request.query.get("session_id"))
+    deleted = open_history(session_id).clear_counting()
+    return {"session_id": session_id, "deleted_turns": deleted}
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return serve(event, routes={"POST": ask, "DELETE": forget}, settings=SETTINGS, logger=logger)

@@ -1,0 +1,5 @@
+import sys
+
+from tools.function_urls.server import main
+
+sys.exit(main())
