@@ -1,4 +1,4 @@
-"""Fixtures shared by the suites: the fake SageMaker runtime, fresh handlers, built artifacts.
+"""Fixtures shared by the suites: a Lambda context, fresh handlers, built artifacts.
 
 Helpers that tests import live in tests/support: a conftest holds fixtures only.
 """
@@ -11,24 +11,20 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.support.events import (
-    ENDPOINT_NAME,
-    MAX_INPUT_TOKENS,
-    MAX_TOTAL_TOKENS,
-    LambdaContext,
-    function_env,
-)
-from tests.support.fake_endpoint import ScriptedBackend
-from tools.model_server.server import SageMakerTGIServer
+from tests.support.environment import function_env
+from tests.support.events import lambda_context as new_lambda_context
+from tools.lambda_sandbox.runtime import LambdaContext
 from tools.paths import REPO_ROOT
 
-pytest_plugins = ["tests.support.model_server"]
+if TYPE_CHECKING:
+    from tests.support.fake_endpoint import FakeEndpoint
+
+pytest_plugins = ["tests.support.fake_endpoint", "tests.support.model_server"]
 
 # Modules a handler import builds state in; purged so each test gets a fresh "container".
 FUNCTION_PACKAGES = ("chat", "qa")
@@ -42,53 +38,7 @@ def purge_function_modules() -> None:
 
 @pytest.fixture
 def lambda_context() -> LambdaContext:
-    return LambdaContext()
-
-
-@dataclass
-class FakeEndpoint:
-    """The fake SageMaker runtime as tests drive it: script replies, read what it received."""
-
-    server: SageMakerTGIServer
-    backend: ScriptedBackend
-    invocations: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def reply(self, *steps: Any) -> None:
-        self.backend.script(*steps)
-
-    @property
-    def last_request(self) -> dict[str, Any]:
-        assert self.invocations, "the endpoint received no request"
-        return self.invocations[-1]
-
-
-@pytest.fixture(scope="session")
-def _endpoint_server() -> Iterator[FakeEndpoint]:
-    backend = ScriptedBackend()
-    invocations: list[dict[str, Any]] = []
-    server = SageMakerTGIServer(
-        backend,
-        ENDPOINT_NAME,
-        max_input_tokens=MAX_INPUT_TOKENS,
-        max_total_tokens=MAX_TOTAL_TOKENS,
-        on_invocation=lambda _name, body: invocations.append(body),
-    )
-    server.start()
-    try:
-        yield FakeEndpoint(server, backend, invocations)
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def fake_endpoint(_endpoint_server: FakeEndpoint) -> FakeEndpoint:
-    _endpoint_server.backend.reset()
-    _endpoint_server.invocations.clear()
-    return _endpoint_server
+    return new_lambda_context()
 
 
 @pytest.fixture

@@ -22,14 +22,15 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tools.function_urls.server import (
-    FunctionSpec,
-    FunctionUrlServer,
-    InvocationError,
+from tests.support.events import load_event
+from tools.function_urls.server import FunctionUrlServer
+from tools.lambda_sandbox.events import (
     build_event,
     is_text_content_type,
     map_response,
+    request_event,
 )
+from tools.lambda_sandbox.functions import FunctionSpec, InvocationError
 
 pytestmark = pytest.mark.local
 
@@ -574,3 +575,26 @@ def test_stop_ends_every_worker_and_removes_the_unpacked_code(
 def test_reserved_variables_cannot_be_set(packages: dict[str, Path]) -> None:
     with pytest.raises(ValueError, match="reserved environment variables"):
         spec(packages, environment={"AWS_LAMBDA_FUNCTION_NAME": "x"})
+
+
+@pytest.mark.parametrize("saved", ["function_url_post", "function_url_delete_query"])
+def test_the_event_builder_writes_what_aws_sends(saved: str) -> None:
+    real = load_event(saved)
+    method = real["requestContext"]["http"]["method"]
+    built = request_event(
+        real.get("body"),
+        method=method,
+        query=real.get("queryStringParameters"),
+        content_type=real["headers"].get("content-type"),
+        base64_body=real["isBase64Encoded"],
+    )
+
+    assert built.keys() == real.keys()
+    assert built["headers"].keys() >= real["headers"].keys() - {
+        "x-amzn-tls-version",
+        "x-amzn-tls-cipher-suite",
+    }
+    context = real["requestContext"]
+    assert built["requestContext"].keys() == context.keys() - {"authorizer"}
+    assert built["requestContext"]["http"] == context["http"]
+    assert (built["rawPath"], built["rawQueryString"]) == (real["rawPath"], real["rawQueryString"])

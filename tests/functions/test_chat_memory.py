@@ -12,7 +12,8 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
 from chat.history import DynamoDBTurnHistory
-from tests.support.events import create_history_table, function_url_event, response_json
+from tests.support.environment import create_history_table
+from tests.support.events import function_url_event, response_json
 from tools.devstack import MotoServer
 from tools.model_server.backend import SageMakerError
 

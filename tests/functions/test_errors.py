@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.support.events import ENDPOINT_NAME, function_url_event, response_json
+from tests.support.environment import ENDPOINT_NAME
+from tests.support.events import function_url_event, response_json
 from tools.model_server.backend import SageMakerError
 
 

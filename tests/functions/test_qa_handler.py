@@ -7,7 +7,8 @@ import json
 import pytest
 
 from qa.document_qa import EXAMPLE_DOCUMENT
-from tests.support.events import ENDPOINT_NAME, function_url_event, response_json
+from tests.support.environment import ENDPOINT_NAME
+from tests.support.events import function_url_event, response_json
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.support.events import ENDPOINT_NAME, MAX_INPUT_TOKENS, create_history_table
+from tests.support.environment import ENDPOINT_NAME, MAX_INPUT_TOKENS, create_history_table
 from tools.devstack import MotoServer
 from tools.lambda_sandbox import artifacts as sandbox
 from tools.packaging import build as package

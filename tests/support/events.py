@@ -1,23 +1,22 @@
-"""Helpers the function tests import: real Function URL events, the fake endpoint's limits.
+"""Function URL events and the Lambda context, as the function tests hand them to handlers.
 
-Kept out of conftest.py, which holds fixtures only: each test folder has a conftest of its
-own, so ``from conftest import ...`` would depend on which of them was imported first.
+Events come from the Lambda sandbox's one payload-2.0 builder (``request_event``); the saved
+events in tests/events are real payloads, which tests/function_urls checks the builder against.
 """
 
 from __future__ import annotations
 
-import base64
-import copy
 import json
-from dataclasses import dataclass
+import time
 from pathlib import Path
 from typing import Any
 
+from tools.lambda_sandbox.events import request_event
+from tools.lambda_sandbox.runtime import LambdaContext
+
 EVENTS = Path(__file__).resolve().parents[1] / "events"
-ENDPOINT_NAME = "tgi-test-endpoint"
-# The fake endpoint's limits, as Terraform sets them for TinyLlama (2048 context, 700 new).
-MAX_INPUT_TOKENS = 1348
-MAX_TOTAL_TOKENS = 2048
+REQUEST_ID = "6c1f8a2e-3b7d-4e0f-9a51-2d8c7b6e4f10"
+FUNCTION_NAME = "test-function"
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -32,81 +31,30 @@ def function_url_event(
     base64_body: bool = False,
     content_type: str | None = "application/x-www-form-urlencoded",
 ) -> dict[str, Any]:
-    """A real payload-2.0 event (tests/events) with the parts a test varies replaced."""
-    event = copy.deepcopy(load_event("function_url_post"))
-    event["requestContext"]["http"]["method"] = method
-    headers = event["headers"]
-    headers.pop("content-type", None)
-    if content_type:
-        headers["content-type"] = content_type
-    if body is None:
-        event.pop("body")
-        headers.pop("content-length", None)
-    else:
-        raw = body if isinstance(body, bytes) else body.encode()
-        headers["content-length"] = str(len(raw))
-        try:
-            text = raw.decode()
-        except UnicodeDecodeError:
-            base64_body = True  # Lambda base64-encodes bodies that are not text
-        event["body"] = base64.b64encode(raw).decode() if base64_body else text
-    event["isBase64Encoded"] = base64_body
-    if query:
-        event["queryStringParameters"] = query
-        event["rawQueryString"] = "&".join(f"{k}={v}" for k, v in query.items())
-    return event
+    """A curl request's event (curl's default content type) with the parts a test varies."""
+    return request_event(
+        body,
+        method=method,
+        query=query,
+        content_type=content_type,
+        base64_body=base64_body,
+        request_id=REQUEST_ID,
+    )
 
 
-@dataclass
-class LambdaContext:
-    """The attributes of the Lambda context object that Powertools and handlers read."""
-
-    function_name: str = "test-function"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:test-function"
-    aws_request_id: str = "6c1f8a2e-3b7d-4e0f-9a51-2d8c7b6e4f10"
-    log_group_name: str = "/aws/lambda/test-function"
-    log_stream_name: str = "2026/11/25/[$LATEST]0123456789abcdef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 180_000
-
-
-def function_env(endpoint_url: str, **overrides: str) -> dict[str, str]:
-    """The environment Terraform gives the functions, pointed at local fakes."""
-    return {
-        "ENDPOINT_NAME": ENDPOINT_NAME,
-        "AWS_REGION": "eu-west-1",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": endpoint_url,
-        "MAX_INPUT_TOKENS": str(MAX_INPUT_TOKENS),
-        "MAX_ATTEMPTS": "1",
-        "POWERTOOLS_SERVICE_NAME": "test",
-        "HISTORY_TABLE_NAME": "",
-        **overrides,
-    }
+def lambda_context() -> LambdaContext:
+    """The context object the Python runtime passes, with three minutes left."""
+    return LambdaContext(
+        REQUEST_ID,
+        deadline_ms=int(time.time() * 1000) + 180_000,
+        invoked_function_arn=f"arn:aws:lambda:eu-west-1:123456789012:function:{FUNCTION_NAME}",
+        function_name=FUNCTION_NAME,
+        memory_limit_in_mb="1024",
+        log_group_name=f"/aws/lambda/{FUNCTION_NAME}",
+        log_stream_name="2026/11/25/[$LATEST]0123456789abcdef",
+    )
 
 
 def response_json(response: dict[str, Any]) -> Any:
     assert response["headers"]["content-type"] == "application/json"
     return json.loads(response["body"])
-
-
-def create_history_table(client: Any, name: str) -> None:
-    """The chat history table with the key schema the root module's Terraform creates."""
-    client.create_table(
-        TableName=name,
-        AttributeDefinitions=[
-            {"AttributeName": "session_id", "AttributeType": "S"},
-            {"AttributeName": "turn_id", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "session_id", "KeyType": "HASH"},
-            {"AttributeName": "turn_id", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )

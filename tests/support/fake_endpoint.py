@@ -1,74 +1,64 @@
-"""A TGI backend whose generations a test scripts, for the real SageMaker/TGI protocol server.
+"""The fake SageMaker endpoint the function tests call: the real protocol server, scripted.
 
-The HTTP layer, validation and SageMaker error shapes are the production ones in
-tools/model_server; only text generation is replaced, so function tests exercise boto3's
-real serialisation and error parsing against TGI's real semantics.
+``fake_endpoint`` is one server for the session (reset for each test): the model server's HTTP
+layer, validation and SageMaker error shapes with a ``ScriptedBackend`` in place of the model.
+Registered as a pytest plugin by tests/conftest.py.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
-from tools.model_server.backend import GenerateParams, Generation
+import pytest
 
-# What a scripted step may be: a reply, an exception to raise, or a callable producing either.
-Step = str | BaseException | Callable[[], str]
-
-DEFAULT_REPLY = "Paris."
+from tests.support.environment import ENDPOINT_NAME, MAX_INPUT_TOKENS, MAX_TOTAL_TOKENS
+from tools.model_server.scripted_backend import ScriptedBackend
+from tools.model_server.server import SageMakerTGIServer
 
 
-@dataclass(frozen=True)
-class Call:
-    prompt: str
-    params: GenerateParams
+@dataclass
+class FakeEndpoint:
+    """The fake SageMaker runtime as tests drive it: script replies, read what it received."""
+
+    server: SageMakerTGIServer
+    backend: ScriptedBackend
+    invocations: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def reply(self, *steps: Any) -> None:
+        self.backend.script(*steps)
+
+    @property
+    def last_request(self) -> dict[str, Any]:
+        assert self.invocations, "the endpoint received no request"
+        return self.invocations[-1]
 
 
-class ScriptedBackend:
-    model_id = "test/scripted-zephyr"
+@pytest.fixture(scope="session")
+def _endpoint_server() -> Iterator[FakeEndpoint]:
+    backend = ScriptedBackend()
+    invocations: list[dict[str, Any]] = []
+    server = SageMakerTGIServer(
+        backend,
+        ENDPOINT_NAME,
+        max_input_tokens=MAX_INPUT_TOKENS,
+        max_total_tokens=MAX_TOTAL_TOKENS,
+        on_invocation=lambda _name, body: invocations.append(body),
+    )
+    server.start()
+    try:
+        yield FakeEndpoint(server, backend, invocations)
+    finally:
+        server.stop()
 
-    def __init__(self) -> None:
-        self._steps: deque[Step] = deque()
-        self._lock = threading.Lock()
-        self.calls: list[Call] = []
 
-    def script(self, *steps: Step) -> None:
-        with self._lock:
-            self._steps.extend(steps)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._steps.clear()
-            self.calls.clear()
-
-    # -- Backend protocol -------------------------------------------------------------------
-    def count_tokens(self, text: str) -> int:
-        # Whitespace words: fewer than a real tokenizer's count, so the functions' own
-        # (over-counting) budget is always the stricter of the two in tests.
-        return len(text.split())
-
-    def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
-        """TinyLlama's Zephyr template."""
-        turns = "".join(f"<|{m['role']}|>\n{m['content']}</s>\n" for m in messages)
-        return turns + "<|assistant|>\n"
-
-    def generate(self, prompt: str, params: GenerateParams) -> Generation:
-        with self._lock:
-            self.calls.append(Call(prompt, params))
-            step: Step = self._steps.popleft() if self._steps else DEFAULT_REPLY
-        if isinstance(step, BaseException):
-            raise step
-        text = step() if callable(step) else step
-        for stop in params.stop:
-            if stop in text:
-                return Generation(
-                    text[: text.index(stop) + len(stop)], len(text.split()), "stop_sequence"
-                )
-        words = text.split(" ")
-        if len(words) > params.max_new_tokens:
-            return Generation(
-                " ".join(words[: params.max_new_tokens]), params.max_new_tokens, "length"
-            )
-        return Generation(text, len(words), "eos_token")
+@pytest.fixture
+def fake_endpoint(_endpoint_server: FakeEndpoint) -> FakeEndpoint:
+    _endpoint_server.backend.reset()
+    _endpoint_server.invocations.clear()
+    return _endpoint_server

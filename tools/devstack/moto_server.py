@@ -22,9 +22,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
+from tools.http_server import Service
 from tools.paths import REPO_ROOT
 
 _READY_PREFIX = "devstack-moto listening on "
@@ -58,7 +58,7 @@ class MotoServerError(RuntimeError):
     """The moto server did not start or stopped unexpectedly."""
 
 
-class MotoServer:
+class MotoServer(Service):
     """A patched moto server in a child process: ``.url`` once started; stops on exit.
 
     ``port=0`` (the default) lets the OS pick a free port, so parallel runs never collide.
@@ -73,23 +73,13 @@ class MotoServer:
         log_path: Path | None = None,
         startup_timeout: float = 60.0,
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.log_path = log_path
         self.startup_timeout = startup_timeout
         self._proc: subprocess.Popen[str] | None = None
         self._log: IO[str] | None = None
 
-    @property
-    def url(self) -> str:
-        if self._proc is None:
-            raise MotoServerError("MotoServer is not running; call start() or use `with`")
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> Self:
-        if self._proc is not None:
-            return self
-        env = dict(os.environ)
+    def _start(self) -> int:
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("w", encoding="utf-8")
@@ -100,16 +90,15 @@ class MotoServer:
             stdout=subprocess.PIPE,
             stderr=self._log if self._log is not None else subprocess.DEVNULL,
             text=True,
-            env=env,
             cwd=REPO_ROOT,  # `-m tools.devstack` is found from the repository root
         )
         try:
-            self.port = self._read_port()
-            self._wait_until_serving()
+            port = self._read_port()
+            self._wait_until_serving(f"http://{self.host}:{port}")
         except BaseException:
-            self.stop()
+            self._stop()
             raise
-        return self
+        return port
 
     def _read_port(self) -> int:
         # readline() blocks, so it runs in a thread to honour the timeout.
@@ -130,16 +119,16 @@ class MotoServer:
             )
         return int(line.rsplit(":", 1)[1])
 
-    def _wait_until_serving(self) -> None:
+    def _wait_until_serving(self, url: str) -> None:
         deadline = time.monotonic() + self.startup_timeout
         while True:
             try:
                 # S310: the URL is our own loopback server's.
-                with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=5):  # noqa: S310
+                with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=5):  # noqa: S310
                     return
             except (urllib.error.URLError, ConnectionError) as exc:
                 if time.monotonic() > deadline:
-                    raise MotoServerError(f"moto server at {self.url} is not answering") from exc
+                    raise MotoServerError(f"moto server at {url} is not answering") from exc
                 time.sleep(0.1)
 
     def reset(self) -> None:
@@ -149,7 +138,7 @@ class MotoServer:
         with urllib.request.urlopen(request, timeout=30):  # noqa: S310
             pass
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
             proc.terminate()
@@ -163,17 +152,6 @@ class MotoServer:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def serve(host: str, port: int) -> None:

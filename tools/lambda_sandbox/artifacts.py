@@ -1,9 +1,9 @@
-"""Run the built Lambda artifacts as Lambda would: unzipped, alone, in a fresh Python 3.12.
+"""Run the built artifacts as Lambda would: unzipped, alone, in a fresh Python 3.12, timed.
 
-Shared by the packaging tests (is each zip complete?) and scripts/bench.py (what does it cost?).
-A function's zip unpacks into task/ (Lambda's /var/task) and the layer into opt/ (Lambda's /opt,
-whose python/ folder is on the runtime's sys.path); packaging_lambda_driver.py then imports
-the handler from those two folders only and answers Function URL events.
+Shared by the packaging tests (is each zip complete?) and ``make bench`` (what does it cost?).
+A function's zip unpacks into task/<function>/ (Lambda's /var/task) and the layer into opt/
+(Lambda's /opt, whose python/ folder is on the runtime's sys.path); ``runtime.py run`` then
+imports the handler from those folders only and answers Function URL events in process.
 """
 
 from __future__ import annotations
@@ -19,15 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.model_server.backend import GenerateParams, Generation
-from tools.paths import REPO_ROOT, find_python
+from tools.lambda_sandbox.events import request_event
+from tools.paths import find_python
 
-DRIVER = Path(__file__).resolve().parent / "driver.py"
-FUNCTION_URL_EVENT = REPO_ROOT / "tests" / "events" / "function_url_post.json"
+RUNTIME_SCRIPT = Path(__file__).with_name("runtime.py")
 HANDLERS = {"chat": "chat.handler.handler", "qa": "qa.handler.handler"}
+FUNCTION_NAME = "packaged-function"
+REGION = "eu-west-1"
+FUNCTION_ARN = f"arn:aws:lambda:{REGION}:123456789012:function:{FUNCTION_NAME}"
 ENDPOINT_NAME = "packaged-endpoint"
 QUESTION = "What is the capital of France?"
-ANSWER = "Paris."
 
 
 @dataclass(frozen=True)
@@ -63,29 +64,29 @@ def runtime_python() -> str:
 
 
 def function_url_event(body: str = json.dumps([QUESTION])) -> dict[str, Any]:
-    """The saved payload-2.0 POST event (tests/events) with `body`."""
-    event = json.loads(FUNCTION_URL_EVENT.read_text(encoding="utf-8"))
-    event["body"] = body
-    event["isBase64Encoded"] = False
-    event["headers"]["content-length"] = str(len(body.encode()))
-    return event
+    """A Function URL's POST event with this JSON body."""
+    return request_event(body)
 
 
 def lambda_environment(endpoint_url: str, home: Path, **overrides: str) -> dict[str, str]:
-    """What Terraform sets, pointed at the local fake; nothing inherited from this shell
-    (a developer's AWS_PROFILE or LANGSMITH_TRACING would change what is measured)."""
+    """What Terraform and Lambda set, pointed at the local fake; nothing inherited from this
+    shell (a developer's AWS_PROFILE or LANGSMITH_TRACING would change what is measured)."""
     return {
         "HOME": str(home),
         "LANG": "C.UTF-8",
-        "AWS_REGION": "eu-west-1",
-        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": endpoint_url,
-        "AWS_LAMBDA_FUNCTION_NAME": "packaged-function",
+        "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{FUNCTION_NAME}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "2026/01/01/[$LATEST]00000000000000000000000000000000",
         "ENDPOINT_NAME": ENDPOINT_NAME,
         "HISTORY_TABLE_NAME": "",
         "MAX_ATTEMPTS": "1",
@@ -96,7 +97,7 @@ def lambda_environment(endpoint_url: str, home: Path, **overrides: str) -> dict[
 
 @dataclass(frozen=True)
 class Run:
-    """What one isolated interpreter reported (see packaging_lambda_driver.py)."""
+    """What one isolated interpreter reported (see ``runtime.run``)."""
 
     steps: Mapping[str, float]
     import_seconds: float
@@ -126,7 +127,12 @@ def run_isolated(
     flags: Sequence[str] = (),
     timeout: float = 300,
 ) -> Run:
-    """Start `python -I -S -B [flags] driver` with only `sys_path`; fail loudly if it fails."""
+    """Start `python -I -S -B [flags] runtime.py run` with only `sys_path`; fail loudly if it fails.
+
+    -I: no environment-driven paths, user site or script folder; -S: no site-packages; -B: no
+    bytecode written, as on Lambda's read-only file system, so every cold start compiles its
+    imports.
+    """
     with tempfile.TemporaryDirectory(prefix="lambda-run-") as scratch:
         spec_file, result_file = Path(scratch) / "spec.json", Path(scratch) / "result.json"
         spec = {
@@ -135,12 +141,14 @@ def run_isolated(
             "handler": handler,
             "events": list(events),
             "requests": len(events) if requests is None else requests,
+            "invoked_function_arn": FUNCTION_ARN,
+            "timeout_ms": int(timeout * 1000),
         }
         spec_file.write_text(json.dumps(spec), encoding="utf-8")
-        command = [python or runtime_python(), "-I", "-S", "-B", *flags, str(DRIVER)]
+        command = [python or runtime_python(), "-I", "-S", "-B", *flags, str(RUNTIME_SCRIPT)]
         started = time.perf_counter()
         finished = subprocess.run(
-            [*command, str(spec_file), str(result_file)],
+            [*command, "run", str(spec_file), str(result_file)],
             env=dict(env),
             cwd=scratch,
             capture_output=True,
@@ -166,47 +174,3 @@ def run_isolated(
         loaded_modules=result["loaded_modules"],
         log=finished.stdout + finished.stderr,
     )
-
-
-class InstantBackend:
-    """A TGI backend that answers at once, so timings are the functions' own overhead."""
-
-    model_id = "bench/instant"
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
-        return "".join(f"<|{m['role']}|>\n{m['content']}</s>\n" for m in messages)
-
-    def generate(self, prompt: str, params: GenerateParams) -> Generation:
-        return Generation(ANSWER, 2, "eos_token")
-
-
-# A handler that only calls invoke_endpoint: the least any function on this stack can cost.
-FLOOR_HANDLER = """\
-import json
-import os
-
-import boto3
-
-CLIENT = boto3.client("sagemaker-runtime")
-ENDPOINT_NAME = os.environ["ENDPOINT_NAME"]
-
-
-def handler(event, context):
-    question = json.loads(event["body"])[0]
-    body = {"messages": [{"role": "user", "content": question}], "max_tokens": 64}
-    response = CLIENT.invoke_endpoint(
-        EndpointName=ENDPOINT_NAME, ContentType="application/json", Body=json.dumps(body)
-    )
-    answer = json.loads(response["Body"].read())["choices"][0]["message"]["content"]
-    return {"statusCode": 200, "body": json.dumps({"answer": answer})}
-"""
-
-
-def write_floor_function(task: Path) -> str:
-    """Write the floor handler into `task`; returns its handler string."""
-    task.mkdir(parents=True, exist_ok=True)
-    (task / "floor_handler.py").write_text(FLOOR_HANDLER, encoding="utf-8")
-    return "floor_handler.handler"

@@ -1,16 +1,25 @@
-"""The inside of one local Lambda execution environment (a warm Python worker).
+"""The inside of one local Lambda execution environment: what AWS's Python runtime does.
 
-Started by ``local.function_urls`` as ``python -I -S -u lambda_runtime.py READ_FD WRITE_FD``
-in the unzipped function folder, with the function's environment. Isolated mode and no
-``site`` mean the only importable code is the standard library plus what this file puts on
+Started as a file, never imported from ``tools``, by an interpreter in isolated mode
+(``python3.12 -I -S [-B] runtime.py ...``): no environment-driven paths, no user site, no
+site-packages. The only importable code is the standard library plus what this file puts on
 ``sys.path``: the function package (``LAMBDA_TASK_ROOT``, Lambda's /var/task) and the layers'
-``python/`` folders (Lambda's /opt/python), in Lambda's order.
+``python/`` folders (Lambda's /opt/python), in Lambda's order. Standard library only: it must
+not depend on what it runs. Two ways to drive it:
 
-It then behaves like the Python runtime (awslambdaric): imports the handler once (the init
-phase), logs through a root handler in Lambda's text format with the request id, and answers
+``runtime.py serve READ_FD WRITE_FD`` (the local Function URLs' warm workers, see
+``tools.lambda_sandbox.functions``): import the handler once (the init phase), then answer
 invocations in a loop with the handler's JSON result or Lambda's error document
-(``errorMessage``, ``errorType``, ``requestId``, ``stackTrace``). Messages to and from the
-emulator are length-prefixed JSON on the two pipes. Standard library only.
+(``errorMessage``, ``errorType``, ``requestId``, ``stackTrace``). Messages are length-prefixed
+JSON on the two pipes.
+
+``runtime.py run SPEC.json RESULT.json`` (``make bench`` and the packaging tests, see
+``tools.lambda_sandbox.artifacts``): run timed code steps (imports), import a handler and
+answer the spec's events in process; the result holds the timings, the responses, and every
+loaded module that came from outside the given ``sys_path`` and the standard library.
+
+Either way the handler gets a ``LambdaContext`` and logs through a root handler in Lambda's
+text format with the request id.
 """
 
 from __future__ import annotations
@@ -22,72 +31,86 @@ import logging
 import os
 import struct
 import sys
+import sysconfig
 import time
 import traceback
+import uuid
+from pathlib import Path
 from typing import Any
 
+PROCESS_STARTED = time.perf_counter()
 _HEADER = struct.Struct(">I")
 _request_id = ""  # of the invocation in progress, for log records
 
 
-def main() -> int:
-    read_fd, write_fd = int(sys.argv[1]), int(sys.argv[2])
-    task_root = os.environ["LAMBDA_TASK_ROOT"]
-    layer_root = os.environ["LOCAL_LAMBDA_LAYER_ROOT"]
+class LambdaContext:
+    """The context object of the Python runtime (awslambdaric's LambdaContext)."""
+
+    def __init__(
+        self,
+        aws_request_id: str,
+        *,
+        deadline_ms: int,
+        invoked_function_arn: str,
+        function_name: str | None,
+        memory_limit_in_mb: str | None,
+        function_version: str | None = "$LATEST",
+        log_group_name: str | None = None,
+        log_stream_name: str | None = None,
+    ) -> None:
+        self.aws_request_id = aws_request_id
+        self.log_group_name = log_group_name
+        self.log_stream_name = log_stream_name
+        self.function_name = function_name
+        # A string, as the real runtime reads it from the environment.
+        self.memory_limit_in_mb = memory_limit_in_mb
+        self.function_version = function_version
+        self.invoked_function_arn = invoked_function_arn
+        self.client_context = None
+        self.identity = None
+        self.tenant_id = None
+        self._deadline_ms = deadline_ms
+
+    @classmethod
+    def from_environment(
+        cls, request_id: str, deadline_ms: int, invoked_function_arn: str
+    ) -> LambdaContext:
+        """What the runtime builds for an invocation, from the function's reserved variables."""
+        return cls(
+            request_id,
+            deadline_ms=deadline_ms,
+            invoked_function_arn=invoked_function_arn,
+            function_name=os.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
+            memory_limit_in_mb=os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+            function_version=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
+            log_group_name=os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME"),
+            log_stream_name=os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME"),
+        )
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(self._deadline_ms - int(time.time() * 1000), 0)
+
+    def log(self, message: str) -> None:
+        sys.stdout.write(message)
+
+    def __repr__(self) -> str:
+        return (
+            f"LambdaContext([aws_request_id={self.aws_request_id},"
+            f"function_name={self.function_name},memory_limit_in_mb={self.memory_limit_in_mb}])"
+        )
+
+
+# ---------------------------------------------------------------------------
+# The init phase: sys.path, logging, the handler
+# ---------------------------------------------------------------------------
+def lambda_sys_path(task_root: str, layer_root: str) -> list[str]:
+    """Lambda's order: the function's own code first, then the layers."""
     python_version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    # Lambda's order: the function's own code first, then the layers.
-    sys.path[:0] = [
+    return [
         task_root,
         os.path.join(layer_root, "python", "lib", python_version, "site-packages"),
         os.path.join(layer_root, "python"),
     ]
-    os.chdir(task_root)
-    _setup_logging()
-
-    started = time.monotonic()
-    try:
-        handler = _load_handler(os.environ["_HANDLER"])
-    except Exception as error:  # any failure of the init phase is reported, as Lambda does
-        _send(write_fd, {"type": "init_error", "error": _error_document(error, "")})
-        return 1
-    _send(write_fd, {"type": "ready", "init_ms": (time.monotonic() - started) * 1000})
-
-    while (message := _receive(read_fd)) is not None:
-        _send(write_fd, _invoke(handler, message))
-    return 0
-
-
-def _invoke(handler: Any, message: dict[str, Any]) -> dict[str, Any]:
-    global _request_id  # noqa: PLW0603 - the log filter reads the invocation in progress
-    _request_id = message["request_id"]
-    try:
-        return _run(handler, message)
-    finally:
-        _request_id = ""
-
-
-def _run(handler: Any, message: dict[str, Any]) -> dict[str, Any]:
-    context = LambdaContext(_request_id, message["deadline_ms"], message["invoked_function_arn"])
-    try:
-        result = handler(message["event"], context)
-    except Exception as error:  # the handler's error is the invocation's result
-        _log_unhandled(error)
-        return {"type": "error", "error": _error_document(error, _request_id)}
-    try:
-        payload = json.dumps(result, default=_decimal_to_float)
-    except (TypeError, ValueError) as error:
-        message_text = f"Unable to marshal response: {error}"
-        print(f"[ERROR] Runtime.MarshalError: {message_text}", file=sys.stderr)
-        return {
-            "type": "error",
-            "error": {
-                "errorMessage": message_text,
-                "errorType": "Runtime.MarshalError",
-                "requestId": _request_id,
-                "stackTrace": [],
-            },
-        }
-    return {"type": "result", "payload": payload}
 
 
 class _FaultError(Exception):
@@ -130,36 +153,6 @@ def _load_handler(handler: str) -> Any:
     return function
 
 
-class LambdaContext:
-    """The context object of the Python runtime (awslambdaric's LambdaContext)."""
-
-    def __init__(self, request_id: str, deadline_ms: int, invoked_function_arn: str) -> None:
-        self.aws_request_id = request_id
-        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
-        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
-        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
-        # A string, as the real runtime reads it from the environment.
-        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
-        self.invoked_function_arn = invoked_function_arn
-        self.client_context = None
-        self.identity = None
-        self.tenant_id = None
-        self._deadline_ms = deadline_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(self._deadline_ms - int(time.time() * 1000), 0)
-
-    def log(self, message: str) -> None:
-        sys.stdout.write(message)
-
-    def __repr__(self) -> str:
-        return (
-            f"LambdaContext([aws_request_id={self.aws_request_id},"
-            f"function_name={self.function_name},memory_limit_in_mb={self.memory_limit_in_mb}])"
-        )
-
-
 def _setup_logging() -> None:
     """A root handler in Lambda's text format (the root logger level stays WARNING)."""
 
@@ -177,6 +170,66 @@ def _setup_logging() -> None:
     handler.setFormatter(formatter)
     handler.addFilter(_RequestId())
     logging.getLogger().addHandler(handler)
+
+
+def _enter(sys_path: list[str], task_root: str) -> None:
+    sys.path[:0] = sys_path
+    os.chdir(task_root)
+    _setup_logging()
+
+
+# ---------------------------------------------------------------------------
+# serve: a warm worker answering invocations over two pipes
+# ---------------------------------------------------------------------------
+def serve(read_fd: int, write_fd: int) -> int:
+    task_root = os.environ["LAMBDA_TASK_ROOT"]
+    _enter(lambda_sys_path(task_root, os.environ["LOCAL_LAMBDA_LAYER_ROOT"]), task_root)
+    started = time.monotonic()
+    try:
+        handler = _load_handler(os.environ["_HANDLER"])
+    except Exception as error:  # any failure of the init phase is reported, as Lambda does
+        _send(write_fd, {"type": "init_error", "error": _error_document(error, "")})
+        return 1
+    _send(write_fd, {"type": "ready", "init_ms": (time.monotonic() - started) * 1000})
+
+    while (message := _receive(read_fd)) is not None:
+        _send(write_fd, _invoke(handler, message))
+    return 0
+
+
+def _invoke(handler: Any, message: dict[str, Any]) -> dict[str, Any]:
+    global _request_id  # noqa: PLW0603 - the log filter reads the invocation in progress
+    _request_id = message["request_id"]
+    try:
+        return _run(handler, message)
+    finally:
+        _request_id = ""
+
+
+def _run(handler: Any, message: dict[str, Any]) -> dict[str, Any]:
+    context = LambdaContext.from_environment(
+        _request_id, message["deadline_ms"], message["invoked_function_arn"]
+    )
+    try:
+        result = handler(message["event"], context)
+    except Exception as error:  # the handler's error is the invocation's result
+        _log_unhandled(error)
+        return {"type": "error", "error": _error_document(error, _request_id)}
+    try:
+        payload = json.dumps(result, default=_decimal_to_float)
+    except (TypeError, ValueError) as error:
+        message_text = f"Unable to marshal response: {error}"
+        print(f"[ERROR] Runtime.MarshalError: {message_text}", file=sys.stderr)
+        return {
+            "type": "error",
+            "error": {
+                "errorMessage": message_text,
+                "errorType": "Runtime.MarshalError",
+                "requestId": _request_id,
+                "stackTrace": [],
+            },
+        }
+    return {"type": "result", "payload": payload}
 
 
 def _error_document(error: BaseException, request_id: str) -> dict[str, Any]:
@@ -233,5 +286,74 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
     return bytes(chunks)
 
 
+# ---------------------------------------------------------------------------
+# run: one container's life in process, timed (the bench and the packaging tests)
+# ---------------------------------------------------------------------------
+def run(spec_file: Path, result_file: Path) -> int:
+    global _request_id  # noqa: PLW0603 - the log filter reads the invocation in progress
+    spec = json.loads(spec_file.read_text(encoding="utf-8"))
+    roots = [Path(entry).resolve() for entry in spec["sys_path"]]
+    _enter([str(root) for root in roots], str(roots[0]))
+
+    steps: dict[str, float] = {}
+    namespace: dict[str, object] = {}
+    for step in spec.get("steps", []):
+        started = time.perf_counter()
+        exec(step["code"], namespace)  # noqa: S102 - the spec is ours, written by the caller.
+        steps[step["name"]] = time.perf_counter() - started
+
+    result: dict[str, object] = {"steps": steps}
+    if spec.get("handler"):
+        started = time.perf_counter()
+        handler = _load_handler(spec["handler"])
+        result["import_seconds"] = time.perf_counter() - started
+        events = spec["events"]
+        arn = spec["invoked_function_arn"]
+        latencies, responses = [], []
+        for number in range(spec.get("requests", len(events))):
+            event = events[number % len(events)]
+            _request_id = str(uuid.UUID(int=number, version=4))
+            deadline_ms = int(time.time() * 1000) + spec["timeout_ms"]
+            context = LambdaContext.from_environment(_request_id, deadline_ms, arn)
+            started = time.perf_counter()
+            response = handler(event, context)
+            latencies.append(time.perf_counter() - started)
+            if number < len(events):
+                responses.append(response)
+        result["request_seconds"] = latencies
+        result["responses"] = responses
+    result["seconds_since_start"] = time.perf_counter() - PROCESS_STARTED
+    result["foreign_modules"] = foreign_modules(roots)
+    result["loaded_modules"] = sorted(sys.modules)
+    result_file.write_text(json.dumps(result, default=_decimal_to_float), encoding="utf-8")
+    return 0
+
+
+def foreign_modules(allowed_roots: list[Path]) -> list[str]:
+    """Loaded modules whose file is outside the artifacts and the standard library."""
+    stdlib = [Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib")]
+    roots = [*allowed_roots, *stdlib]
+    this_file = Path(__file__).resolve()
+    foreign = []
+    for name, module in sorted(sys.modules.items()):
+        origin = getattr(module, "__file__", None)
+        if not origin:
+            continue  # Built into the interpreter or a namespace package.
+        path = Path(origin).resolve()
+        if path == this_file:
+            continue
+        inside = any(path.is_relative_to(root) for root in roots)
+        if not inside or "site-packages" in path.parts:
+            foreign.append(f"{name} ({path})")
+    return foreign
+
+
+def main(argv: list[str]) -> int:
+    mode, first, second = argv
+    if mode == "serve":
+        return serve(int(first), int(second))
+    return run(Path(first), Path(second))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

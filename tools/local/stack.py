@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tools.function_urls.server import FunctionSpec
+from tools.lambda_sandbox.functions import FunctionSpec
 
 
 class StackError(RuntimeError):

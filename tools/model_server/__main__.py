@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
+from tools.http_server import serve_until, signal_event
 from tools.model_server.server import DEFAULT_ACCOUNT_ID, SageMakerTGIServer
 
 READY_PREFIX = "sagemaker_tgi listening on "
@@ -134,9 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
 
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = signal_event()
     server.start()
     log(
         f"serving endpoint {args.endpoint_name!r} with {args.model} ({backend.source}); "
@@ -144,11 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         f"threads={torch.get_num_threads()} dtype={args.dtype}"
     )
     print(f"{READY_PREFIX}{server.url}", flush=True)
-    try:
-        while not stop.wait(1.0):
-            pass
-    finally:
-        server.stop()
+    serve_until(stop, server)
     return 0
 
 

@@ -26,11 +26,10 @@ import traceback
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from tools.http_server import LoopbackHTTPServer
+from tools.http_server import LoopbackHTTPServer, LoopbackService
 from tools.model_server import protocol
 from tools.model_server.backend import Backend, SageMakerError
 from tools.model_server.protocol import ContainerError, Limits
@@ -54,7 +53,7 @@ class Response:
         return json.loads(self.body)
 
 
-class SageMakerTGIServer:
+class SageMakerTGIServer(LoopbackService):
     """A local SageMaker runtime serving one endpoint with a TGI-compatible container.
 
     ``on_invocation(endpoint_name, body)`` is called for every invocation whose body is valid
@@ -83,49 +82,14 @@ class SageMakerTGIServer:
         self.backend = backend
         self.endpoint_name = endpoint_name
         self.limits = Limits(max_input_tokens, max_total_tokens, max_stop_sequences)
-        self.host = host
-        self.port = port
         self.on_invocation = on_invocation
         self.region = region
         self.account_id = account_id
         self.variant_name = variant_name
         self.log = log
         self._backend_lock = threading.Lock()
-        self._httpd: LoopbackHTTPServer | None = None
-
-    # -- lifecycle ----------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("the server is not running; call start() or use `with`")
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> None:
-        if self._httpd is not None:
-            return
         # Requests run torch: stop() waits for them, or the interpreter's exit would abort.
-        self._httpd = LoopbackHTTPServer(
-            (self.host, self.port), _Handler, self, log=self._log_line, wait_for_requests=True
-        )
-        self.port = self._httpd.port
-        self._httpd.start(f"sagemaker-tgi:{self.port}")
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().__init__(host, port, handler=_Handler, log=self._log_line, wait_for_requests=True)
 
     # -- the runtime ------------------------------------------------------------------------
     def invoke(self, endpoint_name: str, body: bytes, content_type: str | None) -> Response:
