@@ -5,26 +5,25 @@ DELETE `?session_id=...` forgets a session.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from langchain_core.messages import BaseMessage
 
 from chat.conversation import chat, parse_chat_request
 from chat.history import DynamoDBTurnHistory, validate_session_id
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.function_url import HttpRequest, parse_json
-from llm_app.model import build_chat_model, build_sagemaker_client
-from llm_app.service import call_endpoint, serve
+from llm_app.model import Endpoint
+from llm_app.service import serve
 
 # Built once per container, reused by every request it serves.
 logger = Logger()
 SETTINGS = Settings.from_env()
-MODEL = build_chat_model(SETTINGS, build_sagemaker_client(SETTINGS))
+ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
 DYNAMODB = boto3.client("dynamodb") if SETTINGS.history_table_name else None
 
 
@@ -38,14 +37,10 @@ def open_history(session_id: str) -> DynamoDBTurnHistory:
     )
 
 
-def invoke_model(call: Callable[[], BaseMessage]) -> BaseMessage:
-    return call_endpoint(logger, SETTINGS.endpoint_name, call)
-
-
 def ask(request: HttpRequest) -> Mapping[str, Any]:
     chat_request = parse_chat_request(parse_json(request.body), SETTINGS)
     memory = DYNAMODB is not None
-    reply = chat(MODEL, SETTINGS, chat_request, open_history if memory else None, invoke_model)
+    reply = chat(ENDPOINT, SETTINGS, chat_request, open_history if memory else None)
     logger.append_keys(session_id=reply.session_id, history_turns=reply.history_turns)
     if SETTINGS.log_prompts:
         logger.info("exchange", extra={"question": chat_request.question, "answer": reply.answer})

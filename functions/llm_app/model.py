@@ -8,10 +8,12 @@ SageMaker, TGI's generate route returns the prompt too unless `return_full_text`
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import boto3
+from aws_lambda_powertools import Logger
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
@@ -24,7 +26,8 @@ from langchain_aws.chat_models.sagemaker_endpoint import (
     ChatModelContentHandler,
     ChatSagemakerEndpoint,
 )
-from langchain_core.messages import AIMessage
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 
 from llm_app.config import Settings
@@ -92,10 +95,39 @@ def build_chat_model(settings: Settings, client: Any) -> ChatSagemakerEndpoint:
     )
 
 
-def call_model[T](endpoint_name: str, call: Callable[[], T]) -> T:
-    """Run a model call, turning SageMaker and network failures into AppErrors."""
+class Endpoint:
+    """The model behind the SageMaker endpoint: call it, map its errors, time it.
+
+    ``answer`` returns the reply's text; SageMaker and network failures raise AppErrors; the
+    call's latency joins the request's log line as ``model_ms``.
+    """
+
+    def __init__(self, model: BaseChatModel, endpoint_name: str, logger: Logger) -> None:
+        self.model = model
+        self.endpoint_name = endpoint_name
+        self.logger = logger
+
+    @classmethod
+    def from_settings(cls, settings: Settings, logger: Logger) -> Endpoint:
+        """The endpoint's client and chat model, built once per container."""
+        model = build_chat_model(settings, build_sagemaker_client(settings))
+        return cls(model, settings.endpoint_name, logger)
+
+    def answer(self, messages: Sequence[BaseMessage]) -> str:
+        started = time.perf_counter()
+        try:
+            return _invoke_mapping_errors(self.model, list(messages), self.endpoint_name)
+        finally:
+            elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+            self.logger.append_keys(model_ms=elapsed_ms)
+
+
+def _invoke_mapping_errors(
+    model: BaseChatModel, messages: list[BaseMessage], endpoint_name: str
+) -> str:
+    """One model call, with SageMaker and network failures turned into AppErrors."""
     try:
-        return call()
+        return model.invoke(messages).text.strip()
     except ClientError as error:
         raise translate_client_error(error, endpoint_name) from error
     except ReadTimeoutError as error:

@@ -11,7 +11,6 @@ from aws_lambda_powertools import Logger
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.function_url import HttpRequest, error_response, json_response, read_request
-from llm_app.model import call_model
 
 Route = Callable[[HttpRequest], Mapping[str, Any]]
 
@@ -63,12 +62,3 @@ def serve(
         },
     )
     return response
-
-
-def call_endpoint[T](logger: Logger, endpoint_name: str, call: Callable[[], T]) -> T:
-    """Run a model call: SageMaker failures become AppErrors, latency joins the log line."""
-    started = time.perf_counter()
-    try:
-        return call_model(endpoint_name, call)
-    finally:
-        logger.append_keys(model_ms=round((time.perf_counter() - started) * 1000, 1))

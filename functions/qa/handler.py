@@ -10,21 +10,21 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from llm_app.config import Settings
 from llm_app.function_url import HttpRequest, parse_json
-from llm_app.model import build_chat_model, build_sagemaker_client
-from llm_app.service import call_endpoint, serve
-from qa.document_qa import answer_question, build_qa_messages, parse_qa_request
+from llm_app.model import Endpoint
+from llm_app.service import serve
+from qa.document_qa import build_qa_messages, parse_qa_request
 
 # Built once per container, reused by every request it serves.
 logger = Logger()
 SETTINGS = Settings.from_env()
-MODEL = build_chat_model(SETTINGS, build_sagemaker_client(SETTINGS))
+ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
 
 
 def answer(request: HttpRequest) -> Mapping[str, Any]:
     qa_request = parse_qa_request(parse_json(request.body), SETTINGS)
     messages = build_qa_messages(qa_request, SETTINGS)
     logger.append_keys(documents=len(qa_request.documents))
-    text = call_endpoint(logger, SETTINGS.endpoint_name, lambda: answer_question(MODEL, messages))
+    text = ENDPOINT.answer(messages)
     if SETTINGS.log_prompts:
         logger.info("exchange", extra={"question": qa_request.question, "answer": text})
     return {"answer": text}

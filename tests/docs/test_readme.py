@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from llm_app.config import Settings
+from tools.paths import REPO_ROOT as ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 CODE_BLOCKS = "\n".join(re.findall(r"```(?:bash|sh)\n(.*?)```", README, flags=re.S))
 

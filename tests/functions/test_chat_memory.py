@@ -43,10 +43,20 @@ def dynamodb(moto_url: str):
 
 
 @pytest.fixture
-def chat(load_handler, moto_url, dynamodb):
-    return load_handler(
-        "chat.handler", HISTORY_TABLE_NAME=TABLE, AWS_ENDPOINT_URL_DYNAMODB=moto_url
-    )
+def load_chat(load_handler, moto_url, dynamodb):
+    """A fresh chat handler on the test table, with further settings."""
+
+    def load(**settings: str):
+        return load_handler(
+            "chat.handler", HISTORY_TABLE_NAME=TABLE, AWS_ENDPOINT_URL_DYNAMODB=moto_url, **settings
+        )
+
+    return load
+
+
+@pytest.fixture
+def chat(load_chat):
+    return load_chat()
 
 
 def ask(chat, lambda_context, *arguments: str) -> dict:
@@ -98,15 +108,8 @@ def test_object_form_names_the_session(chat, fake_endpoint, lambda_context):
     assert response_json(response)["session_id"] == SESSION
 
 
-def test_items_expire_after_the_ttl(
-    load_handler, moto_url, dynamodb, fake_endpoint, lambda_context
-):
-    chat = load_handler(
-        "chat.handler",
-        HISTORY_TABLE_NAME=TABLE,
-        AWS_ENDPOINT_URL_DYNAMODB=moto_url,
-        HISTORY_TTL_DAYS="3",
-    )
+def test_items_expire_after_the_ttl(load_chat, dynamodb, fake_endpoint, lambda_context):
+    chat = load_chat(HISTORY_TTL_DAYS="3")
     before = int(time.time())
     ask(chat, lambda_context, "Hi", SESSION)
     [item] = turns(dynamodb, SESSION)
@@ -163,14 +166,9 @@ def test_concurrent_writers_on_one_session_keep_both_turns(dynamodb):
 
 
 def test_history_is_trimmed_to_the_input_budget_oldest_first(
-    load_handler, moto_url, dynamodb, fake_endpoint, lambda_context
+    load_chat, dynamodb, fake_endpoint, lambda_context
 ):
-    chat = load_handler(
-        "chat.handler",
-        HISTORY_TABLE_NAME=TABLE,
-        AWS_ENDPOINT_URL_DYNAMODB=moto_url,
-        MAX_INPUT_TOKENS="400",
-    )
+    chat = load_chat(MAX_INPUT_TOKENS="400")
     long_answer = "x" * 300  # about 100 estimated tokens a turn
     for index in range(6):
         fake_endpoint.reply(f"{long_answer} {index}")

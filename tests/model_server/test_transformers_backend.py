@@ -83,8 +83,8 @@ def run_model_server(python: Path, args: list[str], env: dict[str, str]) -> tupl
     started = time.monotonic()
     proc = subprocess.run(
         [str(python), "-m", "tools.model_server", *args],
-        cwd=REPO_ROOT,
         env=env,
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=120,

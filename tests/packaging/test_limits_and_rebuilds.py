@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from tools.packaging import build as package
+from tools.paths import REPO_ROOT
 
 pytestmark = pytest.mark.packaging
 
-REPO_ROOT = package.REPO_ROOT
 MIB = package.MIB
 
 

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 from tools.packaging import build as package
+from tools.paths import REPO_ROOT
 
 pytestmark = pytest.mark.packaging
-
-REPO_ROOT = package.REPO_ROOT
 
 
 def sha256(path: Path) -> str:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 from tools.lambda_sandbox.events import request_event
 from tools.lambda_sandbox.runtime import LambdaContext
+from tools.paths import REPO_ROOT
 
-EVENTS = Path(__file__).resolve().parents[1] / "events"
+EVENTS = REPO_ROOT / "tests" / "events"
 REQUEST_ID = "6c1f8a2e-3b7d-4e0f-9a51-2d8c7b6e4f10"
 FUNCTION_NAME = "test-function"
 

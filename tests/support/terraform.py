@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
 from tools.devstack import MIRROR_ENV, Terraform, TerraformError
+from tools.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # Folders that are Terraform modules in their own right: the root, each module, each example.
 TERRAFORM_DIRS = [
     ".",

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tools.lambda_sandbox.functions import FunctionSpec
+from tools.model_server.protocol import launcher_int
 
 
 class StackError(RuntimeError):
@@ -40,16 +41,10 @@ class DeployedEndpoint:
         return model_id
 
     def token_limit(self, *names: str) -> int | None:
-        for name in names:
-            raw = self.environment.get(name)
-            if raw:
-                try:
-                    return int(raw)
-                except ValueError:
-                    raise StackError(
-                        f"{self.model_name}: {name}={raw!r} is not an integer"
-                    ) from None
-        return None
+        try:
+            return launcher_int(self.environment, *names)
+        except ValueError as error:
+            raise StackError(f"{self.model_name}: {error}") from None
 
 
 @dataclass(frozen=True)

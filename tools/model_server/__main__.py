@@ -21,20 +21,17 @@ import sys
 from pathlib import Path
 
 from tools.http_server import serve_until, signal_event
+from tools.model_server.protocol import launcher_int
 from tools.model_server.server import DEFAULT_ACCOUNT_ID, SageMakerTGIServer
 
 READY_PREFIX = "sagemaker_tgi listening on "
 
 
 def _env_int(*names: str) -> int | None:
-    for name in names:
-        raw = os.environ.get(name)
-        if raw:
-            try:
-                return int(raw)
-            except ValueError:
-                sys.exit(f"error: {name}={raw!r} is not an integer")
-    return None
+    try:
+        return launcher_int(os.environ, *names)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -42,6 +42,22 @@ _UNTAGGED = (
 )
 
 
+def launcher_int(environment: Mapping[str, str], *names: str) -> int | None:
+    """The first of TGI's launcher variables ``names`` set in ``environment``, as an integer.
+
+    A model's environment is where SageMaker carries them (MAX_INPUT_TOKENS, ...); raises
+    ValueError naming the variable when its value is not an integer.
+    """
+    for name in names:
+        raw = environment.get(name)
+        if raw:
+            try:
+                return int(raw)
+            except ValueError:
+                raise ValueError(f"{name}={raw!r} is not an integer") from None
+    return None
+
+
 class ContainerError(Exception):
     """A non-200 answer from the model container: status, body and content type."""
 
