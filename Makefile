@@ -54,9 +54,10 @@ fmt: $(VENV)/.installed ## Format Python (ruff) and Terraform (terraform fmt)
 	terraform fmt -recursive
 
 .PHONY: lint
-lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## Lint: ruff, terraform fmt -check, checkov, and tflint when installed
+lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## Lint: ruff, mypy (strict on functions/), terraform fmt -check, checkov, tflint when installed
 	$(VENV_PY) -m ruff check .
 	$(VENV_PY) -m ruff format --check .
+	$(VENV_PY) -m mypy
 	terraform fmt -check -recursive
 	$(CHECKOV_VENV)/bin/checkov -d . --framework terraform --quiet --compact
 	@if command -v tflint >/dev/null 2>&1; then \
@@ -67,9 +68,10 @@ lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## Lint: ruff, terraform fmt
 # Tests
 # ---------------------------------------------------------------------------
 .PHONY: test
-test: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(MODEL_SERVER_VENV)/.installed package ## Run the whole suite: ruff, unit, functional, packaging, Terraform on moto, checkov, local stack
+test: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(MODEL_SERVER_VENV)/.installed package ## Run the whole suite: ruff, mypy, unit, functional, packaging, Terraform on moto, checkov, local stack
 	$(VENV_PY) -m ruff check .
 	$(VENV_PY) -m ruff format --check .
+	$(VENV_PY) -m mypy
 	@# pytest exits 5 when it collects nothing: a suite that silently ran no test is a failure.
 	@rc=0; CHECKOV="$(CURDIR)/$(CHECKOV_VENV)/bin/checkov" BUILD_DIR="$(BUILD_DIR)" \
 	  $(VENV_PY) -m pytest $(if $(CI),-p no:cacheprovider,) $(PYTEST_ARGS) || rc=$$?; \

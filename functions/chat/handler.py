@@ -8,12 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chat.conversation import chat, parse_chat_request
-from chat.history import DynamoDBTurnHistory, validate_session_id
+from chat.history import history_opener, validate_session_id
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.function_url import HttpRequest, parse_json
@@ -24,23 +23,13 @@ from llm_app.service import serve
 logger = Logger()
 SETTINGS = Settings.from_env()
 ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
-DYNAMODB = boto3.client("dynamodb") if SETTINGS.history_table_name else None
-
-
-def open_history(session_id: str) -> DynamoDBTurnHistory:
-    return DynamoDBTurnHistory(
-        DYNAMODB,
-        SETTINGS.history_table_name,
-        session_id,
-        ttl_days=SETTINGS.history_ttl_days,
-        max_turns=SETTINGS.history_max_turns,
-    )
+OPEN_HISTORY = history_opener(SETTINGS)  # None: memory is off
 
 
 def ask(request: HttpRequest) -> Mapping[str, Any]:
     chat_request = parse_chat_request(parse_json(request.body), SETTINGS)
-    memory = DYNAMODB is not None
-    reply = chat(ENDPOINT, SETTINGS, chat_request, open_history if memory else None)
+    memory = OPEN_HISTORY is not None
+    reply = chat(ENDPOINT, SETTINGS, chat_request, OPEN_HISTORY)
     logger.append_keys(session_id=reply.session_id, history_turns=reply.history_turns)
     if SETTINGS.log_prompts:
         logger.info("exchange", extra={"question": chat_request.question, "answer": reply.answer})
@@ -48,12 +37,12 @@ def ask(request: HttpRequest) -> Mapping[str, Any]:
 
 
 def forget(request: HttpRequest) -> Mapping[str, Any]:
-    if DYNAMODB is None:
+    if OPEN_HISTORY is None:
         raise AppError(
             ErrorCode.INVALID_REQUEST, "Conversation memory is disabled; no session to forget."
         )
     session_id = validate_session_id(request.query.get("session_id"))
-    deleted = open_history(session_id).clear_counting()
+    deleted = OPEN_HISTORY(session_id).clear_counting()
     return {"session_id": session_id, "deleted_turns": deleted}
 
 

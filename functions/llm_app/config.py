@@ -55,7 +55,7 @@ class Settings:
             if raw is None or (raw == "" and field.type != "str"):
                 continue
             try:
-                values[field.name] = _PARSERS[field.type](raw)
+                values[field.name] = _PARSERS[str(field.type)](raw)
             except ValueError:
                 problems.append(f"{name}={raw!r} is not a valid {field.type}")
         if not values.get("endpoint_name"):

@@ -188,9 +188,8 @@ def _container_message(original: object) -> str | None:
         parsed = json.loads(original)
     except ValueError:
         return original
-    if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
-        return parsed["error"]
-    return original
+    sentence = parsed.get("error") if isinstance(parsed, dict) else None
+    return sentence if isinstance(sentence, str) else original
 
 
 def _usage(usage: object) -> UsageMetadata | None:
