@@ -26,6 +26,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.support.tools import missing_tool
 from tools.devstack import MotoServer
 from tools.local.stack import inventory
 from tools.paths import REPO_ROOT
@@ -94,7 +95,7 @@ def test_make_local_serves_both_functions_and_leaves_nothing_behind(
     model_server_python: Path, tiny_model: Path, built_artifacts: Path, tmp_path: Path
 ) -> None:
     if shutil.which("terraform") is None:
-        pytest.skip("the terraform CLI is not on PATH")
+        missing_tool("the terraform CLI is not on PATH")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HF_"))}
     state_dir = tmp_path / "state"
     log = tmp_path / "local-up.log"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.tools import missing_tool
 from tools.packaging import build as package
 from tools.paths import REPO_ROOT
 
@@ -108,7 +109,7 @@ def rebuilt(plan: str) -> set[str]:
 def make_build(built_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the session's build for make to plan against (-n, -q: nothing is run)."""
     if shutil.which("make") is None:
-        pytest.skip("GNU make is not installed")
+        missing_tool("GNU make is not installed")
     # `package` waits for the dev environment (order-only), so a stale one would be "work".
     venv = subprocess.run(["make", "-q", ".venv/.installed"], cwd=REPO_ROOT, check=False)
     if venv.returncode != 0:

@@ -1,8 +1,8 @@
 """The model server's interpreter, a tiny model, and the environment to serve it with.
 
 The model server runs in its own venv (Python 3.11, CPU torch), made by
-`make model-server-venv`; `make test` makes it first. Its tests fail, rather than skip, when
-it is missing: a suite that silently drops them would pass without testing generation.
+`make model-server-venv`; `make test` makes it first. When it is missing, its tests follow the
+suite's rule for a missing tool (tests/support/tools.py: fail in CI, skip elsewhere).
 Registered as a pytest plugin by tests/conftest.py, so every test folder gets these fixtures.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.tools import missing_tool
 from tools.paths import REPO_ROOT
 
 TINY_MODEL_SCRIPT = Path(__file__).with_name("tiny_model.py")
@@ -34,7 +35,7 @@ def model_server_python() -> Path:
         os.environ.get("MODEL_SERVER_PYTHON", REPO_ROOT / ".venv-model-server" / "bin" / "python")
     )
     if not python.exists():
-        pytest.fail(
+        missing_tool(
             f"{python} does not exist: create the model server's venv with "
             "`make model-server-venv` (`make test` does it first)"
         )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.tools import missing_tool
 from tools.devstack import MotoServer, aws_env, stage_tree, terraform_env
 
 
@@ -21,7 +22,7 @@ from tools.devstack import MotoServer, aws_env, stage_tree, terraform_env
 def terraform_bin() -> str:
     path = shutil.which("terraform")
     if path is None:
-        pytest.skip(
+        missing_tool(
             "the terraform CLI is not on PATH (https://developer.hashicorp.com/terraform/install)"
         )
     return path
