@@ -84,41 +84,14 @@ test-fast: $(VENV)/.installed ## Unit and functional tests only (seconds)
 # ---------------------------------------------------------------------------
 # Packaging (tools/packaging)
 # ---------------------------------------------------------------------------
-# make rebuilds an artifact only when one of its inputs is newer than it; the packager then
-# compares contents, so a touched but unchanged file costs a digest, not a rebuild. Sources are
-# found by the packager's own rule (no __pycache__, *.pyc or dotfiles). A file added or deleted
-# since the last build changes the list recorded in $(BUILD_DIR)/.state, which forces that zip.
-PACKAGER := tools/packaging/build.py
-PACKAGE = $(VENV_PY) -m tools.packaging --build-dir $(BUILD_DIR)
-UPGRADE ?=
-function_sources = $(sort $(shell find $(1) \( -name __pycache__ -o -name '.*' \) -prune -o -type f ! -name '*.py[co]' -print))
-CHAT_SOURCES := $(call function_sources,functions/chat functions/llm_app)
-QA_SOURCES := $(call function_sources,functions/qa functions/llm_app)
-
-.PHONY: FORCE
-FORCE:
-ifneq ($(CHAT_SOURCES),$(strip $(file <$(BUILD_DIR)/.state/chat.sources)))
-$(BUILD_DIR)/chat.zip: FORCE
-endif
-ifneq ($(QA_SOURCES),$(strip $(file <$(BUILD_DIR)/.state/qa.sources)))
-$(BUILD_DIR)/qa.zip: FORCE
-endif
-
-$(BUILD_DIR)/chat.zip: $(CHAT_SOURCES) $(PACKAGER) | $(VENV)/.installed
-	$(PACKAGE) --no-check chat
-
-$(BUILD_DIR)/qa.zip: $(QA_SOURCES) $(PACKAGER) | $(VENV)/.installed
-	$(PACKAGE) --no-check qa
-
-$(BUILD_DIR)/layer.zip: functions/requirements.txt $(PACKAGER) | $(VENV)/.installed
-	$(PACKAGE) --no-check layer
-
-# Sizes against Lambda's limits, whenever an artifact changed; written only when they pass.
-$(BUILD_DIR)/artifacts.json: $(BUILD_DIR)/chat.zip $(BUILD_DIR)/qa.zip $(BUILD_DIR)/layer.zip
-	$(PACKAGE) --check-only
+# The packager decides what to rebuild: it compares each artifact's inputs (file names and
+# contents, the pins, its own code) with those of the last build, so an unchanged artifact
+# costs a digest, and it checks Lambda's size limits. `--dry-run` says what it would rebuild.
+PACKAGE_ARGS ?=
 
 .PHONY: package
-package: $(BUILD_DIR)/artifacts.json ## Build build/{chat,qa,layer}.zip (reproducible; only what changed) and check Lambda's size limits
+package: | $(VENV)/.installed ## Build build/{chat,qa,layer}.zip (reproducible; only what changed) and check Lambda's size limits
+	$(VENV_PY) -m tools.packaging --build-dir $(BUILD_DIR) $(PACKAGE_ARGS)
 
 .PHONY: lock
 lock: $(VENV)/.installed ## Re-pin functions/requirements.txt and requirements/dev.txt with hashes (UPGRADE=1: newest versions)

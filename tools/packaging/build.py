@@ -121,10 +121,7 @@ class PackagingError(Exception):
 # Inputs
 # ---------------------------------------------------------------------------------------------
 def _is_packaged(relative: Path) -> bool:
-    """Source files that belong in a zip: no caches, bytecode or dotfiles (editor/OS litter).
-
-    The Makefile's `find` in the Packaging section applies the same rule to decide staleness.
-    """
+    """Source files that belong in a zip: no caches, bytecode or dotfiles (editor/OS litter)."""
     if any(part.startswith(".") or part == "__pycache__" for part in relative.parts):
         return False
     return relative.suffix not in {".pyc", ".pyo"}
@@ -149,12 +146,6 @@ def function_sources(name: str, repo_root: Path = REPO_ROOT) -> list[tuple[str, 
                 )
             entries[arcname] = path
     return sorted(entries.items())
-
-
-def _source_list(name: str, repo_root: Path) -> str:
-    """The sources' repo-relative paths, as the Makefile lists them to spot added/removed files."""
-    paths = sorted(path.relative_to(repo_root).as_posix() for _, path in function_sources(name))
-    return "\n".join(paths) + "\n"
 
 
 def _sha256_file(path: Path) -> str:
@@ -364,38 +355,29 @@ def build_function(name: str, dest: Path, epoch: int, repo_root: Path = REPO_ROO
 # ---------------------------------------------------------------------------------------------
 # Incremental builds
 # ---------------------------------------------------------------------------------------------
-def _write_if_changed(path: Path, text: str) -> None:
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
-        path.write_text(text, encoding="utf-8")
+def build_artifact(
+    name: str, build_dir: Path, *, force: bool = False, dry_run: bool = False
+) -> bool:
+    """Build one artifact unless its inputs are unchanged; returns whether it was (or, with
+    `dry_run`, would be) rebuilt.
 
-
-def _newest_input_mtime(name: str, repo_root: Path) -> float:
-    inputs = [Path(__file__)]
-    if name == LAYER:
-        inputs.append(REQUIREMENTS)
-    else:
-        inputs.extend(path for _, path in function_sources(name, repo_root))
-    return max(path.stat().st_mtime for path in inputs)
-
-
-def build_artifact(name: str, build_dir: Path, *, force: bool = False) -> bool:
-    """Build one artifact unless its inputs are unchanged; returns whether it was rebuilt."""
+    The inputs' digest (file names and contents, the pins, this file, SOURCE_DATE_EPOCH) is
+    the only staleness test: a touched but unchanged file costs a digest, an added or deleted
+    file changes it.
+    """
     state_dir = build_dir / ".state"
     state_dir.mkdir(parents=True, exist_ok=True)
     dest = build_dir / f"{name}.zip"
     state_file = state_dir / f"{name}.json"
     epoch = source_date_epoch()
     inputs = _inputs_digest(name, REPO_ROOT, epoch)
-    if name != LAYER:
-        _write_if_changed(state_dir / f"{name}.sources", _source_list(name, REPO_ROOT))
-
     if not force and dest.exists() and state_file.exists():
         state = json.loads(state_file.read_text(encoding="utf-8"))
         if state.get("inputs") == inputs and state.get("sha256") == _sha256_file(dest):
-            # Same contents, newer mtimes (a checkout, a touch): mark it current for make.
-            if dest.stat().st_mtime < _newest_input_mtime(name, REPO_ROOT):
-                os.utime(dest)
             return False
+    if dry_run:
+        print(f"would build {dest}", flush=True)
+        return True
 
     started = time.perf_counter()
     if name == LAYER:
@@ -436,25 +418,29 @@ def check_limits(
     return problems
 
 
-def report(build_dir: Path, max_zipped_mib: float, max_unzipped_mib: float) -> None:
+def report(
+    build_dir: Path, max_zipped_mib: float, max_unzipped_mib: float, *, quiet: bool = False
+) -> None:
+    """Check the sizes against Lambda's limits; print them unless `quiet` (nothing changed)."""
     missing = [name for name in ARTIFACTS if not (build_dir / f"{name}.zip").exists()]
     if missing:
         raise PackagingError(f"{', '.join(missing)} not built yet in {build_dir}.")
     stats = {name: zip_stats(build_dir / f"{name}.zip") for name in ARTIFACTS}
-    print(f"\n{'artifact':<11}{'zipped':>12}{'unzipped':>12}{'files':>8}")
-    for name, sizes in stats.items():
-        print(
-            f"{name + '.zip':<11}{sizes.zipped / MIB:>8.2f} MiB"
-            f"{sizes.unzipped / MIB:>8.2f} MiB{sizes.files:>8}"
-        )
-    print(
-        f"limits: {max_zipped_mib:g} MiB per zip (direct upload), "
-        f"{max_unzipped_mib:g} MiB unzipped per function with its layer"
-    )
     problems = check_limits(stats, max_zipped_mib, max_unzipped_mib)
+    if not quiet or problems:
+        print(f"\n{'artifact':<11}{'zipped':>12}{'unzipped':>12}{'files':>8}")
+        for name, sizes in stats.items():
+            print(
+                f"{name + '.zip':<11}{sizes.zipped / MIB:>8.2f} MiB"
+                f"{sizes.unzipped / MIB:>8.2f} MiB{sizes.files:>8}"
+            )
+        print(
+            f"limits: {max_zipped_mib:g} MiB per zip (direct upload), "
+            f"{max_unzipped_mib:g} MiB unzipped per function with its layer"
+        )
     summary = build_dir / "artifacts.json"
     if problems:
-        summary.unlink(missing_ok=True)  # So make retries the check next time.
+        summary.unlink(missing_ok=True)  # A failed check must not look done.
         raise PackagingError(
             "The artifacts exceed Lambda's limits:\n  "
             + "\n  ".join(problems)
@@ -492,12 +478,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--build-dir", type=Path, default=REPO_ROOT / "build")
     parser.add_argument("--force", action="store_true", help="rebuild even if inputs are unchanged")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--no-check", action="store_true", help="build only; skip the size report and limits"
-    )
-    mode.add_argument(
-        "--check-only", action="store_true", help="only report sizes and check the limits"
+    parser.add_argument(
+        "--dry-run", action="store_true", help="only say what would be rebuilt (like make -n)"
     )
     parser.add_argument("--max-zipped-mib", type=float, default=LAMBDA_MAX_ZIPPED_MIB)
     parser.add_argument("--max-unzipped-mib", type=float, default=LAMBDA_MAX_UNZIPPED_MIB)
@@ -523,11 +505,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     build_dir = args.build_dir.resolve()
     try:
         with exclusive(build_dir):
-            if not args.check_only:
-                for name in args.artifacts or ARTIFACTS:
-                    build_artifact(name, build_dir, force=args.force)
-            if not args.no_check:
-                report(build_dir, args.max_zipped_mib, args.max_unzipped_mib)
+            names = args.artifacts or ARTIFACTS
+            rebuilt = [
+                build_artifact(name, build_dir, force=args.force, dry_run=args.dry_run)
+                for name in names
+            ]
+            if not args.dry_run:
+                unchanged = not any(rebuilt) and (build_dir / "artifacts.json").exists()
+                report(build_dir, args.max_zipped_mib, args.max_unzipped_mib, quiet=unchanged)
     except PackagingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
