@@ -46,7 +46,7 @@ from tools.local.stack import (
 )
 
 REPO_ROOT = state.REPO_ROOT
-MODEL_SERVER_READY = "sagemaker_tgi listening on "  # sagemaker_tgi.__main__.READY_PREFIX
+MODEL_SERVER_READY = "sagemaker_tgi listening on "  # tools.model_server.__main__.READY_PREFIX
 DEFAULT_MODEL_SERVER_PYTHON = REPO_ROOT / ".venv-model-server" / "bin" / "python"
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
 QUESTION = '["What is the capital of France?"]'
