@@ -54,9 +54,10 @@ fmt: $(VENV)/.installed ## Format Python (ruff) and Terraform (terraform fmt)
 	terraform fmt -recursive
 
 .PHONY: lint
-lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## Lint: ruff, terraform fmt -check, checkov, and tflint when installed
+lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## Lint: ruff, mypy (strict on functions/), terraform fmt -check, checkov, tflint when installed
 	$(VENV_PY) -m ruff check .
 	$(VENV_PY) -m ruff format --check .
+	$(VENV_PY) -m mypy
 	terraform fmt -check -recursive
 	$(CHECKOV_VENV)/bin/checkov -d . --framework terraform --quiet --compact
 	@if command -v tflint >/dev/null 2>&1; then \
@@ -67,9 +68,10 @@ lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## Lint: ruff, terraform fmt
 # Tests
 # ---------------------------------------------------------------------------
 .PHONY: test
-test: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(MODEL_SERVER_VENV)/.installed package ## Run the whole suite: ruff, unit, functional, packaging, Terraform on moto, checkov, local stack
+test: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(MODEL_SERVER_VENV)/.installed package ## Run the whole suite: ruff, mypy, unit, functional, packaging, Terraform on moto, checkov, local stack
 	$(VENV_PY) -m ruff check .
 	$(VENV_PY) -m ruff format --check .
+	$(VENV_PY) -m mypy
 	@# pytest exits 5 when it collects nothing: a suite that silently ran no test is a failure.
 	@rc=0; CHECKOV="$(CURDIR)/$(CHECKOV_VENV)/bin/checkov" BUILD_DIR="$(BUILD_DIR)" \
 	  $(VENV_PY) -m pytest $(if $(CI),-p no:cacheprovider,) $(PYTEST_ARGS) || rc=$$?; \
@@ -77,50 +79,23 @@ test: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(MODEL_SERVER_VENV)/.instal
 
 .PHONY: test-fast
 test-fast: $(VENV)/.installed ## Unit and functional tests only (seconds)
-	$(VENV_PY) -m pytest tests/unit tests/functional $(PYTEST_ARGS)
+	$(VENV_PY) -m pytest tests/functions tests/docs $(PYTEST_ARGS)
 
 # ---------------------------------------------------------------------------
-# Packaging (scripts/package.py)
+# Packaging (tools/packaging)
 # ---------------------------------------------------------------------------
-# make rebuilds an artifact only when one of its inputs is newer than it; the packager then
-# compares contents, so a touched but unchanged file costs a digest, not a rebuild. Sources are
-# found by the packager's own rule (no __pycache__, *.pyc or dotfiles). A file added or deleted
-# since the last build changes the list recorded in $(BUILD_DIR)/.state, which forces that zip.
-PACKAGER := scripts/package.py
-PACKAGE = $(VENV_PY) $(PACKAGER) --build-dir $(BUILD_DIR)
-UPGRADE ?=
-function_sources = $(sort $(shell find $(1) \( -name __pycache__ -o -name '.*' \) -prune -o -type f ! -name '*.py[co]' -print))
-CHAT_SOURCES := $(call function_sources,functions/chat functions/shared)
-QA_SOURCES := $(call function_sources,functions/qa functions/shared)
-
-.PHONY: FORCE
-FORCE:
-ifneq ($(CHAT_SOURCES),$(strip $(file <$(BUILD_DIR)/.state/chat.sources)))
-$(BUILD_DIR)/chat.zip: FORCE
-endif
-ifneq ($(QA_SOURCES),$(strip $(file <$(BUILD_DIR)/.state/qa.sources)))
-$(BUILD_DIR)/qa.zip: FORCE
-endif
-
-$(BUILD_DIR)/chat.zip: $(CHAT_SOURCES) $(PACKAGER) | $(VENV)/.installed
-	$(PACKAGE) --no-check chat
-
-$(BUILD_DIR)/qa.zip: $(QA_SOURCES) $(PACKAGER) | $(VENV)/.installed
-	$(PACKAGE) --no-check qa
-
-$(BUILD_DIR)/layer.zip: functions/requirements.txt $(PACKAGER) | $(VENV)/.installed
-	$(PACKAGE) --no-check layer
-
-# Sizes against Lambda's limits, whenever an artifact changed; written only when they pass.
-$(BUILD_DIR)/artifacts.json: $(BUILD_DIR)/chat.zip $(BUILD_DIR)/qa.zip $(BUILD_DIR)/layer.zip
-	$(PACKAGE) --check-only
+# The packager decides what to rebuild: it compares each artifact's inputs (file names and
+# contents, the pins, its own code) with those of the last build, so an unchanged artifact
+# costs a digest, and it checks Lambda's size limits. `--dry-run` says what it would rebuild.
+PACKAGE_ARGS ?=
 
 .PHONY: package
-package: $(BUILD_DIR)/artifacts.json ## Build build/{chat,qa,layer}.zip (reproducible; only what changed) and check Lambda's size limits
+package: | $(VENV)/.installed ## Build build/{chat,qa,layer}.zip (reproducible; only what changed) and check Lambda's size limits
+	$(VENV_PY) -m tools.packaging --build-dir $(BUILD_DIR) $(PACKAGE_ARGS)
 
 .PHONY: lock
 lock: $(VENV)/.installed ## Re-pin functions/requirements.txt and requirements/dev.txt with hashes (UPGRADE=1: newest versions)
-	$(VENV_PY) scripts/packaging_lock.py $(if $(UPGRADE),--upgrade,)
+	$(VENV_PY) -m tools.packaging.lock $(if $(UPGRADE),--upgrade,)
 
 .PHONY: clean
 clean: ## Remove build outputs
@@ -133,17 +108,17 @@ BENCH_ARGS ?=
 
 .PHONY: bench
 bench: package ## Print cold-start, warm-overhead, size and build-time figures of the built artifacts
-	$(VENV_PY) scripts/bench.py --build-dir $(BUILD_DIR) $(BENCH_ARGS)
+	$(VENV_PY) -m tools.bench --build-dir $(BUILD_DIR) $(BENCH_ARGS)
 
 # ---------------------------------------------------------------------------
 # Documentation
 # ---------------------------------------------------------------------------
 .PHONY: docs
 docs: $(VENV)/.installed ## Write the terraform-docs blocks (inputs, outputs, resources...) of the READMEs from the .tf files
-	$(VENV_PY) scripts/tf_docs.py --write
+	$(VENV_PY) -m tools.tf_docs --write
 
 # ---------------------------------------------------------------------------
-# Local stack (scripts/local, scripts/sagemaker_tgi)
+# Local stack (tools/local, tools/model_server)
 # ---------------------------------------------------------------------------
 # The model server stands for the SageMaker TGI container, so it has an interpreter and venv of
 # its own: Python 3.11 (the TGI image's) and the CPU-only build of torch, from PyTorch's CPU
@@ -151,7 +126,7 @@ docs: $(VENV)/.installed ## Write the terraform-docs blocks (inputs, outputs, re
 MODEL_SERVER_PYTHON ?=
 # make local MODEL_DIR=/path/to/model: a folder with the model's files instead of the HF cache.
 MODEL_DIR ?=
-# Extra arguments for `python -m local.up` (see `PYTHONPATH=scripts .venv/bin/python -m local.up -h`).
+# Extra arguments for `python -m tools.local.up` (see `.venv/bin/python -m tools.local.up -h`).
 LOCAL_ARGS ?=
 
 $(MODEL_SERVER_VENV)/.installed: requirements/model-server-torch.txt requirements/model-server.txt
@@ -171,12 +146,12 @@ BENCH_MODEL_ARGS ?=
 
 .PHONY: bench-model
 bench-model: $(MODEL_SERVER_VENV)/.installed ## Print the local model server's CPU generation speed and memory (TinyLlama's shape, random weights)
-	$(MODEL_SERVER_PY) scripts/bench_model.py $(BENCH_MODEL_ARGS)
+	$(MODEL_SERVER_PY) -m tools.model_server.bench $(BENCH_MODEL_ARGS)
 
 .PHONY: local
 local: $(VENV)/.installed $(MODEL_SERVER_VENV)/.installed package ## Run the whole app on this machine: moto + terraform apply, local model, local function URLs
-	PYTHONPATH=scripts $(VENV_PY) -m local.up --build-dir "$(BUILD_DIR)" --model-server-python "$(MODEL_SERVER_PY)" $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)",) $(LOCAL_ARGS)
+	$(VENV_PY) -m tools.local.up --build-dir "$(BUILD_DIR)" --model-server-python "$(MODEL_SERVER_PY)" $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)",) $(LOCAL_ARGS)
 
 .PHONY: local-down
 local-down: $(VENV)/.installed ## Stop what `make local` started and destroy its stack
-	PYTHONPATH=scripts $(VENV_PY) -m local.down
+	$(VENV_PY) -m tools.local.down

@@ -136,7 +136,7 @@ locals {
   functions = {
     chat = {
       description = "Chat with the ${var.name} model endpoint"
-      handler     = "chat_handler.handler"
+      handler     = "chat.handler.handler"
       package     = local.packages.chat
       environment = {
         SYSTEM_PROMPT = var.system_prompt
@@ -152,7 +152,7 @@ locals {
     }
     qa = {
       description       = "Answer questions about a document with the ${var.name} model endpoint"
-      handler           = "qa_handler.handler"
+      handler           = "qa.handler.handler"
       package           = local.packages.qa
       environment       = {}
       policy_statements = []

@@ -1,6 +1,6 @@
-"""Fixtures shared by the suites: the fake SageMaker runtime, fresh handlers, built artifacts.
+"""Fixtures shared by the suites: a Lambda context, fresh handlers, built artifacts.
 
-Helpers that tests import live in function_support.py: a conftest holds fixtures only.
+Helpers that tests import live in tests/support: a conftest holds fixtures only.
 """
 
 from __future__ import annotations
@@ -11,76 +11,34 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from fakes.scripted_backend import ScriptedBackend
-from function_support import (
-    ENDPOINT_NAME,
-    MAX_INPUT_TOKENS,
-    MAX_TOTAL_TOKENS,
-    LambdaContext,
-    function_env,
-)
-from sagemaker_tgi.server import SageMakerTGIServer
+from tests.support.environment import function_env
+from tests.support.events import lambda_context as new_lambda_context
+from tools.lambda_sandbox.runtime import LambdaContext
+from tools.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+if TYPE_CHECKING:
+    from tests.support.fake_endpoint import FakeEndpoint
+
+pytest_plugins = ["tests.support.fake_endpoint", "tests.support.model_server"]
+
 # Modules a handler import builds state in; purged so each test gets a fresh "container".
-FUNCTION_MODULES = ("chat_handler", "qa_handler", "conversation", "history", "document_qa")
+FUNCTION_PACKAGES = ("chat", "qa")
+
+
+def purge_function_modules() -> None:
+    for name in list(sys.modules):
+        if name.partition(".")[0] in FUNCTION_PACKAGES:
+            del sys.modules[name]
 
 
 @pytest.fixture
 def lambda_context() -> LambdaContext:
-    return LambdaContext()
-
-
-@dataclass
-class FakeEndpoint:
-    """The fake SageMaker runtime as tests drive it: script replies, read what it received."""
-
-    server: SageMakerTGIServer
-    backend: ScriptedBackend
-    invocations: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def reply(self, *steps: Any) -> None:
-        self.backend.script(*steps)
-
-    @property
-    def last_request(self) -> dict[str, Any]:
-        assert self.invocations, "the endpoint received no request"
-        return self.invocations[-1]
-
-
-@pytest.fixture(scope="session")
-def _endpoint_server() -> Iterator[FakeEndpoint]:
-    backend = ScriptedBackend()
-    invocations: list[dict[str, Any]] = []
-    server = SageMakerTGIServer(
-        backend,
-        ENDPOINT_NAME,
-        max_input_tokens=MAX_INPUT_TOKENS,
-        max_total_tokens=MAX_TOTAL_TOKENS,
-        on_invocation=lambda _name, body: invocations.append(body),
-    )
-    server.start()
-    try:
-        yield FakeEndpoint(server, backend, invocations)
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def fake_endpoint(_endpoint_server: FakeEndpoint) -> FakeEndpoint:
-    _endpoint_server.backend.reset()
-    _endpoint_server.invocations.clear()
-    return _endpoint_server
+    return new_lambda_context()
 
 
 @pytest.fixture
@@ -96,16 +54,14 @@ def load_handler(
         monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
         for key, value in function_env(fake_endpoint.url, **env).items():
             monkeypatch.setenv(key, value)
-        for name in FUNCTION_MODULES:
-            sys.modules.pop(name, None)
+        purge_function_modules()
         # Powertools reuses a service's logger (and its stream) across imports; a fresh
         # container gets a fresh one, writing to this test's captured stdout.
         logging.Logger.manager.loggerDict.pop(os.environ["POWERTOOLS_SERVICE_NAME"], None)
         return importlib.import_module(module)
 
     yield load
-    for name in FUNCTION_MODULES:
-        sys.modules.pop(name, None)
+    purge_function_modules()
 
 
 @pytest.fixture(scope="session")
@@ -115,7 +71,7 @@ def built_artifacts() -> Path:
     if not build_dir.is_absolute():
         build_dir = REPO_ROOT / build_dir
     subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "package.py"), "--build-dir", str(build_dir)],
+        [sys.executable, "-m", "tools.packaging", "--build-dir", str(build_dir)],
         check=True,
         cwd=REPO_ROOT,
     )

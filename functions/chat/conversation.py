@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.chat_history import BaseChatMessageHistory
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, trim_messages
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
-from history import new_session_id, validate_session_id
+from chat.history import new_session_id, validate_session_id
 from llm_app.arguments import bind_arguments, require_question
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
+from llm_app.model import Endpoint
 from llm_app.tokens import count_messages_tokens, estimate_prompt_tokens
 
 CHAT_PROMPT = ChatPromptTemplate.from_messages(
@@ -88,25 +88,20 @@ def build_chat_messages(
 
 
 def chat(
-    model: BaseChatModel,
+    endpoint: Endpoint,
     settings: Settings,
     request: ChatRequest,
     open_history: Callable[[str], BaseChatMessageHistory] | None,
-    invoke: Callable[[Callable[[], BaseMessage]], BaseMessage],
 ) -> ChatReply:
-    """Answer one question; with history, the exchange is saved only after a good answer.
-
-    `invoke` runs the model call (it maps SageMaker failures to AppErrors and times the call).
-    """
+    """Answer one question; with history, the exchange is saved only after a good answer."""
     if open_history is None:
         messages = build_chat_messages(settings, [], request.question)
-        answer = invoke(lambda: model.invoke(messages)).text.strip()
-        return ChatReply(answer, None, 0)
+        return ChatReply(endpoint.answer(messages), None, 0)
 
     session_id = request.session_id or new_session_id()
     history = open_history(session_id)
     past = history.messages if request.session_id else []
     messages = build_chat_messages(settings, past, request.question)
-    answer = invoke(lambda: model.invoke(messages)).text.strip()
+    answer = endpoint.answer(messages)
     history.add_messages([HumanMessage(request.question), AIMessage(answer)])
     return ChatReply(answer, session_id, (len(messages) - 2) // 2)

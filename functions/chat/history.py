@@ -12,14 +12,20 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
+import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
+from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
+
+if TYPE_CHECKING:  # the stubs are a development dependency, not shipped
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{8,128}")
 SECONDS_PER_DAY = 86_400
@@ -39,12 +45,30 @@ def validate_session_id(value: object) -> str:
     return value
 
 
+def history_opener(settings: Settings) -> Callable[[str], DynamoDBTurnHistory] | None:
+    """Chat memory, when a table is named: opens a session's history (one client per container)."""
+    if not settings.history_table_name:
+        return None
+    client = boto3.client("dynamodb")
+
+    def open_history(session_id: str) -> DynamoDBTurnHistory:
+        return DynamoDBTurnHistory(
+            client,
+            settings.history_table_name,
+            session_id,
+            ttl_days=settings.history_ttl_days,
+            max_turns=settings.history_max_turns,
+        )
+
+    return open_history
+
+
 class DynamoDBTurnHistory(BaseChatMessageHistory):
     """The recent exchanges of one session; `add_messages` takes (question, answer) pairs."""
 
     def __init__(
         self,
-        client: Any,
+        client: DynamoDBClient,
         table_name: str,
         session_id: str,
         *,
@@ -60,12 +84,11 @@ class DynamoDBTurnHistory(BaseChatMessageHistory):
         self._clock = clock
 
     @property
-    def messages(self) -> list[BaseMessage]:  # type: ignore[override]
+    def messages(self) -> list[BaseMessage]:  # type: ignore[override]  # a field in the base
         """The last `max_turns` unexpired exchanges, oldest first."""
         now = int(self._clock())
-        response = self._call(
-            "read",
-            lambda: self._client.query(
+        with self._errors_mapped("read"):
+            response = self._client.query(
                 TableName=self._table,
                 KeyConditionExpression="session_id = :s",
                 # DynamoDB deletes expired items only eventually (within days): an expired
@@ -76,8 +99,7 @@ class DynamoDBTurnHistory(BaseChatMessageHistory):
                 ScanIndexForward=False,
                 Limit=self._max_turns,
                 ConsistentRead=True,
-            ),
-        )
+            )
         messages: list[BaseMessage] = []
         for item in reversed(response.get("Items", [])):
             messages.append(HumanMessage(item["question"]["S"]))
@@ -100,35 +122,29 @@ class DynamoDBTurnHistory(BaseChatMessageHistory):
     def clear_counting(self) -> int:
         """Delete every turn of the session; returns how many were deleted."""
         deleted = 0
-        start_key: dict[str, Any] | None = None
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "session_id = :s",
+            "ExpressionAttributeValues": {":s": {"S": self.session_id}},
+            "ProjectionExpression": "session_id, turn_id",
+        }
         while True:
-            page = self._call(
-                "clear",
-                lambda key=start_key: self._client.query(
-                    TableName=self._table,
-                    KeyConditionExpression="session_id = :s",
-                    ExpressionAttributeValues={":s": {"S": self.session_id}},
-                    ProjectionExpression="session_id, turn_id",
-                    **({"ExclusiveStartKey": key} if key else {}),
-                ),
-            )
-            for item in page.get("Items", []):
-                self._call(
-                    "clear",
-                    lambda keys=item: self._client.delete_item(TableName=self._table, Key=keys),
-                )
-                deleted += 1
+            with self._errors_mapped("clear"):
+                page = self._client.query(**query)
+                for item in page.get("Items", []):
+                    self._client.delete_item(TableName=self._table, Key=item)
+                    deleted += 1
             start_key = page.get("LastEvaluatedKey")
             if not start_key:
                 return deleted
+            query["ExclusiveStartKey"] = start_key
 
     def _put_turn(self, question: str, answer: str) -> None:
         now = self._clock()
         # Time-ordered and unique: concurrent writers on one session get distinct items.
         turn_id = f"{int(now * 1_000_000):020d}-{uuid.uuid4().hex[:12]}"
-        self._call(
-            "write",
-            lambda: self._client.put_item(
+        with self._errors_mapped("write"):
+            self._client.put_item(
                 TableName=self._table,
                 Item={
                     "session_id": {"S": self.session_id},
@@ -139,12 +155,12 @@ class DynamoDBTurnHistory(BaseChatMessageHistory):
                     "expires_at": {"N": str(int(now) + self._ttl_seconds)},
                 },
                 ConditionExpression="attribute_not_exists(turn_id)",
-            ),
-        )
+            )
 
-    def _call(self, action: str, call: Callable[[], Any]) -> Any:
+    @contextmanager
+    def _errors_mapped(self, action: str) -> Iterator[None]:
         try:
-            return call()
+            yield
         except (ClientError, BotoCoreError) as error:
             raise AppError(
                 ErrorCode.HISTORY_UNAVAILABLE,

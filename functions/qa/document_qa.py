@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
 
@@ -86,7 +84,3 @@ def build_qa_messages(request: QaRequest, settings: Settings) -> list[BaseMessag
             "shorter documents.",
         )
     return messages
-
-
-def answer_question(model: BaseChatModel, messages: Sequence[BaseMessage]) -> str:
-    return model.invoke(list(messages)).text.strip()

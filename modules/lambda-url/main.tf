@@ -99,7 +99,7 @@ resource "aws_cloudwatch_log_group" "this" {
 resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_116:Invoked synchronously through its URL; the caller gets the error, a DLQ would never receive anything.
   #checkov:skip=CKV_AWS_117:Calls only public AWS APIs (SageMaker runtime, DynamoDB); a VPC would add NAT cost and cold-start time for nothing.
-  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile the project does not assume; artifacts are built reproducibly by scripts/package.py.
+  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile the project does not assume; artifacts are built reproducibly by tools.packaging.
   #checkov:skip=CKV_AWS_115:Reserved concurrency is a variable (reserved_concurrent_executions), off by default so a small account's pool is not carved up.
   #checkov:skip=CKV_AWS_173:The environment holds no secrets; Lambda encrypts it with an AWS managed key, and kms_key_arn selects a CMK.
   function_name                  = var.function_name

@@ -56,12 +56,12 @@ variable "source_code_hash" {
 }
 
 variable "handler" {
-  description = "Entry point of the function, as module.function (e.g. chat_handler.handler)."
+  description = "Entry point of the function, as module.function (e.g. chat.handler.handler)."
   type        = string
 
   validation {
     condition     = can(regex("^[A-Za-z_][A-Za-z0-9_./-]*\\.[A-Za-z_][A-Za-z0-9_]*$", var.handler)) && length(var.handler) <= 128
-    error_message = "handler must look like module.function (e.g. chat_handler.handler), at most 128 characters."
+    error_message = "handler must look like module.function (e.g. chat.handler.handler), at most 128 characters."
   }
 }
 

@@ -1,9 +1,9 @@
 """End to end: `make local`'s machinery with the tiny model, then `make local-down`.
 
-``python -m local.up`` applies the real root module to moto, starts the model server (own
+``python -m tools.local.up`` applies the real root module to moto, starts the model server (own
 venv) on the tiny model under TinyLlama's id, and serves the packaged functions (build/) on
 local URLs; the test calls both URLs the way the README's curl does, then stops it with
-``python -m local.down`` and checks that no process, port or AWS resource is left. Moto is
+``python -m tools.local.down`` and checks that no process, port or AWS resource is left. Moto is
 the test's own here, so that what the teardown left in it can be inspected afterwards.
 """
 
@@ -26,9 +26,10 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from devstack import MotoServer
-from local.stack import inventory
-from local_support import REPO_ROOT, SCRIPTS
+from tests.support.tools import missing_tool
+from tools.devstack import MotoServer
+from tools.local.stack import inventory
+from tools.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.local, pytest.mark.model_server]
 
@@ -94,9 +95,8 @@ def test_make_local_serves_both_functions_and_leaves_nothing_behind(
     model_server_python: Path, tiny_model: Path, built_artifacts: Path, tmp_path: Path
 ) -> None:
     if shutil.which("terraform") is None:
-        pytest.skip("the terraform CLI is not on PATH")
+        missing_tool("the terraform CLI is not on PATH")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HF_"))}
-    env["PYTHONPATH"] = str(SCRIPTS)
     state_dir = tmp_path / "state"
     log = tmp_path / "local-up.log"
 
@@ -106,7 +106,7 @@ def test_make_local_serves_both_functions_and_leaves_nothing_behind(
                 [
                     sys.executable,
                     "-m",
-                    "local.up",
+                    "tools.local.up",
                     "--state-dir",
                     str(state_dir),
                     "--moto-url",
@@ -168,7 +168,7 @@ def test_make_local_serves_both_functions_and_leaves_nothing_behind(
             assert all(alive(pid) for pid in processes)
         finally:
             down = subprocess.run(
-                [sys.executable, "-m", "local.down", "--state-dir", str(state_dir)],
+                [sys.executable, "-m", "tools.local.down", "--state-dir", str(state_dir)],
                 cwd=REPO_ROOT,
                 env=env,
                 capture_output=True,

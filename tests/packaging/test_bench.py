@@ -6,8 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import package
 import pytest
+
+from tools.packaging import build as package
 
 pytestmark = pytest.mark.packaging
 
@@ -18,7 +19,8 @@ def test_the_benchmark_prints_its_tables_for_the_built_artifacts(built_artifacts
     result = subprocess.run(
         [
             sys.executable,
-            str(package.REPO_ROOT / "scripts" / "bench.py"),
+            "-m",
+            "tools.bench",
             "--build-dir",
             str(built_artifacts),
             *quick,
@@ -27,6 +29,7 @@ def test_the_benchmark_prints_its_tables_for_the_built_artifacts(built_artifacts
         capture_output=True,
         text=True,
         check=False,
+        cwd=package.REPO_ROOT,
         timeout=600,
     )
 

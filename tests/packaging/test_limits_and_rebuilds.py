@@ -8,12 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import package
 import pytest
+
+from tools.packaging import build as package
+from tools.paths import REPO_ROOT
 
 pytestmark = pytest.mark.packaging
 
-REPO_ROOT = package.REPO_ROOT
 MIB = package.MIB
 
 
@@ -50,9 +51,9 @@ def build_copy(built_artifacts: Path, tmp_path: Path) -> Path:
 
 
 def package_cli(build_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    script = REPO_ROOT / "scripts" / "package.py"
     return subprocess.run(
-        [sys.executable, str(script), "--build-dir", str(build_dir), *args],
+        [sys.executable, "-m", "tools.packaging", "--build-dir", str(build_dir), *args],
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         check=False,
@@ -87,65 +88,69 @@ def test_an_unchanged_build_is_not_redone(build_copy: Path) -> None:
     assert {p.name: p.stat().st_mtime_ns for p in build_copy.glob("*.zip")} == before
 
 
-def make_plan(build_dir: Path, *args: str) -> str:
-    """The commands `make package` would run (-n), with `args` (e.g. -W file: as if changed)."""
+@pytest.fixture(scope="module")
+def checkout(built_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the sources with the session's build: the packager's inputs, free to edit."""
+    root = tmp_path_factory.mktemp("checkout")
+    ignore = shutil.ignore_patterns("__pycache__")
+    for folder in ("functions", "tools", "scripts"):
+        shutil.copytree(REPO_ROOT / folder, root / folder, ignore=ignore)
+    shutil.copytree(built_artifacts, root / "build")
+    return root
+
+
+def planned(checkout: Path) -> set[str]:
+    """What the packager would rebuild in `checkout` (--dry-run: nothing is built)."""
     result = subprocess.run(
-        ["make", "--no-print-directory", "-n", "package", f"BUILD_DIR={build_dir}", *args],
-        cwd=REPO_ROOT,
+        [sys.executable, "-m", "tools.packaging", "--dry-run"],
+        cwd=checkout,
         capture_output=True,
         text=True,
         check=True,
     )
-    return "\n".join(line for line in result.stdout.splitlines() if "package.py" in line)
+    return {
+        name
+        for name in package.ARTIFACTS
+        if f"would build {checkout}/build/{name}.zip" in result.stdout
+    }
 
 
-def rebuilt(plan: str) -> set[str]:
-    return {name for name in package.ARTIFACTS if f"--no-check {name}" in plan}
-
-
-@pytest.fixture(scope="module")
-def make_build(built_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the session's build for make to plan against (-n, -q: nothing is run)."""
-    if shutil.which("make") is None:
-        pytest.skip("GNU make is not installed")
-    # `package` waits for the dev environment (order-only), so a stale one would be "work".
-    venv = subprocess.run(["make", "-q", ".venv/.installed"], cwd=REPO_ROOT, check=False)
-    if venv.returncode != 0:
-        pytest.skip("the dev environment is older than the pins: run `make venv` first")
-    copy = tmp_path_factory.mktemp("make") / "build"
-    shutil.copytree(built_artifacts, copy)
-    return copy
-
-
-def test_make_package_with_nothing_changed_does_nothing(make_build: Path) -> None:
-    result = subprocess.run(
-        ["make", "-q", "package", f"BUILD_DIR={make_build}"], cwd=REPO_ROOT, check=False
-    )
-    assert result.returncode == 0, "make -q: `make package` would run something"
-    assert make_plan(make_build) == ""
+def test_with_nothing_changed_nothing_is_planned(checkout: Path) -> None:
+    assert planned(checkout) == set()
 
 
 @pytest.mark.parametrize(
     ("changed", "expected"),
     [
-        ("functions/qa/qa_handler.py", {"qa"}),
-        ("functions/chat/chat_handler.py", {"chat"}),
-        ("functions/shared/llm_app/config.py", {"chat", "qa"}),
+        ("functions/qa/handler.py", {"qa"}),
+        ("functions/chat/handler.py", {"chat"}),
+        ("functions/llm_app/config.py", {"chat", "qa"}),
         ("functions/requirements.txt", {"layer"}),
-        ("scripts/package.py", {"chat", "qa", "layer"}),
+        ("tools/packaging/build.py", {"chat", "qa", "layer"}),
     ],
 )
-def test_make_package_rebuilds_only_what_a_change_touches(
-    make_build: Path, changed: str, expected: set[str]
+def test_a_change_rebuilds_only_what_it_touches(
+    checkout: Path, changed: str, expected: set[str]
 ) -> None:
-    plan = make_plan(make_build, "-W", changed)
-    assert rebuilt(plan) == expected
-    assert "--check-only" in plan
+    path = checkout / changed
+    original = path.read_text()
+    try:
+        path.write_text(original + "\n# changed\n")
+        assert planned(checkout) == expected
+    finally:
+        path.write_text(original)
 
 
-def test_a_source_added_or_deleted_rebuilds_its_zip(make_build: Path, build_copy: Path) -> None:
-    """A deleted module leaves no newer file behind; the recorded source list catches it."""
-    recorded = build_copy / ".state" / "qa.sources"
-    recorded.write_text(recorded.read_text() + "functions/qa/deleted_module.py\n")
+def test_a_touched_but_unchanged_source_rebuilds_nothing(checkout: Path) -> None:
+    (checkout / "functions" / "chat" / "handler.py").touch()
+    assert planned(checkout) == set()
 
-    assert rebuilt(make_plan(build_copy)) == {"qa"}
+
+def test_a_source_added_or_deleted_rebuilds_its_zip(checkout: Path) -> None:
+    added = checkout / "functions" / "qa" / "added_module.py"
+    added.write_text("VALUE = 1\n")
+    try:
+        assert planned(checkout) == {"qa"}
+    finally:
+        added.unlink()
+    assert planned(checkout) == set()

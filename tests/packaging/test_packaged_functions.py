@@ -1,7 +1,7 @@
 """The artifacts alone answer Function URL events: nothing is missing from the zips.
 
 Each function runs in a fresh `python3.12 -I -S -B` whose sys.path holds only its unzipped zip
-and the unzipped layer (see scripts/packaging_sandbox.py), against the fake SageMaker runtime;
+and the unzipped layer (see tools/lambda_sandbox), against the fake SageMaker runtime;
 for memory, against DynamoDB on moto. This is what proves the trimmed layer (no numpy, no
 zstandard, botocore models for our services only) still serves both functions.
 """
@@ -13,12 +13,12 @@ import re
 from pathlib import Path
 
 import boto3
-import package
-import packaging_sandbox as sandbox
 import pytest
 
-from devstack import MotoServer
-from function_support import ENDPOINT_NAME, MAX_INPUT_TOKENS, create_history_table
+from tests.support.environment import ENDPOINT_NAME, MAX_INPUT_TOKENS, create_history_table
+from tools.devstack import MotoServer
+from tools.lambda_sandbox import artifacts as sandbox
+from tools.packaging import build as package
 
 pytestmark = pytest.mark.packaging
 
@@ -90,7 +90,7 @@ def test_packaged_chat_keeps_its_memory_in_dynamodb(
         env = {**lambda_env, "HISTORY_TABLE_NAME": table, "AWS_ENDPOINT_URL_DYNAMODB": moto.url}
 
         run = sandbox.run_isolated(
-            unpacked.sys_path("chat"), env, handler="chat_handler.handler", events=events
+            unpacked.sys_path("chat"), env, handler="chat.handler.handler", events=events
         )
 
         assert [r["statusCode"] for r in run.responses] == [200, 200], run.responses

@@ -12,12 +12,12 @@ import time
 import zipfile
 from pathlib import Path
 
-import package
 import pytest
 
-pytestmark = pytest.mark.packaging
+from tools.packaging import build as package
+from tools.paths import REPO_ROOT
 
-REPO_ROOT = package.REPO_ROOT
+pytestmark = pytest.mark.packaging
 
 
 def sha256(path: Path) -> str:
@@ -30,16 +30,15 @@ def test_a_build_from_another_checkout_with_touched_sources_is_byte_identical(
     checkout = tmp_path / "elsewhere" / "checkout"
     ignore = shutil.ignore_patterns("__pycache__")
     shutil.copytree(REPO_ROOT / "functions", checkout / "functions", ignore=ignore)
-    (checkout / "scripts").mkdir()
-    shutil.copy2(REPO_ROOT / "scripts" / "package.py", checkout / "scripts" / "package.py")
+    shutil.copytree(REPO_ROOT / "tools", checkout / "tools", ignore=ignore)
     later = time.time() + 3600
     for path in checkout.rglob("*"):
         os.utime(path, (later, later))
     env = {key: value for key, value in os.environ.items() if key != "SOURCE_DATE_EPOCH"}
 
     subprocess.run(
-        [sys.executable, str(checkout / "scripts" / "package.py"), "--build-dir", "out"],
-        cwd=tmp_path,
+        [sys.executable, "-m", "tools.packaging", "--build-dir", str(tmp_path / "out")],
+        cwd=checkout,
         env=env,
         check=True,
         # A different umask: the zips' modes must not follow the build machine's.
@@ -69,16 +68,17 @@ def test_zip_entries_carry_nothing_machine_specific(built_artifacts: Path, name:
     assert str(built_artifacts).encode() not in contents
 
 
-def test_function_zips_hold_the_handler_and_the_shared_package_at_their_root(
+def test_function_zips_hold_the_function_and_the_shared_package_at_their_root(
     built_artifacts: Path,
 ) -> None:
-    for name, handler in (("chat", "chat_handler.py"), ("qa", "qa_handler.py")):
+    for name in ("chat", "qa"):
         with zipfile.ZipFile(built_artifacts / f"{name}.zip") as archive:
             names = set(archive.namelist())
-        expected = {p.name for p in (REPO_ROOT / "functions" / name).glob("*.py")}
-        assert handler in names
+        expected = {f"{name}/{p.name}" for p in (REPO_ROOT / "functions" / name).glob("*.py")}
+        assert f"{name}/handler.py" in names
         assert expected <= names
         assert "llm_app/__init__.py" in names
+        assert {n.split("/")[0] for n in names} == {name, "llm_app"}  # nothing else on sys.path
 
 
 def test_source_date_epoch_sets_the_entries_time(tmp_path: Path, monkeypatch) -> None:

@@ -1,0 +1,51 @@
+"""Lambda handler for chat: POST `["question", "session-id"?]` -> {"answer", "session_id"}.
+
+DELETE `?session_id=...` forgets a session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from chat.conversation import chat, parse_chat_request
+from chat.history import history_opener, validate_session_id
+from llm_app.config import Settings
+from llm_app.errors import AppError, ErrorCode
+from llm_app.function_url import HttpRequest, parse_json
+from llm_app.model import Endpoint
+from llm_app.service import serve
+
+# Built once per container, reused by every request it serves.
+logger = Logger()
+SETTINGS = Settings.from_env()
+ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
+OPEN_HISTORY = history_opener(SETTINGS)  # None: memory is off
+
+
+def ask(request: HttpRequest) -> Mapping[str, Any]:
+    chat_request = parse_chat_request(parse_json(request.body), SETTINGS)
+    memory = OPEN_HISTORY is not None
+    reply = chat(ENDPOINT, SETTINGS, chat_request, OPEN_HISTORY)
+    logger.append_keys(session_id=reply.session_id, history_turns=reply.history_turns)
+    if SETTINGS.log_prompts:
+        logger.info("exchange", extra={"question": chat_request.question, "answer": reply.answer})
+    return reply.as_json(memory=memory)
+
+
+def forget(request: HttpRequest) -> Mapping[str, Any]:
+    if OPEN_HISTORY is None:
+        raise AppError(
+            ErrorCode.INVALID_REQUEST, "Conversation memory is disabled; no session to forget."
+        )
+    session_id = validate_session_id(request.query.get("session_id"))
+    deleted = OPEN_HISTORY(session_id).clear_counting()
+    return {"session_id": session_id, "deleted_turns": deleted}
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return serve(event, routes={"POST": ask, "DELETE": forget}, settings=SETTINGS, logger=logger)

@@ -1,0 +1,112 @@
+"""Settings, read from the environment in this one place, once per container."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+# The seed app's system prompt; Terraform's `system_prompt` variable overrides it.
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a cool and aloof robot, answering questions very briefly and directly."
+)
+
+
+class ConfigError(ValueError):
+    """The function's environment is wrong; raised at import so the deploy fails loudly."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    endpoint_name: str
+    # Generation: the seed's defaults. SageMaker cuts a real-time invocation at 60 s, so
+    # max_new_tokens must be generated inside that (TinyLlama on a g5 does ~100 tokens/s).
+    max_new_tokens: int = 700
+    temperature: float = 0.5
+    top_p: float = 0.9
+    # The container's MAX_INPUT_TOKENS: prompts are budgeted against it before sending.
+    max_input_tokens: int = 1348
+    # Request limits.
+    max_question_chars: int = 4000
+    max_body_bytes: int = 262_144
+    # botocore: the read timeout covers SageMaker's 60 s invoke limit plus transfer; with
+    # max_attempts the worst case (2 x 70 s + connects) stays under the 180 s function timeout.
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 70.0
+    max_attempts: int = 2
+    # Debugging: log prompts and answers (user data) only when asked.
+    log_prompts: bool = False
+    # Chat only.
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    history_table_name: str = ""
+    history_ttl_days: int = 7
+    history_max_turns: int = 20
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables named like the fields, upper-cased."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for field in fields(cls):
+            name = field.name.upper()
+            raw = env.get(name)
+            if raw is None or (raw == "" and field.type != "str"):
+                continue
+            try:
+                values[field.name] = _PARSERS[str(field.type)](raw)
+            except ValueError:
+                problems.append(f"{name}={raw!r} is not a valid {field.type}")
+        if not values.get("endpoint_name"):
+            problems.append("ENDPOINT_NAME is not set: it names the SageMaker endpoint to call")
+        if problems:
+            raise ConfigError("; ".join(problems))
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        checks: list[tuple[bool, str]] = [
+            (self.max_new_tokens >= 1, "MAX_NEW_TOKENS must be at least 1"),
+            (self.max_input_tokens >= 64, "MAX_INPUT_TOKENS must be at least 64"),
+            (self.temperature > 0, "TEMPERATURE must be greater than 0 (TGI rejects 0)"),
+            (0 < self.top_p < 1, "TOP_P must be between 0 and 1, exclusive (TGI's rule)"),
+            (self.max_question_chars >= 1, "MAX_QUESTION_CHARS must be at least 1"),
+            (self.max_body_bytes >= 1024, "MAX_BODY_BYTES must be at least 1024"),
+            (self.connect_timeout_seconds > 0, "CONNECT_TIMEOUT_SECONDS must be positive"),
+            (self.read_timeout_seconds > 0, "READ_TIMEOUT_SECONDS must be positive"),
+            (1 <= self.max_attempts <= 5, "MAX_ATTEMPTS must be between 1 and 5"),
+            (self.history_ttl_days >= 1, "HISTORY_TTL_DAYS must be at least 1"),
+            (self.history_max_turns >= 1, "HISTORY_MAX_TURNS must be at least 1"),
+        ]
+        problems = [message for ok, message in checks if not ok]
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    @property
+    def generation_kwargs(self) -> dict[str, Any]:
+        """Sampling parameters in the Messages API's names."""
+        return {
+            "max_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+        }
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(raw)
+
+
+# Field annotations are strings (postponed evaluation), so parsers are keyed by type name.
+_PARSERS: Mapping[str, Callable[[str], Any]] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": _parse_bool,
+}

@@ -1,0 +1,35 @@
+"""Lambda handler for document QA: POST `["question", ["document", ...]]` -> {"answer": ...}."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from llm_app.config import Settings
+from llm_app.function_url import HttpRequest, parse_json
+from llm_app.model import Endpoint
+from llm_app.service import serve
+from qa.document_qa import build_qa_messages, parse_qa_request
+
+# Built once per container, reused by every request it serves.
+logger = Logger()
+SETTINGS = Settings.from_env()
+ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
+
+
+def answer(request: HttpRequest) -> Mapping[str, Any]:
+    qa_request = parse_qa_request(parse_json(request.body), SETTINGS)
+    messages = build_qa_messages(qa_request, SETTINGS)
+    logger.append_keys(documents=len(qa_request.documents))
+    text = ENDPOINT.answer(messages)
+    if SETTINGS.log_prompts:
+        logger.info("exchange", extra={"question": qa_request.question, "answer": text})
+    return {"answer": text}
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return serve(event, routes={"POST": answer}, settings=SETTINGS, logger=logger)

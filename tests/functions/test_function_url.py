@@ -1,0 +1,67 @@
+import base64
+import json
+
+import pytest
+
+from llm_app.errors import AppError, ErrorCode
+from llm_app.function_url import error_response, json_response, parse_json, read_request
+from tests.support.events import function_url_event, load_event
+
+
+def test_reads_the_saved_event():
+    request = read_request(load_event("function_url_post"), max_body_bytes=1024)
+    assert request.method == "POST"
+    assert request.body == b'["What is the capital of France?"]'
+    assert request.request_id == "6c1f8a2e-3b7d-4e0f-9a51-2d8c7b6e4f10"
+    assert request.query == {}
+
+
+def test_reads_query_parameters_when_present():
+    request = read_request(load_event("function_url_delete_query"), max_body_bytes=1024)
+    assert request.method == "DELETE"
+    assert request.body == b""
+    assert request.query == {"session_id": "3f2b9c1e-7a44-4d0b-8f6e-2c1d5e9a7b30"}
+
+
+def test_decodes_base64_bodies():
+    event = function_url_event('["q"]', base64_body=True)
+    assert event["body"] == base64.b64encode(b'["q"]').decode()
+    assert read_request(event, max_body_bytes=1024).body == b'["q"]'
+
+
+def test_body_limit_counts_decoded_bytes():
+    with pytest.raises(AppError) as caught:
+        read_request(function_url_event("x" * 2000), max_body_bytes=1024)
+    assert caught.value.code is ErrorCode.REQUEST_TOO_LARGE
+
+
+@pytest.mark.parametrize(
+    "event", [None, [], {"requestContext": {"http": {}}}, {"requestContext": "x"}]
+)
+def test_non_function_url_events_are_refused(event):
+    with pytest.raises(AppError) as caught:
+        read_request(event, max_body_bytes=1024)
+    assert caught.value.code is ErrorCode.INVALID_REQUEST
+
+
+def test_parse_json_accepts_utf8_and_utf16():
+    assert parse_json('["é"]'.encode()) == ["é"]
+    assert parse_json('["é"]'.encode("utf-16")) == ["é"]
+
+
+def test_error_response_shape_and_headers():
+    error = AppError(ErrorCode.MODEL_UNAVAILABLE, "busy", retry_after=5, headers={"x-a": "b"})
+    response = error_response(error)
+    assert response["statusCode"] == 503
+    assert response["headers"] == {
+        "content-type": "application/json",
+        "retry-after": "5",
+        "x-a": "b",
+    }
+    assert json.loads(response["body"]) == {
+        "error": {"code": "model_unavailable", "message": "busy"}
+    }
+
+
+def test_json_response_keeps_unicode_readable():
+    assert json_response(200, {"answer": "東京"})["body"] == '{"answer": "東京"}'

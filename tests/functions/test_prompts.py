@@ -1,0 +1,74 @@
+"""Prompt building for both functions: formats, budgets, trimming."""
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+from chat.conversation import build_chat_messages, parse_chat_request
+from llm_app.config import Settings
+from llm_app.errors import AppError, ErrorCode
+from llm_app.tokens import estimate_tokens
+from qa.document_qa import EXAMPLE_DOCUMENT, build_qa_messages, parse_qa_request
+
+SETTINGS = Settings(endpoint_name="e", max_input_tokens=200)
+
+
+def test_estimate_over_counts_english_and_counts_cjk_per_character():
+    assert estimate_tokens("What is the capital of France?") == 10  # 30 bytes; Llama: ~8 tokens
+    assert estimate_tokens("東京") == 2
+
+
+def test_qa_defaults_to_the_example_document():
+    request = parse_qa_request(["How long?"], SETTINGS)
+    assert request.documents == (EXAMPLE_DOCUMENT,)
+
+
+@pytest.mark.parametrize("documents", ["a string", [1], [" ", ""]])
+def test_qa_documents_must_be_texts(documents):
+    with pytest.raises(AppError, match="documents"):
+        parse_qa_request(["q", documents], SETTINGS)
+
+
+def test_qa_prompt_is_the_seeds():
+    [message] = build_qa_messages(
+        parse_qa_request(["Who?", ["Doc one.", "Doc two."]], SETTINGS), SETTINGS
+    )
+    assert isinstance(message, HumanMessage)
+    assert message.content == (
+        "Use the following pieces of context to answer the question at the end.\n\n"
+        "Doc one.\n\nDoc two.\n\nQuestion: Who?\nAnswer:"
+    )
+
+
+def test_qa_refuses_context_over_budget():
+    with pytest.raises(AppError) as caught:
+        build_qa_messages(parse_qa_request(["q", ["x" * 700]], SETTINGS), SETTINGS)
+    assert caught.value.code is ErrorCode.CONTEXT_TOO_LONG
+
+
+def test_chat_request_forms():
+    assert parse_chat_request(["hi"], SETTINGS).session_id is None
+    assert (
+        parse_chat_request({"query": "hi", "session_id": "abcdefgh"}, SETTINGS).session_id
+        == "abcdefgh"
+    )
+
+
+def test_chat_keeps_newest_whole_turns_within_budget():
+    history = []
+    for index in range(10):
+        history += [HumanMessage(f"q{index} " + "x" * 60), AIMessage(f"a{index} " + "y" * 60)]
+    messages = build_chat_messages(SETTINGS, history, "now?")
+    assert isinstance(messages[0], SystemMessage)
+    assert messages[-1].content == "now?"
+    middle = messages[1:-1]
+    assert middle
+    assert len(middle) % 2 == 0
+    assert isinstance(middle[0], HumanMessage)
+    assert middle[-1].content.startswith("a9 ")
+    assert len(middle) < 20
+
+
+def test_chat_question_alone_over_budget_is_413():
+    with pytest.raises(AppError) as caught:
+        build_chat_messages(SETTINGS, [], "x" * 1000)
+    assert caught.value.code is ErrorCode.CONTEXT_TOO_LONG

@@ -1,0 +1,60 @@
+"""Function URL events and the Lambda context, as the function tests hand them to handlers.
+
+Events come from the Lambda sandbox's one payload-2.0 builder (``request_event``); the saved
+events in tests/events are real payloads, which tests/function_urls checks the builder against.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from tools.lambda_sandbox.events import request_event
+from tools.lambda_sandbox.runtime import LambdaContext
+from tools.paths import REPO_ROOT
+
+EVENTS = REPO_ROOT / "tests" / "events"
+REQUEST_ID = "6c1f8a2e-3b7d-4e0f-9a51-2d8c7b6e4f10"
+FUNCTION_NAME = "test-function"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+def function_url_event(
+    body: str | bytes | None = '["What is the capital of France?"]',
+    *,
+    method: str = "POST",
+    query: dict[str, str] | None = None,
+    base64_body: bool = False,
+    content_type: str | None = "application/x-www-form-urlencoded",
+) -> dict[str, Any]:
+    """A curl request's event (curl's default content type) with the parts a test varies."""
+    return request_event(
+        body,
+        method=method,
+        query=query,
+        content_type=content_type,
+        base64_body=base64_body,
+        request_id=REQUEST_ID,
+    )
+
+
+def lambda_context() -> LambdaContext:
+    """The context object the Python runtime passes, with three minutes left."""
+    return LambdaContext(
+        REQUEST_ID,
+        deadline_ms=int(time.time() * 1000) + 180_000,
+        invoked_function_arn=f"arn:aws:lambda:eu-west-1:123456789012:function:{FUNCTION_NAME}",
+        function_name=FUNCTION_NAME,
+        memory_limit_in_mb="1024",
+        log_group_name=f"/aws/lambda/{FUNCTION_NAME}",
+        log_stream_name="2026/11/25/[$LATEST]0123456789abcdef",
+    )
+
+
+def response_json(response: dict[str, Any]) -> Any:
+    assert response["headers"]["content-type"] == "application/json"
+    return json.loads(response["body"])

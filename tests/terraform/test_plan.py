@@ -1,0 +1,226 @@
+"""Plan-time behaviour against moto: bad input fails with its message, the image follows the region.
+
+Plans run with -refresh=false on empty state, so each costs only the provider's start and three
+data-source reads; they run two at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.terraform import init
+from tools.devstack import Terraform
+
+pytestmark = pytest.mark.stack
+
+REGION = "eu-west-1"
+TGI_TAG = "2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04"
+
+# Each plan: (region, variables over a valid base, the error details it must report, one each).
+# Variable validations are independent of each other, so several bad values share one plan.
+ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
+    "valid input": (REGION, {}, []),
+    "bad values": (
+        REGION,
+        {
+            "name": "Chat_Bot",
+            "url_authorization_type": "PUBLIC",
+            "instance_type": "g5.xlarge",
+            "function_timeout": 901,
+            "top_p": 1,
+            "image_uri": "ghcr.io/huggingface/text-generation-inference:3.3.6",
+            "container_env": {"HF_TOKEN": "hf_secret"},
+            "autoscaling": {"min_capacity": 3, "max_capacity": 2},
+        },
+        [
+            "name must be 3-32 characters",
+            'url_authorization_type must be "AWS_IAM" or "NONE"',
+            "instance_type must be a SageMaker instance type such as ml.g5.xlarge",
+            "function_timeout must be a whole number of seconds between 30 and 900",
+            "top_p must be strictly between 0 and 1",
+            "image_uri must be an ECR image",
+            "Pass the Hugging Face token through hf_token",
+            "autoscaling needs 1 <= min_capacity <= max_capacity <= 20",
+        ],
+    ),
+    "more bad values": (
+        REGION,
+        {
+            "name": "a" * 33,
+            "function_timeout": 10,
+            "temperature": 0,
+            "log_level": "VERBOSE",
+            "chat_history_ttl_days": 0,
+        },
+        [
+            "name must be 3-32 characters",
+            "function_timeout must be a whole number of seconds between 30 and 900",
+            "temperature must be above 0",
+            "log_level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+            "chat_history_ttl_days must be a whole number of days from 1 to 365",
+        ],
+    ),
+    "no tokens left for the prompt": (
+        REGION,
+        {"max_new_tokens": 2048},
+        ["max_new_tokens (2048) must be below max_total_tokens (2048)"],
+    ),
+    "package not built": (
+        REGION,
+        {"chat_package_path": "/nonexistent/chat.zip"},
+        ["filename does not exist; build the packages first"],
+    ),
+    "unsupported region": (
+        "ap-east-2",
+        {},
+        ["No Hugging Face TGI image is published in region ap-east-2. Set image_uri"],
+    ),
+    "unsupported region with image_uri": (
+        "ap-east-2",
+        {"image_uri": f"123456789012.dkr.ecr.ap-east-2.amazonaws.com/tgi:{TGI_TAG}"},
+        [],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Small stand-in packages: a plan reads only their hashes."""
+    folder = tmp_path_factory.mktemp("packages")
+    paths = {}
+    for name, member in [
+        ("chat", "chat_handler.py"),
+        ("qa", "qa_handler.py"),
+        ("layer", "python/x.py"),
+    ]:
+        path = folder / f"{name}.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr(member, "def handler(event, context):\n    return {}\n")
+        paths[f"{name}_package_path"] = str(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def plan_tree(tf_env: dict[str, str], staged) -> Path:
+    tree = staged("plans")
+    for folder in (".", "modules/sagemaker-tgi", "modules/lambda-url"):
+        init(Terraform(tree / folder, tf_env))
+    return tree
+
+
+def errors_of(diagnostics: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"{d['summary']}: {d.get('detail', '')}" for d in diagnostics if d["severity"] == "error"
+    ]
+
+
+@pytest.fixture(scope="module")
+def root_plan_errors(plan_tree: Path, moto_env, packages: dict[str, str]) -> dict[str, list[str]]:
+    def plan(name: str) -> list[str]:
+        region, overrides, _ = ROOT_PLANS[name]
+        tf = Terraform(plan_tree, moto_env(region))
+        variables = {"name": "plan-test", **packages, **overrides}
+        return errors_of(tf.plan_diagnostics(variables, "-refresh=false", "-lock=false"))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(ROOT_PLANS, pool.map(plan, ROOT_PLANS), strict=True))
+
+
+@pytest.mark.parametrize("name", ROOT_PLANS)
+def test_root_plan(root_plan_errors: dict[str, list[str]], name: str) -> None:
+    expected = ROOT_PLANS[name][2]
+    errors = root_plan_errors[name]
+    # Each bad value yields exactly its own message, and nothing else fails: no duplicate
+    # report, no provider error that would otherwise surface minutes into an apply.
+    unmatched = list(errors)
+    for message in expected:
+        matching = [e for e in unmatched if message in e]
+        assert len(matching) == 1, f"expected one error containing {message!r}, got: {errors}"
+        unmatched.remove(matching[0])
+    assert unmatched == [], f"unexpected errors: {unmatched}"
+
+
+def test_lambda_url_module_refuses_reserved_environment_keys(
+    plan_tree: Path, moto_env, packages: dict[str, str]
+) -> None:
+    tf = Terraform(plan_tree / "modules" / "lambda-url", moto_env(REGION))
+    variables = {
+        "function_name": "reserved-env",
+        "handler": "chat_handler.handler",
+        "filename": packages["chat_package_path"],
+        "environment_variables": {"AWS_REGION": "us-east-1"},
+    }
+    errors = errors_of(tf.plan_diagnostics(variables, "-refresh=false", "-lock=false"))
+    assert len(errors) == 1, errors
+    assert "must not be one Lambda reserves (AWS_REGION" in errors[0]
+
+
+# -----------------------------------------------------------------------------
+# What the sagemaker-tgi module derives: image by region, GPUs by instance type
+# -----------------------------------------------------------------------------
+
+# region -> instance type planned there (each plan checks one region's image and one GPU count).
+MODULE_CASES: dict[str, str] = {
+    "us-east-1": "ml.g5.12xlarge",
+    "ap-southeast-5": "ml.g5.xlarge",
+    "cn-north-1": "ml.m5.xlarge",
+    "us-gov-west-1": "ml.g6.48xlarge",
+}
+
+
+@pytest.fixture(scope="module")
+def module_outputs(plan_tree: Path, moto_env) -> dict[str, dict[str, Any]]:
+    folder = plan_tree / "modules" / "sagemaker-tgi"
+
+    def planned_outputs(region: str) -> dict[str, Any]:
+        tf = Terraform(folder, moto_env(region))
+        plan_file = f"{region}.tfplan"
+        variables = {"name": "image-test", "instance_type": MODULE_CASES[region]}
+        tf.plan(variables, "-refresh=false", "-lock=false", f"-out={plan_file}")
+        shown = json.loads(tf.run("show", "-json", plan_file).stdout)
+        return {k: v.get("value") for k, v in shown["planned_values"]["outputs"].items()}
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(MODULE_CASES, pool.map(planned_outputs, MODULE_CASES), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("region", "image"),
+    [
+        ("us-east-1", "763104351884.dkr.ecr.us-east-1.amazonaws.com"),
+        ("ap-southeast-5", "550225433462.dkr.ecr.ap-southeast-5.amazonaws.com"),
+        ("cn-north-1", "727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn"),
+        ("us-gov-west-1", "442386744353.dkr.ecr.us-gov-west-1.amazonaws.com"),
+    ],
+)
+def test_image_follows_the_region(
+    module_outputs: dict[str, dict[str, Any]], region: str, image: str
+) -> None:
+    expected = f"{image}/huggingface-pytorch-tgi-inference:{TGI_TAG}"
+    assert module_outputs[region]["image_uri"] == expected
+
+
+@pytest.mark.parametrize(
+    ("region", "gpus"), [("us-east-1", 4), ("ap-southeast-5", 1), ("us-gov-west-1", 8)]
+)
+def test_gpu_instances_shard_across_their_gpus(
+    module_outputs: dict[str, dict[str, Any]], region: str, gpus: int
+) -> None:
+    outputs = module_outputs[region]
+    assert outputs["num_gpus"] == gpus
+    assert outputs["container_environment"]["SM_NUM_GPUS"] == str(gpus)
+
+
+def test_cpu_instance_leaves_sm_num_gpus_unset(module_outputs: dict[str, dict[str, Any]]) -> None:
+    # The DLC turns SM_NUM_GPUS into TGI's shard count; 0 would stop TGI from starting.
+    outputs = module_outputs["cn-north-1"]  # ml.m5.xlarge
+    assert outputs["num_gpus"] == 0
+    assert "SM_NUM_GPUS" not in outputs["container_environment"]
+    assert outputs["container_environment"]["MAX_INPUT_TOKENS"] == "1024"
+    assert outputs["container_environment"]["MAX_BATCH_PREFILL_TOKENS"] == "1074"

@@ -1,0 +1,179 @@
+"""Patches that close the gaps between moto 5.2.5 and what the Terraform stack calls.
+
+They run inside the moto server process only (see ``tools.devstack.moto_server``), never in a test
+process, so moto's in-process mocks elsewhere in the suite are untouched. Each patch makes moto
+accept a real AWS request that it rejects or does not implement; none of them loosens a check
+that AWS itself performs, so the product code needs no moto-only path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+# SageMaker real-time instance families that moto 5.2.5's endpoint-config validator predates.
+# The product default is ml.g5.xlarge, so without this CreateEndpointConfig fails on moto.
+EXTRA_SAGEMAKER_INSTANCE_FAMILIES = (
+    "g5",
+    "g6",
+    "g6e",
+    "p4d",
+    "p4de",
+    "p5",
+    "p5e",
+    "p5en",
+    "inf2",
+    "trn1",
+    "c6i",
+    "c7i",
+    "m6i",
+    "m7i",
+    "r6i",
+    "r7i",
+)
+_EXTRA_INSTANCE_TYPE = re.compile(
+    r"^ml\.(" + "|".join(EXTRA_SAGEMAKER_INSTANCE_FAMILIES) + r")\.(\d+)?x?large$"
+)
+
+_applied = False
+
+
+def apply() -> None:
+    """Apply every patch once; later calls are no-ops."""
+    global _applied  # noqa: PLW0603 - one process-wide switch is the point
+    if _applied:
+        return
+    _patch_sagemaker_instance_types()
+    _patch_sagemaker_empty_structures()
+    _patch_application_autoscaling_tags()
+    _patch_lambda_permissions()
+    _applied = True
+
+
+def _patch_sagemaker_instance_types() -> None:
+    from moto.sagemaker.models import FakeEndpointConfig
+
+    original = FakeEndpointConfig.validate_instance_type
+
+    def validate_instance_type(self: Any, instance_type: str) -> None:
+        if _EXTRA_INSTANCE_TYPE.match(instance_type):
+            return
+        original(self, instance_type)
+
+    FakeEndpointConfig.validate_instance_type = validate_instance_type  # type: ignore[method-assign]
+
+
+def _patch_sagemaker_empty_structures() -> None:
+    """Omit empty optional structures (VpcConfig, DataCaptureConfig) from Describe* answers.
+
+    AWS leaves them out when they were not given; moto answers ``{}``, which the provider reads
+    as a configured block and plans to replace the model and endpoint configuration again on
+    every run, so an unchanged stack would never plan clean.
+    """
+    from moto.core.responses import ActionResult
+    from moto.sagemaker.responses import SageMakerResponse
+
+    for action in ("describe_model", "describe_endpoint_config"):
+        original = getattr(SageMakerResponse, action)
+
+        def describe(self: Any, _original: Any = original) -> Any:
+            result = _original(self)
+            if isinstance(result, ActionResult) and isinstance(result.result, dict):
+                return ActionResult({k: v for k, v in result.result.items() if v != {}})
+            return result
+
+        setattr(SageMakerResponse, action, describe)
+
+
+def _patch_application_autoscaling_tags() -> None:
+    """Add ListTagsForResource, TagResource and UntagResource; keep RegisterScalableTarget's Tags.
+
+    Without ListTagsForResource the provider retries its post-create tag read on
+    aws_appautoscaling_target for minutes before failing.
+    """
+    from moto.applicationautoscaling.models import ApplicationAutoscalingBackend
+    from moto.applicationautoscaling.responses import ApplicationAutoScalingResponse
+
+    def tags_of(backend: Any) -> dict[str, dict[str, str]]:
+        # Lazily attached: backends are created per account and region on first use.
+        if not hasattr(backend, "devstack_tags"):
+            backend.devstack_tags = {}
+        return backend.devstack_tags
+
+    original_register = ApplicationAutoScalingResponse.register_scalable_target
+    original_deregister = ApplicationAutoscalingBackend.deregister_scalable_target
+
+    def register_scalable_target(self: Any) -> str:
+        body = original_register(self)
+        tags = self._get_param("Tags") or {}
+        if tags:
+            arn = json.loads(body)["ScalableTargetARN"]
+            tags_of(self.applicationautoscaling_backend).setdefault(arn, {}).update(tags)
+        return body
+
+    def deregister_scalable_target(self: Any, namespace: str, r_id: str, dimension: str) -> None:
+        target = self.targets.get(dimension, {}).get(r_id)
+        original_deregister(self, namespace, r_id, dimension)
+        if target is not None:
+            tags_of(self).pop(target.arn, None)
+
+    def list_tags_for_resource(self: Any) -> str:
+        arn = self._get_param("ResourceARN")
+        return json.dumps({"Tags": tags_of(self.applicationautoscaling_backend).get(arn, {})})
+
+    def tag_resource(self: Any) -> str:
+        arn = self._get_param("ResourceARN")
+        tags = self._get_param("Tags") or {}
+        tags_of(self.applicationautoscaling_backend).setdefault(arn, {}).update(tags)
+        return "{}"
+
+    def untag_resource(self: Any) -> str:
+        arn = self._get_param("ResourceARN")
+        current = tags_of(self.applicationautoscaling_backend).get(arn, {})
+        for key in self._get_param("TagKeys") or []:
+            current.pop(key, None)
+        return "{}"
+
+    ApplicationAutoScalingResponse.register_scalable_target = register_scalable_target  # type: ignore[method-assign]
+    ApplicationAutoscalingBackend.deregister_scalable_target = deregister_scalable_target  # type: ignore[method-assign]
+    ApplicationAutoScalingResponse.list_tags_for_resource = list_tags_for_resource  # type: ignore[attr-defined]
+    ApplicationAutoScalingResponse.tag_resource = tag_resource  # type: ignore[attr-defined]
+    ApplicationAutoScalingResponse.untag_resource = untag_resource  # type: ignore[attr-defined]
+
+
+def _patch_lambda_permissions() -> None:
+    """AddPermission as AWS does it: unique statement ids, and FunctionUrlAuthType as a condition.
+
+    moto appends a second statement under an existing id, where AWS answers 409. The provider
+    adds `FunctionURLAllowPublicAccess` itself when it creates a NONE URL and relies on that 409
+    when the statement exists already; with moto's duplicate, deleting the permission leaves
+    its twin behind and the provider waits five minutes for it to go.
+    """
+    from moto.awslambda.exceptions import LambdaClientError
+    from moto.awslambda.policy import Policy
+
+    class StatementIdConflict(LambdaClientError):
+        code = 409
+
+        def __init__(self, sid: str) -> None:
+            super().__init__(
+                "ResourceConflictException",
+                f"The statement id ({sid}) provided already exists. Please provide a new "
+                "statement id, or remove the existing statement.",
+            )
+
+    original = Policy.add_statement
+
+    def add_statement(self: Any, raw: str, qualifier: str | None = None) -> tuple[Any, str]:
+        sid = json.loads(raw).get("StatementId")
+        if sid is not None and any(s.get("Sid") == sid for s in self.statements):
+            raise StatementIdConflict(sid)
+        statement, revision = original(self, raw, qualifier)
+        auth_type = statement.pop("FunctionUrlAuthType", None)
+        if auth_type is not None:
+            condition = statement.setdefault("Condition", {})
+            condition.setdefault("StringEquals", {})["lambda:FunctionUrlAuthType"] = auth_type
+        return statement, revision
+
+    Policy.add_statement = add_statement  # type: ignore[method-assign]

@@ -1,0 +1,209 @@
+"""Serve a packaged Lambda function behind a local URL that behaves like its Function URL.
+
+The function runs in the Lambda sandbox (``tools.lambda_sandbox``: its deployed artifacts,
+warm workers, payload format 2.0 events, Lambda's response mapping); this module is the HTTP
+side:
+
+* a handler error, timeout or crash is a 502 ``Internal Server Error`` (the error document goes
+  to the log, as to CloudWatch), as is a result a Function URL cannot map;
+* ``AWS_IAM`` URLs answer 403 ``{"Message":"Forbidden"}`` to unsigned requests. Signatures
+  are not verified locally (no IAM here): any SigV4-signed request is let through;
+* payloads over 6 MB answer 413, as Lambda's invocation limit.
+
+One line per request goes to the log: function, method, path, status, milliseconds.
+The command line (``python -m tools.function_urls``) serves one function alone.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+from tools.http_server import LoopbackHTTPServer, LoopbackService
+from tools.lambda_sandbox.events import BadResponseError, HttpResponse, build_event, map_response
+from tools.lambda_sandbox.functions import FunctionSpec, InvocationError, LocalFunction, Log
+
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit
+
+__all__ = ["FunctionUrlServer", "InvocationError", "write_line"]
+
+
+class FunctionUrlServer(LoopbackService):
+    """A Function URL for ``spec`` on ``http://host:port/`` (``port=0``: any free port).
+
+    ``function_options`` go to the function's ``LocalFunction`` (python, base_env, work_dir,
+    max_concurrency).
+    """
+
+    url_suffix = "/"
+
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log: Log = print,
+        **function_options: Any,
+    ) -> None:
+        super().__init__(host, port, handler=_Handler, log=log)
+        self.spec = spec
+        self.log = log
+        self.function = LocalFunction(spec, log=log, **function_options)
+        self.url_id = spec.url_id or uuid.uuid5(uuid.NAMESPACE_URL, spec.arn).hex
+
+    def start(self, *, warm: bool = False) -> Self:
+        """Listen; with ``warm``, also run the init phase now so import errors show at once."""
+        if warm and not self.running:
+            self.function.warm()
+        return super().start()
+
+    def stop(self) -> None:
+        super().stop()
+        self.function.close()
+
+    def handle(
+        self,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        source_ip: str,
+    ) -> HttpResponse:
+        request_id = str(uuid.uuid4())
+        common = [("x-amzn-RequestId", request_id)]
+        if self.spec.auth_type == "AWS_IAM" and not _is_sigv4_signed(target, headers):
+            return HttpResponse(
+                403, [*common, ("Content-Type", "application/json")], b'{"Message":"Forbidden"}'
+            )
+        event = build_event(
+            method=method,
+            target=target,
+            headers=headers,
+            body=body,
+            source_ip=source_ip,
+            request_id=request_id,
+            url_id=self.url_id,
+        )
+        try:
+            response = map_response(self.function.invoke(event, request_id))
+        except InvocationError as error:
+            self.log(f"[{self.spec.name}] invocation failed: {json.dumps(error.document)}")
+            return _internal_server_error(common)
+        except BadResponseError as error:
+            self.log(f"[{self.spec.name}] invalid response for a Function URL: {error}")
+            return _internal_server_error(common)
+        return HttpResponse(response.status, [*common, *response.headers], response.body)
+
+
+def _internal_server_error(common: list[tuple[str, str]]) -> HttpResponse:
+    # What a Function URL answers when the function fails; the details are in the log only.
+    return HttpResponse(
+        502, [*common, ("Content-Type", "application/json")], b"Internal Server Error"
+    )
+
+
+def _is_sigv4_signed(target: str, headers: Sequence[tuple[str, str]]) -> bool:
+    authorization = next((v for k, v in headers if k.lower() == "authorization"), "")
+    if authorization.startswith("AWS4-HMAC-SHA256 ") and "Credential=" in authorization:
+        return True
+    return "X-Amz-Signature=" in urlsplit(target).query  # a presigned URL
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "local-function-url"
+    timeout = 300
+    server: LoopbackHTTPServer
+
+    def _serve(self) -> None:
+        started = time.monotonic()
+        app = self.server.app
+        try:
+            body = self._read_body()
+        except _TooLargeError as error:
+            response = HttpResponse(
+                413,
+                [("Content-Type", "application/json")],
+                json.dumps({"Message": str(error)}).encode(),
+            )
+            self.close_connection = True
+        else:
+            response = app.handle(
+                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+            )
+        self.send_response(response.status)
+        for name, value in response.headers:
+            self.send_header(name, value)
+        if not any(name.lower() == "date" for name, _ in response.headers):
+            self.send_header("Date", formatdate(usegmt=True))
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+        elapsed = (time.monotonic() - started) * 1000
+        app.log(f"{app.spec.name} {self.command} {self.path} {response.status} {elapsed:.0f} ms")
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # Without the stdlib's own Server/Date headers; _serve writes Date once.
+        self.send_response_only(code, message)
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks, total = [], 0
+            while (size := int(self.rfile.readline(1024).split(b";")[0] or b"0", 16)) > 0:
+                total += size
+                if total > MAX_PAYLOAD_BYTES:
+                    raise _TooLargeError(_too_large_message())
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(1024)
+            while self.rfile.readline(1024).strip():
+                pass
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_PAYLOAD_BYTES:
+            _discard(self.rfile, length)  # read it anyway, so the client sees the 413
+            raise _TooLargeError(_too_large_message())
+        return self.rfile.read(length)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # _serve writes one line per request
+
+
+_WRITE_LOCK = threading.Lock()
+
+
+def write_line(line: str) -> None:
+    """One log line to stdout, whole: print() writes the text and the newline separately,
+    so lines relayed from several threads would interleave."""
+    with _WRITE_LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+def _discard(stream: Any, length: int) -> None:
+    while length > 0:
+        chunk = stream.read(min(length, 1 << 16))
+        if not chunk:
+            return
+        length -= len(chunk)
+
+
+def _too_large_message() -> str:
+    return (
+        f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation"
+    )

@@ -1,0 +1,568 @@
+"""``make local``: the whole app on this machine, torn down on Ctrl-C.
+
+1. moto on 127.0.0.1 is the AWS API (``devstack.MotoServer``; or ``--moto-url`` for one you run);
+2. ``terraform apply`` of the repository's root module against it: the same code as a real
+   deploy (run in ``.local/root``, a folder of symlinks to the root module's files, so that
+   ``.terraform/``, the lock file and the state stay out of the working tree); only the
+   endpoints and the dummy credentials differ;
+3. the endpoint's model (``HF_MODEL_ID``) and token limits are read back from the SageMaker
+   model, and the model server (``python -m tools.model_server`` in its own venv) serves it;
+4. each function with a URL is read back from Lambda and served from its deployed zip and
+   layer by ``tools.function_urls``, with ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` pointing at
+   the model server and ``AWS_ENDPOINT_URL`` at moto (DynamoDB chat history);
+5. the URLs are printed; Ctrl-C, SIGTERM or ``make local-down`` stops the URLs and the model
+   server, destroys the stack, checks that moto holds nothing more, and stops moto.
+
+``.local/local-stack.json`` records the processes while it runs (``local.down`` uses it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from botocore.exceptions import ClientError
+
+from tools.devstack import MotoServer, Terraform, TerraformError, aws_env, terraform_env
+from tools.function_urls.server import FunctionUrlServer, InvocationError, write_line
+from tools.local import state
+from tools.local.stack import (
+    DeployedEndpoint,
+    DeployedFunction,
+    StackError,
+    inventory,
+    read_endpoint,
+    read_functions,
+)
+
+REPO_ROOT = state.REPO_ROOT
+MODEL_SERVER_READY = "sagemaker_tgi listening on "  # tools.model_server.__main__.READY_PREFIX
+DEFAULT_MODEL_SERVER_PYTHON = REPO_ROOT / ".venv-model-server" / "bin" / "python"
+LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
+QUESTION = '["What is the capital of France?"]'
+# TinyLlama decodes ~5 tokens/s on 2 CPU cores (`make bench-model`); the functions wait 70 s
+# for the model (READ_TIMEOUT_SECONDS), so the GPU default of 700 new tokens would time out.
+LOCAL_MAX_NEW_TOKENS = 256
+
+
+class StartupError(RuntimeError):
+    """A step of the startup failed; the message says what to do."""
+
+
+log = write_line
+
+
+@contextlib.contextmanager
+def children_ignore_sigint() -> Iterator[None]:
+    """Processes started inside ignore the terminal's Ctrl-C (an ignored signal survives exec).
+
+    Ctrl-C reaches the whole foreground process group; moto and ``terraform destroy`` must
+    outlive it so that the teardown can finish. This process ignores it meanwhile too.
+    """
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class LocalStack:
+    def __init__(self, args: argparse.Namespace, stop: threading.Event) -> None:
+        self.args = args
+        self.stop = stop
+        self.state_dir: Path = args.state_dir
+        self.moto: MotoServer | None = None
+        self.moto_url: str = args.moto_url or ""
+        self.terraform: Terraform | None = None
+        self.applied = False
+        self.model_server: subprocess.Popen[bytes] | None = None
+        self.model_url = ""
+        self.endpoint: DeployedEndpoint | None = None
+        self.functions: list[DeployedFunction] = []
+        self.url_servers: dict[str, FunctionUrlServer] = {}
+        self.outputs: dict[str, Any] = {}
+
+    # -- startup ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._step("starting moto (the AWS API)", self._start_moto)
+        self._step("terraform apply of the root module against moto", self._apply)
+        self._step("reading the deployed endpoint and functions back from moto", self._read_stack)
+        self._step("starting the model server", self._start_model_server)
+        self._step("starting the function URLs", self._start_urls)
+
+    def _step(self, title: str, action: Any) -> None:
+        if self.stop.is_set():
+            raise StartupError("stopped before: " + title)
+        log(f"==> {title}")
+        started = time.monotonic()
+        action()
+        log(f"    done in {time.monotonic() - started:.1f} s")
+
+    def _start_moto(self) -> None:
+        if self.moto_url:
+            log(f"    using moto at {self.moto_url}")
+            return
+        self.moto = MotoServer(log_path=self.state_dir / "moto.log")
+        with children_ignore_sigint():
+            self.moto.start()
+        self.moto_url = self.moto.url
+        log(f"    {self.moto_url} (log: {self.state_dir / 'moto.log'})")
+        self._save("starting")
+
+    def _apply(self) -> None:
+        root = link_root_module(self.state_dir / "root")
+        env = {
+            **terraform_env(self.state_dir / "terraform"),
+            **aws_env(self.moto_url, region=self.args.region),
+        }
+        self.terraform = Terraform(root, env)
+        try:
+            self.terraform.init()
+            self.applied = True  # from here on a failed apply may have created something
+            self.terraform.apply(self._variables())
+            self.outputs = self.terraform.output_json()
+        except TerraformError as error:
+            raise StartupError(str(error)) from None
+
+    def _variables(self) -> dict[str, Any]:
+        build = self.args.build_dir.resolve()
+        variables: dict[str, Any] = {
+            "name": self.args.name,
+            "chat_package_path": str(build / "chat.zip"),
+            "qa_package_path": str(build / "qa.zip"),
+            "layer_package_path": str(build / "layer.zip"),
+            "max_new_tokens": self.args.max_new_tokens,
+        }
+        for assignment in self.args.var:
+            key, _, value = assignment.partition("=")
+            variables[key] = value
+        return variables
+
+    def _clients(self) -> dict[str, Any]:
+        import boto3
+
+        session = boto3.session.Session(
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
+            region_name=self.args.region,
+        )
+        return {
+            service: session.client(service, endpoint_url=self.moto_url)
+            for service in ("lambda", "sagemaker", "dynamodb", "iam", "logs")
+        }
+
+    def _read_stack(self) -> None:
+        assert self.terraform is not None
+        clients = self._clients()
+        endpoint_name = self.outputs.get("endpoint_name")
+        if not endpoint_name:
+            raise StartupError("the root module has no `endpoint_name` output")
+        try:
+            self.endpoint = read_endpoint(clients["sagemaker"], endpoint_name)
+            resources = self.terraform.state_resources()
+            self.functions = read_functions(
+                clients["lambda"],
+                self.outputs,
+                resources,
+                root_dir=REPO_ROOT,
+                region=self.args.region,
+                account_id=LOCAL_ACCOUNT_ID,
+            )
+        except (StackError, ClientError) as error:
+            raise StartupError(f"reading the stack back from moto: {error}") from None
+        log(f"    endpoint {self.endpoint.name}: {self.endpoint.model_id}")
+        for function in self.functions:
+            spec = function.spec
+            log(
+                f"    {function.label}: {spec.name} ({spec.handler}, {spec.runtime}, "
+                f"{spec.timeout_seconds:g} s, {spec.memory_mb} MB, {spec.auth_type})"
+            )
+
+    def _start_model_server(self) -> None:
+        assert self.endpoint is not None
+        python = Path(self.args.model_server_python)
+        if not python.exists():
+            raise StartupError(
+                f"{python} does not exist: create the model server's venv with "
+                "`make model-server-venv` (Python 3.11 with the CPU build of torch)"
+            )
+        endpoint = self.endpoint
+        command = [
+            str(python),
+            "-m",
+            "tools.model_server",
+            "--model",
+            endpoint.model_id,
+            "--endpoint-name",
+            endpoint.name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.args.model_port),
+            "--region",
+            self.args.region,
+            "--account-id",
+            LOCAL_ACCOUNT_ID,
+            "--variant-name",
+            endpoint.variant_name,
+        ]
+        limits = {
+            "--max-input-tokens": endpoint.token_limit("MAX_INPUT_TOKENS", "MAX_INPUT_LENGTH"),
+            "--max-total-tokens": endpoint.token_limit("MAX_TOTAL_TOKENS"),
+            "--max-stop-sequences": endpoint.token_limit("MAX_STOP_SEQUENCES"),
+        }
+        for flag, value in limits.items():
+            if value is not None:
+                command += [flag, str(value)]
+        if self.args.model_dir:
+            command += ["--model-dir", str(Path(self.args.model_dir).resolve())]
+        if self.args.offline:
+            command.append("--offline")
+        self.model_server = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,  # `-m tools.model_server` is found from the repository root
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # Ctrl-C goes to us; we stop it in order
+        )
+        self._save("starting")
+        ready = threading.Event()
+        url: list[str] = []
+        _relay(self.model_server.stderr, "[model] ")
+        _relay(self.model_server.stdout, "[model] ", on_line=lambda line: _ready(line, url, ready))
+        while not ready.wait(0.2):
+            if self.model_server.poll() is not None:
+                raise StartupError(
+                    f"the model server exited with status {self.model_server.returncode} "
+                    "before serving (its message is above)"
+                )
+            if self.stop.is_set():
+                raise StartupError("stopped while the model server was loading")
+        self.model_url = url[0]
+        log(f"    {endpoint.model_id} on {self.model_url}")
+
+    def _start_urls(self) -> None:
+        base_env = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.model_url,
+        }
+        for index, function in enumerate(self.functions):
+            port = self.args.port_base + index if self.args.port_base else 0
+            server = FunctionUrlServer(
+                function.spec,
+                port=port,
+                python=self.args.function_python,  # None: found by the runtime's version
+                base_env=base_env,
+                work_dir=self.state_dir,
+                log=log,
+            )
+            self.url_servers[function.label] = server
+            try:
+                server.start(warm=True)
+            except InvocationError as error:
+                raise StartupError(
+                    f"{function.spec.name} failed its init phase: {error} (see its log above)"
+                ) from None
+            except OSError as error:
+                raise StartupError(
+                    f"cannot listen on 127.0.0.1:{port} for {function.label} ({error}); is another "
+                    "`make local` running? Stop it with `make local-down`, or pass --port-base"
+                ) from None
+            self._save("starting")
+
+    # -- running ------------------------------------------------------------------------------
+    def banner(self) -> str:
+        assert self.endpoint is not None
+        lines = [
+            "",
+            "The app runs locally; Ctrl-C (or `make local-down`) stops it and destroys the stack.",
+            f"  endpoint  {self.endpoint.name}: {self.endpoint.model_id} on {self.model_url}",
+        ]
+        for function in self.functions:
+            lines.append(f"  {function.label + '_url':<9} {self.url_servers[function.label].url}")
+        lines += ["", "Try:"]
+        for function in self.functions:
+            lines.append("  " + self.curl(function))
+        if any(f.spec.auth_type == "AWS_IAM" for f in self.functions):
+            lines += [
+                "",
+                "The URLs use AWS_IAM auth, as deployed: requests must be SigV4-signed, with any",
+                "credentials (signatures are not verified locally), or the URL answers 403.",
+            ]
+        return "\n".join(lines) + "\n"
+
+    def curl(self, function: DeployedFunction) -> str:
+        local_url = self.url_servers[function.label].url
+        deployed = self.outputs.get(f"{function.label}_curl")
+        if isinstance(deployed, str) and function.deployed_url in deployed:
+            return deployed.replace(function.deployed_url, local_url)
+        return f"curl -sS -H 'content-type: application/json' -d '{QUESTION}' {local_url}"
+
+    def state_document(self, status: str) -> dict[str, Any]:
+        return {
+            "status": status,
+            "pid": os.getpid(),
+            "marker": "local.up",
+            "state_dir": str(self.state_dir),
+            "moto": {
+                "url": self.moto_url,
+                "pid": _moto_pid(self.moto),
+                "owned": self.moto is not None,
+            },
+            "endpoint_name": self.endpoint.name if self.endpoint else None,
+            "model_server": {
+                "url": self.model_url,
+                "pid": self.model_server.pid if self.model_server else None,
+            },
+            "functions": {
+                label: {
+                    "url": server.url if server._httpd is not None else None,
+                    "function_name": server.spec.name,
+                    "worker_pids": server.function.worker_pids,
+                }
+                for label, server in self.url_servers.items()
+            },
+        }
+
+    def _save(self, status: str) -> None:
+        state.write_state(self.state_dir, self.state_document(status))
+
+    def wait(self) -> None:
+        """Until asked to stop, or until the model server dies."""
+        while not self.stop.wait(0.5):
+            if self.model_server is not None and self.model_server.poll() is not None:
+                log(f"the model server exited with status {self.model_server.returncode}")
+                return
+
+    # -- teardown -----------------------------------------------------------------------------
+    def teardown(self) -> list[str]:
+        """Stop everything started, in reverse; returns what went wrong (nothing is skipped)."""
+        problems: list[str] = []
+        if self.url_servers:
+            log("==> stopping the function URLs")
+            for label, server in self.url_servers.items():
+                try:
+                    server.stop()
+                except Exception as error:  # keep tearing down the rest
+                    problems.append(f"stopping {label}: {error}")
+        if self.model_server is not None:
+            log("==> stopping the model server")
+            _stop_process(self.model_server)
+        if self.applied and self.terraform is not None:
+            log("==> terraform destroy (Ctrl-C is ignored until it finishes)")
+            try:
+                with children_ignore_sigint():
+                    self.terraform.destroy(self._variables())
+            except TerraformError as error:
+                problems.append(f"terraform destroy failed: {error}")
+            if self.moto_url:
+                problems += self._check_empty()
+        if self.moto is not None:
+            log("==> stopping moto")
+            self.moto.stop()
+        return problems
+
+    def _check_empty(self) -> list[str]:
+        try:
+            leftovers = inventory(self._clients())
+        except Exception as error:  # report, never mask the teardown
+            return [f"could not list moto's resources after the destroy: {error}"]
+        return [
+            f"left in moto after the destroy: {kind}: {names}" for kind, names in leftovers.items()
+        ]
+
+
+def _ready(line: str, url: list[str], ready: threading.Event) -> bool:
+    """Catch the model server's ready line; True to keep it out of the log."""
+    if line.startswith(MODEL_SERVER_READY):
+        url.append(line.removeprefix(MODEL_SERVER_READY).strip())
+        ready.set()
+        return True
+    return False
+
+
+def _relay(stream: IO[bytes] | None, prefix: str, on_line: Any = None) -> threading.Thread:
+    def pump() -> None:
+        assert stream is not None
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", errors="replace").rstrip()
+            if on_line is None or not on_line(line):
+                log(prefix + line)
+        stream.close()
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return thread
+
+
+def _stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _moto_pid(moto: MotoServer | None) -> int | None:
+    # devstack.MotoServer keeps its process private; local.down needs the pid as a last resort.
+    process = getattr(moto, "_proc", None)
+    return process.pid if process is not None else None
+
+
+def link_root_module(folder: Path) -> Path:
+    """A folder of symlinks to the repository's root module, to run Terraform in.
+
+    The configuration is the repository's own files, not a copy; what ``terraform init`` and
+    ``apply`` write (``.terraform/``, the lock file, the state) lands in this folder instead of
+    the working tree, where it could clash with a real deployment's. Any state left by an
+    earlier run is dropped: moto starts empty, so it would describe nothing.
+    """
+    if folder.exists():
+        for entry in folder.iterdir():
+            if entry.is_symlink() or entry.name.startswith("terraform.tfstate"):
+                entry.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    for entry in REPO_ROOT.iterdir():
+        if entry.name.startswith(".") or entry.name.startswith("terraform.tfstate"):
+            continue  # .git, .local, .terraform, venvs, a real deployment's state
+        (folder / entry.name).symlink_to(entry)
+    committed_lock = REPO_ROOT / ".terraform.lock.hcl"
+    if committed_lock.is_file():  # the providers the repository pins; init may add hashes
+        shutil.copyfile(committed_lock, folder / committed_lock.name)
+    return folder
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.local.up",
+        description="Run the whole app on this machine (what `make local` does).",
+    )
+    parser.add_argument(
+        "--build-dir",
+        type=Path,
+        default=REPO_ROOT / "build",
+        help="where `make package` put the zips",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=state.DEFAULT_STATE_DIR,
+        help="Terraform data and state, logs, the state file (default .local/)",
+    )
+    parser.add_argument(
+        "--name", default="local", help="the root module's `name` variable (default: local)"
+    )
+    parser.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="another root module variable (repeatable); terraform.tfvars applies too",
+    )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=LOCAL_MAX_NEW_TOKENS,
+        help=f"the root module's max_new_tokens (default {LOCAL_MAX_NEW_TOKENS}: see below)",
+    )
+    parser.add_argument("--region", default="us-east-1", help="the local AWS region")
+    parser.add_argument(
+        "--model-dir",
+        help="folder holding the model (config.json, tokenizer, weights); default: the HF cache",
+    )
+    parser.add_argument("--offline", action="store_true", help="never contact the Hugging Face Hub")
+    parser.add_argument(
+        "--model-server-python",
+        default=str(DEFAULT_MODEL_SERVER_PYTHON),
+        help="the model server's interpreter (default .venv-model-server/bin/python)",
+    )
+    parser.add_argument(
+        "--function-python",
+        help="Python 3.12 for the functions (default: found like the Makefile does)",
+    )
+    parser.add_argument(
+        "--model-port", type=int, default=8080, help="the model server's port (0: any free port)"
+    )
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        default=9001,
+        help="first function URL port, one per function in name order (0: any free ports)",
+    )
+    parser.add_argument("--moto-url", help="use this running moto server instead of starting one")
+    args = parser.parse_args(argv)
+    for assignment in args.var:
+        if "=" not in assignment:
+            parser.error(f"--var expects NAME=VALUE, got {assignment!r}")
+    args.state_dir = args.state_dir.resolve()
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    existing = state.read_state(args.state_dir)
+    if existing is not None:
+        if state.is_running(existing.get("pid"), "local.up"):
+            log(
+                f"error: a local stack is already running (pid {existing['pid']}); stop it with "
+                "`make local-down` first"
+            )
+            return 1
+        state.remove_state(args.state_dir)  # left by a run that was killed
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        if not stop.is_set():
+            log(f"\n{signal.Signals(signum).name}: stopping (this takes a few seconds)...")
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, request_stop)
+
+    stack = LocalStack(args, stop)
+    state.write_state(args.state_dir, stack.state_document("starting"))
+    status = 0
+    try:
+        stack.start()
+        state.write_state(args.state_dir, stack.state_document("ready"))
+        log(stack.banner())
+        stack.wait()
+    except StartupError as error:
+        if not stop.is_set():
+            log(f"error: {error}")
+            status = 1
+    finally:
+        state.write_state(args.state_dir, stack.state_document("stopping"))
+        problems = stack.teardown()
+        state.remove_state(args.state_dir)
+        for problem in problems:
+            log(f"error: {problem}")
+        if problems:
+            status = 1
+        else:
+            log("stopped; nothing left running.")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

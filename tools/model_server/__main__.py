@@ -1,0 +1,146 @@
+"""Serve a Hugging Face model as a local SageMaker endpoint running TGI.
+
+    .venv-model-server/bin/python -m tools.model_server \\
+        --model TinyLlama/TinyLlama-1.1B-Chat-v1.0 --endpoint-name my-endpoint --port 8080
+
+then point any SageMaker runtime client at it, e.g.
+``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=http://127.0.0.1:8080``. The defaults come from the
+environment variables the SageMaker model would carry (HF_MODEL_ID, MAX_INPUT_TOKENS,
+MAX_TOTAL_TOKENS, MAX_STOP_SEQUENCES), as in the TGI container.
+
+Once serving, one line ``sagemaker_tgi listening on URL`` goes to stdout (``make local``
+waits for it); request logs go to stderr. SIGTERM or Ctrl-C stops it. Exit status 2 means the
+model could not be loaded; the message says why and how to fix it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from tools.http_server import serve_until, signal_event
+from tools.model_server.protocol import launcher_int
+from tools.model_server.server import DEFAULT_ACCOUNT_ID, SageMakerTGIServer
+
+READY_PREFIX = "sagemaker_tgi listening on "
+
+
+def _env_int(*names: str) -> int | None:
+    try:
+        return launcher_int(os.environ, *names)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.model_server",
+        description="Serve a Hugging Face model as a local SageMaker endpoint running TGI.",
+    )
+    parser.add_argument(
+        "--model",
+        default=os.environ.get("HF_MODEL_ID"),
+        help="Hugging Face model id (or a model folder); default $HF_MODEL_ID",
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        help="folder holding the model's files (config.json, tokenizer, *.safetensors); "
+        "default: the Hugging Face cache, then a download if the Hub is reachable",
+    )
+    parser.add_argument("--endpoint-name", required=True, help="the SageMaker endpoint to serve")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    parser.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
+    parser.add_argument(
+        "--max-input-tokens",
+        type=int,
+        default=_env_int("MAX_INPUT_TOKENS", "MAX_INPUT_LENGTH"),
+        help="TGI's MAX_INPUT_TOKENS (default $MAX_INPUT_TOKENS, else max-total-tokens - 1)",
+    )
+    parser.add_argument(
+        "--max-total-tokens",
+        type=int,
+        default=_env_int("MAX_TOTAL_TOKENS"),
+        help="TGI's MAX_TOTAL_TOKENS (default $MAX_TOTAL_TOKENS, else the model's context size)",
+    )
+    parser.add_argument(
+        "--max-stop-sequences",
+        type=int,
+        default=_env_int("MAX_STOP_SEQUENCES") or 4,
+        help="TGI's MAX_STOP_SEQUENCES (default 4)",
+    )
+    parser.add_argument("--region", default=os.environ.get("AWS_REGION") or "us-east-1")
+    parser.add_argument("--account-id", default=DEFAULT_ACCOUNT_ID)
+    parser.add_argument("--variant-name", default="AllTraffic")
+    parser.add_argument("--offline", action="store_true", help="never contact the Hugging Face Hub")
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "bfloat16", "float16"),
+        help="weights' dtype on CPU (float32 is the fastest on most CPUs)",
+    )
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: all cores)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.model:
+        parser.error("--model is required (or set HF_MODEL_ID)")
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    # Imported here so `--help` and argument errors do not wait for torch.
+    import torch
+
+    from tools.model_server.transformers_backend import ModelNotAvailableError, TransformersBackend
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        backend = TransformersBackend(
+            args.model, model_dir=args.model_dir, offline=args.offline, dtype=args.dtype, log=log
+        )
+    except ModelNotAvailableError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    max_total = args.max_total_tokens or backend.max_position_embeddings
+    if max_total is None:
+        parser.error("--max-total-tokens is required: the model's config has no context size")
+    max_input = args.max_input_tokens or max_total - 1
+    try:
+        server = SageMakerTGIServer(
+            backend,
+            args.endpoint_name,
+            max_input_tokens=max_input,
+            max_total_tokens=max_total,
+            host=args.host,
+            port=args.port,
+            max_stop_sequences=args.max_stop_sequences,
+            region=args.region,
+            account_id=args.account_id,
+            variant_name=args.variant_name,
+            log=log,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+
+    stop = signal_event()
+    server.start()
+    log(
+        f"serving endpoint {args.endpoint_name!r} with {args.model} ({backend.source}); "
+        f"max_input_tokens={max_input} max_total_tokens={max_total} "
+        f"threads={torch.get_num_threads()} dtype={args.dtype}"
+    )
+    print(f"{READY_PREFIX}{server.url}", flush=True)
+    serve_until(stop, server)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

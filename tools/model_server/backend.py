@@ -1,0 +1,83 @@
+"""The contract between the HTTP/protocol layer and whatever produces text.
+
+Standard library only: the server imports this on any Python, and test backends implement
+``Backend`` without torch. The real one is ``tools.model_server.transformers_backend``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+FINISH_REASONS = ("length", "eos_token", "stop_sequence")
+
+
+@dataclass(frozen=True)
+class GenerateParams:
+    """Validated generation parameters, in TGI's meaning.
+
+    ``None`` means "not set": no temperature scaling, no top-p/top-k filtering, no penalty.
+    ``do_sample`` is already resolved the way TGI resolves it (sampling is on when asked for
+    or when any sampling parameter is set), so a backend only needs to obey it.
+    """
+
+    max_new_tokens: int
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    do_sample: bool = False
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    repetition_penalty: float | None = None
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str  # generated text only (never the prompt); ends with the stop sequence if one was hit
+    generated_tokens: int
+    finish_reason: str  # "length" | "eos_token" | "stop_sequence"
+
+    def __post_init__(self) -> None:
+        if self.finish_reason not in FINISH_REASONS:
+            raise ValueError(
+                f"finish_reason must be one of {FINISH_REASONS}, not {self.finish_reason!r}"
+            )
+        if self.generated_tokens < 0:
+            raise ValueError("generated_tokens cannot be negative")
+
+
+class Backend(Protocol):
+    model_id: str
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
+        """The model's chat template rendered with ``add_generation_prompt=True``."""
+        ...
+
+    def generate(self, prompt: str, params: GenerateParams) -> Generation: ...
+
+
+class SageMakerError(Exception):
+    """A platform error the server renders as the SageMaker runtime would.
+
+    Raised by a backend (or the server) to answer with a SageMaker error instead of a
+    container response, e.g. ``SageMakerError("ModelNotReadyException", 429, "...")`` or
+    ``SageMakerError("ServiceUnavailable", 503, "...")``. boto3 raises a ``ClientError``
+    whose ``response["Error"]["Code"]`` is ``code``.
+    """
+
+    def __init__(self, code: str, status: int, message: str) -> None:
+        if not 400 <= status <= 599:
+            raise ValueError(f"a SageMaker error needs a 4xx or 5xx status, not {status}")
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"SageMakerError({self.code!r}, {self.status}, {self.message!r})"
+
+
+class ChatTemplateError(Exception):
+    """The chat template could not render the messages; TGI answers 422 ``template_error``."""

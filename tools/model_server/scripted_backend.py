@@ -1,0 +1,78 @@
+"""A backend whose generations a caller scripts, for the real SageMaker/TGI protocol server.
+
+The HTTP layer, validation and SageMaker error shapes stay the real ones; only text generation
+is replaced. The tests script replies and errors, so the functions' tests exercise boto3's real
+serialisation and error parsing against TGI's real semantics; ``make bench`` scripts nothing,
+so every request gets ``DEFAULT_REPLY`` at once and the timings are the functions' own.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tools.model_server.backend import GenerateParams, Generation
+
+# What a scripted step may be: a reply, an exception to raise, or a callable producing either.
+Step = str | BaseException | Callable[[], str]
+
+DEFAULT_REPLY = "Paris."
+
+
+@dataclass(frozen=True)
+class Call:
+    prompt: str
+    params: GenerateParams
+
+
+class ScriptedBackend:
+    model_id = "test/scripted-zephyr"
+
+    def __init__(self, *, record_calls: bool = True) -> None:
+        self._steps: deque[Step] = deque()
+        self._lock = threading.Lock()
+        self._record_calls = record_calls  # off for long benchmark runs
+        self.calls: list[Call] = []
+
+    def script(self, *steps: Step) -> None:
+        with self._lock:
+            self._steps.extend(steps)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._steps.clear()
+            self.calls.clear()
+
+    # -- Backend protocol -------------------------------------------------------------------
+    def count_tokens(self, text: str) -> int:
+        # Whitespace words: fewer than a real tokenizer's count, so the functions' own
+        # (over-counting) budget is always the stricter of the two in tests.
+        return len(text.split())
+
+    def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
+        """TinyLlama's Zephyr template."""
+        turns = "".join(f"<|{m['role']}|>\n{m['content']}</s>\n" for m in messages)
+        return turns + "<|assistant|>\n"
+
+    def generate(self, prompt: str, params: GenerateParams) -> Generation:
+        with self._lock:
+            if self._record_calls:
+                self.calls.append(Call(prompt, params))
+            step: Step = self._steps.popleft() if self._steps else DEFAULT_REPLY
+        if isinstance(step, BaseException):
+            raise step
+        text = step() if callable(step) else step
+        for stop in params.stop:
+            if stop in text:
+                return Generation(
+                    text[: text.index(stop) + len(stop)], len(text.split()), "stop_sequence"
+                )
+        words = text.split(" ")
+        if len(words) > params.max_new_tokens:
+            return Generation(
+                " ".join(words[: params.max_new_tokens]), params.max_new_tokens, "length"
+            )
+        return Generation(text, len(words), "eos_token")

@@ -1,0 +1,5 @@
+import sys
+
+from tools.packaging.build import main
+
+sys.exit(main())
