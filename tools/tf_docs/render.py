@@ -30,7 +30,6 @@ from pathlib import Path
 from tools.paths import REPO_ROOT
 from tools.tf_docs.hcl import HclError, attributes, blocks, hcl_value, string_literal
 
-
 # -----------------------------------------------------------------------------
 # Module documentation: what terraform-docs reads of a module folder
 # -----------------------------------------------------------------------------
