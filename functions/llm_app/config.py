@@ -70,7 +70,8 @@ class Settings:
         checks: list[tuple[bool, str]] = [
             (self.max_new_tokens >= 1, "MAX_NEW_TOKENS must be at least 1"),
             (self.max_input_tokens >= 64, "MAX_INPUT_TOKENS must be at least 64"),
-            (self.temperature > 0, "TEMPERATURE must be greater than 0 (TGI rejects 0)"),
+            # The Messages API decodes greedily at exactly 0 (TGI and vLLM alike).
+            (0 <= self.temperature <= 2, "TEMPERATURE must be from 0 (greedy) to 2"),
             (0 < self.top_p < 1, "TOP_P must be between 0 and 1, exclusive (TGI's rule)"),
             (self.max_question_chars >= 1, "MAX_QUESTION_CHARS must be at least 1"),
             (self.max_body_bytes >= 1024, "MAX_BODY_BYTES must be at least 1024"),
@@ -86,7 +87,13 @@ class Settings:
 
     @property
     def generation_kwargs(self) -> dict[str, Any]:
-        """Sampling parameters in the Messages API's names."""
+        """Sampling parameters in the Messages API's names.
+
+        Temperature 0 asks for greedy decoding, and then top_p is left out: TGI samples
+        whenever any warper is set, so a top_p beside it would turn sampling back on.
+        """
+        if self.temperature == 0:
+            return {"max_tokens": self.max_new_tokens, "temperature": 0.0}
         return {
             "max_tokens": self.max_new_tokens,
             "temperature": self.temperature,

@@ -85,6 +85,16 @@ def test_settings_come_from_the_environment(load_handler, fake_endpoint, lambda_
     assert (request["max_tokens"], request["temperature"], request["top_p"]) == (64, 0.2, 0.5)
 
 
+def test_temperature_zero_reaches_the_endpoint_as_greedy_decoding(
+    load_handler, fake_endpoint, lambda_context
+):
+    chat = load_handler("chat_handler", TEMPERATURE="0", TOP_P="0.9")
+    chat.handler(function_url_event(), lambda_context)
+    assert "top_p" not in fake_endpoint.last_request  # a warper would make TGI sample
+    (call,) = fake_endpoint.backend.calls
+    assert call.params.do_sample is False
+
+
 def test_unicode_round_trips(chat, fake_endpoint, lambda_context):
     fake_endpoint.reply("東京です。")
     body = json.dumps(["日本の首都は？"], ensure_ascii=False)

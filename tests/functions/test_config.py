@@ -18,6 +18,12 @@ def test_values_are_parsed_by_type():
     assert (settings.max_new_tokens, settings.top_p, settings.log_prompts) == (64, 0.5, True)
 
 
+def test_temperature_zero_asks_for_greedy_decoding_without_a_warper():
+    # The Messages API decodes greedily at exactly 0, unless a warper such as top_p is set.
+    settings = Settings.from_env({"ENDPOINT_NAME": "e", "TEMPERATURE": "0", "TOP_P": "0.9"})
+    assert settings.generation_kwargs == {"max_tokens": 700, "temperature": 0.0}
+
+
 def test_empty_optional_values_fall_back_to_defaults():
     assert Settings.from_env({"ENDPOINT_NAME": "e", "MAX_NEW_TOKENS": ""}).max_new_tokens == 700
 
@@ -31,7 +37,7 @@ def test_empty_optional_values_fall_back_to_defaults():
             "MAX_NEW_TOKENS='many' is not a valid int",
         ),
         ({"ENDPOINT_NAME": "e", "TOP_P": "1"}, "TOP_P must be between 0 and 1"),
-        ({"ENDPOINT_NAME": "e", "TEMPERATURE": "0"}, "TEMPERATURE must be greater than 0"),
+        ({"ENDPOINT_NAME": "e", "TEMPERATURE": "-0.1"}, "TEMPERATURE must be from 0"),
         ({"ENDPOINT_NAME": "e", "LOG_PROMPTS": "maybe"}, "LOG_PROMPTS='maybe'"),
         ({"ENDPOINT_NAME": "e", "MAX_ATTEMPTS": "9"}, "MAX_ATTEMPTS must be between 1 and 5"),
     ],

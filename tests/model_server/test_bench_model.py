@@ -13,9 +13,12 @@ pytestmark = [pytest.mark.local, pytest.mark.model_server]
 
 
 def test_the_model_benchmark_prints_a_row_per_model(model_server_python: Path) -> None:
-    quick = ["--models", "tiny-test", "--tokens", "4", "--prompt-tokens", "8", "--repeats", "1"]
+    quick = ["--tokens", "4", "--prompt-tokens", "8", "--repeats", "1"]
     proc = subprocess.run(
-        [str(model_server_python), "-m", "tools.model_server.bench", *quick],
+        [
+            *(str(model_server_python), "-m", "tools.model_server.bench"),
+            *("--models", "tiny-test", "smollm2-135m", *quick),
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -23,8 +26,12 @@ def test_the_model_benchmark_prints_a_row_per_model(model_server_python: Path) -
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    header, row = proc.stdout.splitlines()[-2:]
-    assert header.split()[:4] == ["model", "params", "prefill", "decode"]
-    name, _params, _prefill, rate, rate_unit, _answer, _rss, rss_unit = row.split()
-    assert (name, rate_unit, rss_unit) == ("tiny-test", "t/s", "MiB")
-    assert float(rate) > 0
+    header, *rows = proc.stdout.splitlines()[-3:]
+    assert header.split()[:5] == ["model", "params", "load", "prefill", "decode"]
+    parsed = [row.split() for row in rows]
+    assert [fields[0] for fields in parsed] == ["tiny-test", "smollm2-135m"]
+    for name, _params, load, _prefill, rate, rate_unit, _answer, _rss, rss_unit in parsed:
+        assert (rate_unit, rss_unit) == ("t/s", "MiB")
+        assert float(rate) > 0
+        # Only the embedded model loads weights (from its cache); the other is built.
+        assert (load == "-") == (name == "tiny-test"), load

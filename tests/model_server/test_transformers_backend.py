@@ -12,10 +12,8 @@ import json
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,13 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.support.model_server import MODEL_ID, model_server_env
+from tests.support.model_server import (
+    MODEL_ID,
+    ModelServer,
+    model_server_env,
+    start_model_server,
+    stop_model_server,
+)
 from tools.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.local, pytest.mark.model_server]
@@ -32,7 +36,6 @@ pytestmark = [pytest.mark.local, pytest.mark.model_server]
 ENDPOINT = "tiny-endpoint"
 MAX_INPUT_TOKENS = 64
 MAX_TOTAL_TOKENS = 128
-READY_PREFIX = "sagemaker_tgi listening on "
 # What TinyLlama's template renders for these messages (add_generation_prompt=True).
 MESSAGES = [
     {"role": "system", "content": "Be brief."},
@@ -41,41 +44,6 @@ MESSAGES = [
 RENDERED = (
     "<|system|>\nBe brief.</s>\n<|user|>\nWhat is the capital of France?</s>\n<|assistant|>\n"
 )
-
-
-@dataclass
-class ModelServer:
-    process: subprocess.Popen[str]
-    url: str
-    stderr: list[str] = field(default_factory=list)
-
-
-def start_model_server(python: Path, args: list[str], env: dict[str, str]) -> ModelServer:
-    process = subprocess.Popen(
-        [str(python), "-m", "tools.model_server", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    server = ModelServer(process, "")
-    threading.Thread(
-        target=lambda: server.stderr.extend(iter(process.stderr.readline, "")),  # type: ignore[union-attr]
-        daemon=True,
-    ).start()
-    line = process.stdout.readline()  # type: ignore[union-attr]
-    if not line.startswith(READY_PREFIX):
-        process.kill()
-        process.wait()
-        pytest.fail(f"the model server did not start: {line!r}\n{''.join(server.stderr)}")
-    server.url = line.removeprefix(READY_PREFIX).strip()
-    return server
-
-
-def stop_model_server(server: ModelServer) -> None:
-    server.process.terminate()
-    assert server.process.wait(timeout=30) == 0  # SIGTERM is a clean stop
 
 
 def run_model_server(python: Path, args: list[str], env: dict[str, str]) -> tuple[int, str, float]:

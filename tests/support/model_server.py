@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from tools.paths import REPO_ROOT
 TINY_MODEL_SCRIPT = Path(__file__).with_name("tiny_model.py")
 # The id the SageMaker model carries; the tiny model stands in for its weights.
 MODEL_ID = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
+READY_PREFIX = "sagemaker_tgi listening on "  # tools.model_server.__main__.READY_PREFIX
 
 
 def model_server_env(**overrides: str) -> dict[str, str]:
@@ -53,3 +56,48 @@ def tiny_model(model_server_python: Path, tmp_path_factory: pytest.TempPathFacto
         timeout=120,
     )
     return folder
+
+
+@dataclass
+class ModelServer:
+    process: subprocess.Popen[str]
+    url: str
+    stderr: list[str] = field(default_factory=list)
+    stderr_reader: threading.Thread | None = None
+
+    @property
+    def log(self) -> str:
+        """What it wrote to stderr (all of it once ``stop_model_server`` returned)."""
+        return "".join(self.stderr)
+
+
+def start_model_server(python: Path, args: list[str], env: dict[str, str]) -> ModelServer:
+    """``python -m tools.model_server ARGS``, once it says it is listening."""
+    process = subprocess.Popen(
+        [str(python), "-m", "tools.model_server", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    server = ModelServer(process, "")
+    server.stderr_reader = threading.Thread(
+        target=lambda: server.stderr.extend(iter(process.stderr.readline, "")),  # type: ignore[union-attr]
+        daemon=True,
+    )
+    server.stderr_reader.start()
+    line = process.stdout.readline()  # type: ignore[union-attr]
+    if not line.startswith(READY_PREFIX):
+        process.kill()
+        process.wait()
+        pytest.fail(f"the model server did not start: {line!r}\n{''.join(server.stderr)}")
+    server.url = line.removeprefix(READY_PREFIX).strip()
+    return server
+
+
+def stop_model_server(server: ModelServer) -> None:
+    server.process.terminate()
+    assert server.process.wait(timeout=30) == 0  # SIGTERM is a clean stop
+    if server.stderr_reader is not None:
+        server.stderr_reader.join(timeout=10)

@@ -54,14 +54,14 @@ ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         {
             "name": "a" * 33,
             "function_timeout": 10,
-            "temperature": 0,
+            "temperature": -0.1,
             "log_level": "VERBOSE",
             "chat_history_ttl_days": 0,
         },
         [
             "name must be 3-32 characters",
             "function_timeout must be a whole number of seconds between 30 and 900",
-            "temperature must be above 0",
+            "temperature must be from 0 (greedy decoding) to 2",
             "log_level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
             "chat_history_ttl_days must be a whole number of days from 1 to 365",
         ],

@@ -5,8 +5,12 @@
    deploy (run in ``.local/root``, a folder of symlinks to the root module's files, so that
    ``.terraform/``, the lock file and the state stay out of the working tree); only the
    endpoints and the dummy credentials differ;
-3. the endpoint's model (``HF_MODEL_ID``) and token limits are read back from the SageMaker
-   model, and the model server (``python -m tools.model_server`` in its own venv) serves it;
+3. the model server (``python -m tools.model_server`` in its own venv) serves the endpoint with
+   the token limits read back from the SageMaker model: by default the embedded
+   SmolLM2-135M-Instruct (``tools.model_server.embedded``: no download, answers in seconds on a
+   CPU), announced as standing in for the deployed ``HF_MODEL_ID``; with ``--model HUB_ID``
+   (``make local MODEL=...``) that id is deployed as the root module's ``model_id`` and served
+   itself, and ``--model-dir`` serves the deployed model from a folder;
 4. each function with a URL is read back from Lambda and served from its deployed zip and
    layer by ``tools.function_urls``, with ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` pointing at
    the model server and ``AWS_ENDPOINT_URL`` at moto (DynamoDB chat history);
@@ -44,15 +48,21 @@ from tools.local.stack import (
     read_endpoint,
     read_functions,
 )
+from tools.model_server.embedded import EMBEDDED_MODEL_ID, WHEEL
 
 REPO_ROOT = state.REPO_ROOT
 MODEL_SERVER_READY = "sagemaker_tgi listening on "  # tools.model_server.__main__.READY_PREFIX
 DEFAULT_MODEL_SERVER_PYTHON = REPO_ROOT / ".venv-model-server" / "bin" / "python"
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
 QUESTION = '["What is the capital of France?"]'
-# TinyLlama decodes ~5 tokens/s on 2 CPU cores (`make bench-model`); the functions wait 70 s
-# for the model (READ_TIMEOUT_SECONDS), so the GPU default of 700 new tokens would time out.
-LOCAL_MAX_NEW_TOKENS = 256
+EMBEDDED = "embedded"  # --model's default: the model that ships in the model server's venv
+# Root module settings that make local deploys unless --var or --max-new-tokens says otherwise.
+# The embedded model decodes about 22 tokens/s on 2 CPU cores (`make bench-model`), so the
+# deployed 700-token cap fits the functions' 70 s wait (READ_TIMEOUT_SECONDS); at 135 M
+# parameters its sampled answers wander, so it decodes greedily (temperature 0).
+EMBEDDED_SETTINGS: dict[str, Any] = {"temperature": 0}
+# TinyLlama decodes about 5 tokens/s there: 700 new tokens would time out, 256 take about 50 s.
+HUB_MODEL_SETTINGS: dict[str, Any] = {"max_new_tokens": 256}
 
 
 class StartupError(RuntimeError):
@@ -141,8 +151,12 @@ class LocalStack:
             "chat_package_path": str(build / "chat.zip"),
             "qa_package_path": str(build / "qa.zip"),
             "layer_package_path": str(build / "layer.zip"),
-            "max_new_tokens": self.args.max_new_tokens,
+            **(EMBEDDED_SETTINGS if self.args.embedded else HUB_MODEL_SETTINGS),
         }
+        if not self.args.embedded and self.args.model:
+            variables["model_id"] = self.args.model
+        if self.args.max_new_tokens is not None:
+            variables["max_new_tokens"] = self.args.max_new_tokens
         for assignment in self.args.var:
             key, _, value = assignment.partition("=")
             variables[key] = value
@@ -197,12 +211,21 @@ class LocalStack:
                 "`make model-server-venv` (Python 3.11 with the CPU build of torch)"
             )
         endpoint = self.endpoint
+        if self.args.embedded:
+            log(
+                f"    model: the embedded {EMBEDDED_MODEL_ID} (pip package {WHEEL}) stands in "
+                f"for {endpoint.model_id}, which the deployed stack runs on AWS (HF_MODEL_ID); "
+                f"`make local MODEL={endpoint.model_id}` serves that instead"
+            )
+            model = ["--embedded"]
+        else:
+            log(f"    model: {endpoint.model_id} (HF_MODEL_ID), as the deployed stack runs it")
+            model = ["--model", endpoint.model_id]
         command = [
             str(python),
             "-m",
             "tools.model_server",
-            "--model",
-            endpoint.model_id,
+            *model,
             "--endpoint-name",
             endpoint.name,
             "--host",
@@ -250,7 +273,14 @@ class LocalStack:
             if self.stop.is_set():
                 raise StartupError("stopped while the model server was loading")
         self.model_url = url[0]
-        log(f"    {endpoint.model_id} on {self.model_url}")
+        log(f"    {self.served_model} on {self.model_url}")
+
+    @property
+    def served_model(self) -> str:
+        assert self.endpoint is not None
+        if self.args.embedded:
+            return f"{EMBEDDED_MODEL_ID} (embedded, standing in for {self.endpoint.model_id})"
+        return self.endpoint.model_id
 
     def _start_urls(self) -> None:
         base_env = {
@@ -290,7 +320,7 @@ class LocalStack:
         lines = [
             "",
             "The app runs locally; Ctrl-C (or `make local-down`) stops it and destroys the stack.",
-            f"  endpoint  {self.endpoint.name}: {self.endpoint.model_id} on {self.model_url}",
+            f"  endpoint  {self.endpoint.name}: {self.served_model} on {self.model_url}",
         ]
         for function in self.functions:
             lines.append(f"  {function.label + '_url':<9} {self.url_servers[function.label].url}")
@@ -478,16 +508,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="another root module variable (repeatable); terraform.tfvars applies too",
     )
     parser.add_argument(
-        "--max-new-tokens",
-        type=int,
-        default=LOCAL_MAX_NEW_TOKENS,
-        help=f"the root module's max_new_tokens (default {LOCAL_MAX_NEW_TOKENS}: see below)",
+        "--model",
+        help=f"what the model server serves: {EMBEDDED!r} (the default without --model-dir: "
+        f"{EMBEDDED_MODEL_ID}, shipped in the model server's venv), or a Hugging Face Hub id, "
+        "deployed as the root module's model_id and loaded from the HF cache (or --model-dir)",
     )
-    parser.add_argument("--region", default="us-east-1", help="the local AWS region")
     parser.add_argument(
         "--model-dir",
-        help="folder holding the model (config.json, tokenizer, weights); default: the HF cache",
+        help="folder holding the deployed model (config.json, tokenizer, weights) to serve "
+        "instead of the embedded one",
     )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="the root module's max_new_tokens (default: its own 700 for the embedded model, "
+        "256 for a Hub model, which is slower on a CPU)",
+    )
+    parser.add_argument("--region", default="us-east-1", help="the local AWS region")
     parser.add_argument("--offline", action="store_true", help="never contact the Hugging Face Hub")
     parser.add_argument(
         "--model-server-python",
@@ -512,6 +549,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for assignment in args.var:
         if "=" not in assignment:
             parser.error(f"--var expects NAME=VALUE, got {assignment!r}")
+    if args.model == EMBEDDED and args.model_dir:
+        parser.error(f"--model {EMBEDDED} and --model-dir name two different models: choose one")
+    if args.model == EMBEDDED or (args.model is None and not args.model_dir):
+        args.embedded, args.model = True, None
+    else:
+        args.embedded = False
     args.state_dir = args.state_dir.resolve()
     return args
 

