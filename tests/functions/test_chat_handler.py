@@ -88,7 +88,7 @@ def test_settings_come_from_the_environment(load_handler, fake_endpoint, lambda_
 def test_temperature_zero_reaches_the_endpoint_as_greedy_decoding(
     load_handler, fake_endpoint, lambda_context
 ):
-    chat = load_handler("chat_handler", TEMPERATURE="0", TOP_P="0.9")
+    chat = load_handler("chat.handler", TEMPERATURE="0", TOP_P="0.9")
     chat.handler(function_url_event(), lambda_context)
     assert "top_p" not in fake_endpoint.last_request  # a warper would make TGI sample
     (call,) = fake_endpoint.backend.calls
