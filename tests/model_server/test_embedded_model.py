@@ -14,10 +14,15 @@ import json
 import subprocess
 from pathlib import Path
 
-import boto3
 import pytest
 
-from tests.support.model_server import model_server_env, start_model_server, stop_model_server
+from tests.support.model_server import (
+    invoke_json,
+    model_server_env,
+    runtime_client,
+    start_model_server,
+    stop_model_server,
+)
 from tools.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.local, pytest.mark.model_server]
@@ -34,25 +39,16 @@ def serve_embedded(python: Path, cache_dir: Path) -> tuple[str, str]:
         model_server_env(),
     )
     try:
-        client = boto3.client(
-            "sagemaker-runtime",
-            endpoint_url=server.url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+        completion = invoke_json(
+            runtime_client(server.url),
+            ENDPOINT,
+            {
+                "messages": [{"role": "user", "content": "What is the capital of France?"}],
+                "max_tokens": 32,
+                "temperature": 0,
+            },
         )
-        response = client.invoke_endpoint(
-            EndpointName=ENDPOINT,
-            ContentType="application/json",
-            Body=json.dumps(
-                {
-                    "messages": [{"role": "user", "content": "What is the capital of France?"}],
-                    "max_tokens": 32,
-                    "temperature": 0,
-                }
-            ),
-        )
-        answer = json.loads(response["Body"].read())["choices"][0]["message"]["content"]
+        answer = completion["choices"][0]["message"]["content"]
     finally:
         stop_model_server(server)
     return answer, server.log

@@ -15,11 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from tests.support.model_server import runtime_client
 from tools.model_server.backend import (
     ChatTemplateError,
     GenerateParams,
@@ -121,15 +120,7 @@ def _server() -> Iterator[tuple[SageMakerTGIServer, Any, list[tuple[str, Any]], 
         log=log.append,
     )
     with server:
-        client = boto3.client(
-            "sagemaker-runtime",
-            endpoint_url=server.url,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(retries={"total_max_attempts": 1}),
-        )
-        yield server, client, invocations, log
+        yield server, runtime_client(server.url, REGION), invocations, log
 
 
 @pytest.fixture

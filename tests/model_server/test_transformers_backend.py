@@ -17,15 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.support.model_server import (
     MODEL_ID,
     ModelServer,
+    invoke_json,
     model_server_env,
+    runtime_client,
     start_model_server,
     stop_model_server,
 )
@@ -119,21 +119,11 @@ def tiny_server(model_server_python: Path, tiny_model: Path) -> Iterator[ModelSe
 
 @pytest.fixture(scope="module")
 def client(tiny_server: ModelServer) -> Any:
-    return boto3.client(
-        "sagemaker-runtime",
-        endpoint_url=tiny_server.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"total_max_attempts": 1}, read_timeout=120),
-    )
+    return runtime_client(tiny_server.url)
 
 
 def invoke(client: Any, body: dict[str, Any]) -> Any:
-    response = client.invoke_endpoint(
-        EndpointName=ENDPOINT, Body=json.dumps(body), ContentType="application/json"
-    )
-    return json.loads(response["Body"].read())
+    return invoke_json(client, ENDPOINT, body)
 
 
 def validation_error(client: Any, body: dict[str, Any]) -> str:
@@ -313,14 +303,7 @@ def test_weights_in_the_hugging_face_cache_load_without_network(
         model_server_env(HF_HOME=str(tmp_path / "hf-home"), HF_ENDPOINT=closed_port_url()),
     )
     try:
-        client = boto3.client(
-            "sagemaker-runtime",
-            endpoint_url=server.url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        answer = invoke(client, {"messages": MESSAGES, "max_tokens": 3})
+        answer = invoke(runtime_client(server.url), {"messages": MESSAGES, "max_tokens": 3})
         assert answer["usage"]["completion_tokens"] >= 1
         assert any("from the Hugging Face cache" in line for line in server.stderr)
         assert any("max_input_tokens=255 max_total_tokens=256" in line for line in server.stderr)

@@ -8,13 +8,17 @@ Registered as a pytest plugin by tests/conftest.py, so every test folder gets th
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from tests.support.tools import missing_tool
 from tools.paths import REPO_ROOT
@@ -101,3 +105,23 @@ def stop_model_server(server: ModelServer) -> None:
     assert server.process.wait(timeout=30) == 0  # SIGTERM is a clean stop
     if server.stderr_reader is not None:
         server.stderr_reader.join(timeout=10)
+
+
+def runtime_client(url: str, region: str = "us-east-1") -> Any:
+    """A SageMaker runtime client for a local endpoint: dummy credentials, one attempt."""
+    return boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=url,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=120),
+    )
+
+
+def invoke_json(client: Any, endpoint: str, body: dict[str, Any]) -> Any:
+    """InvokeEndpoint with a JSON body; the parsed JSON answer."""
+    response = client.invoke_endpoint(
+        EndpointName=endpoint, Body=json.dumps(body), ContentType="application/json"
+    )
+    return json.loads(response["Body"].read())
