@@ -1,0 +1,1 @@
+"""`make bench`: what the built artifacts cost at run time (`python -m tools.bench`)."""

@@ -1,0 +1,1 @@
+"""A packaged function behind a local Function URL (`python -m tools.function_urls`)."""
