@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.terraform import REPO_ROOT, TERRAFORM_DIRS, init
+from tests.support.tools import missing_tool
 from tools.devstack import Terraform, TerraformError
 from tools.tf_docs.render import read_module, render
 
@@ -72,9 +73,9 @@ def test_every_module_and_example_is_validated() -> None:
 def checkov_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     checkov = os.environ.get("CHECKOV")
     if not checkov:
-        pytest.skip("CHECKOV is not set (make test sets it to .venv-checkov/bin/checkov)")
+        missing_tool("CHECKOV is not set (make test sets it to .venv-checkov/bin/checkov)")
     if not Path(checkov).exists() and shutil.which(checkov) is None:
-        pytest.fail(f"CHECKOV={checkov} does not exist; run `make .venv-checkov/.installed`")
+        missing_tool(f"CHECKOV={checkov} does not exist; run `make .venv-checkov/.installed`")
     proc = subprocess.run(
         # --skip-download: no call to Prisma Cloud for guidelines (offline, and not needed).
         [
