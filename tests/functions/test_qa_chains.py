@@ -13,44 +13,9 @@ import time
 
 import pytest
 
+from tests.support.documents import FACT, QUESTION, answer_like_a_reader, kind_of, long_document
 from tests.support.events import function_url_event, lambda_context, response_json
 from tests.support.fake_endpoint import FakeEndpoint
-
-FACT = "The vault under the old mill opens with the code 4172."
-QUESTION = "Which code opens the vault under the old mill?"
-NOTHING = "Nothing relevant."
-
-
-def long_document(size: int = 110_000, fact_at: float = 0.6) -> str:
-    """Varied English paragraphs of at least ``size`` bytes with FACT planted once."""
-    paragraphs: list[str] = []
-    index = 0
-    while sum(len(p) + 2 for p in paragraphs) < size:
-        paragraphs.append(
-            f"Section {index}. The committee met on day {index % 28 + 1} to review the harvest "
-            f"of field {index * 7 % 101}, which yielded {index * 13 % 997} baskets of grain. "
-            f"Members discussed the weather, the state of road {index % 17} and the price of "
-            f"salt at the market of the town of Vell{index % 9}. Nobody raised other matters."
-        )
-        index += 1
-    paragraphs.insert(int(len(paragraphs) * fact_at), FACT)
-    return "\n\n".join(paragraphs)
-
-
-def kind_of(prompt: str) -> str:
-    if "Relevant text, if any:" in prompt:
-        return "map"
-    if "Below are notes taken from the parts of a long document" in prompt:
-        return "combine"
-    if "The answer so far is:" in prompt:
-        return "refine"
-    return "stuff"
-
-
-def answer_like_a_reader(prompt: str) -> str:
-    if "4172" in prompt:
-        return FACT
-    return NOTHING if kind_of(prompt) == "map" else "I don't know."
 
 
 @pytest.fixture
