@@ -13,8 +13,11 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 
 S3_SCHEME = "s3://"
@@ -22,6 +25,20 @@ S3_SCHEME = "s3://"
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _PDF_MAGIC = b"%PDF-"
 _MISSING_OBJECT_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+# An object within the document limit arrives in seconds; botocore's default 60 s read timeout
+# would let one stalled read eat most of the function's time.
+S3_READ_TIMEOUT_SECONDS = 20.0
+
+
+def build_s3_client(settings: Settings) -> Any:
+    return boto3.client(
+        "s3",
+        config=Config(
+            connect_timeout=settings.connect_timeout_seconds,
+            read_timeout=S3_READ_TIMEOUT_SECONDS,
+            retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
+        ),
+    )
 
 
 @dataclass(frozen=True)

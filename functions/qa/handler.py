@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -13,16 +12,16 @@ from llm_app.config import Settings
 from llm_app.function_url import HttpRequest, parse_json
 from llm_app.model import Endpoint
 from llm_app.service import serve
-from qa.chains import CallGuard, Deadline, run_before_deadline
+from qa.chains import CallGuard, ChainResult, Deadline, run_before_deadline
 from qa.document_qa import answer_documents, load_documents, parse_qa_request
-from qa.documents import DocumentStore
+from qa.documents import DocumentStore, build_s3_client
 
 # Built once per container, reused by every request it serves.
 logger = Logger()
 SETTINGS = Settings.from_env()
 ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
 # The S3 client is built on the first S3 document only (see DocumentStore).
-DOCUMENTS = DocumentStore(SETTINGS.document_buckets, lambda: boto3.client("s3"))
+DOCUMENTS = DocumentStore(SETTINGS.document_buckets, lambda: build_s3_client(SETTINGS))
 
 
 def answer(request: HttpRequest, context: LambdaContext) -> Mapping[str, Any]:
@@ -31,14 +30,15 @@ def answer(request: HttpRequest, context: LambdaContext) -> Mapping[str, Any]:
         context.get_remaining_time_in_millis(), SETTINGS.qa_deadline_reserve_seconds
     )
     guard = CallGuard(ENDPOINT.answer, deadline)
-    try:
+
+    def work() -> ChainResult:
         documents = load_documents(qa_request, DOCUMENTS, SETTINGS)
-        result = run_before_deadline(
-            lambda: answer_documents(
-                qa_request.question, documents, qa_request.chain_type, guard, SETTINGS
-            ),
-            guard,
+        return answer_documents(
+            qa_request.question, documents, qa_request.chain_type, guard, SETTINGS
         )
+
+    try:
+        result = run_before_deadline(work, guard)
     finally:
         logger.append_keys(documents=len(qa_request.documents), model_calls=guard.calls)
     logger.append_keys(chain_type=result.chain_type.value, chunks=result.chunks)

@@ -55,7 +55,7 @@ def prompts(fake_endpoint: FakeEndpoint) -> list[str]:
 
 
 def test_a_100_kb_document_is_answered_by_map_reduce_within_the_concurrency_bound(
-    load_handler, fake_endpoint, in_flight
+    load_handler, fake_endpoint, in_flight, capsys
 ):
     qa = load_handler("qa.handler", QA_MAP_CONCURRENCY="3")
     fake_endpoint.backend.respond_with(answer_like_a_reader)
@@ -75,6 +75,16 @@ def test_a_100_kb_document_is_answered_by_map_reduce_within_the_concurrency_boun
     # The fact sits in one chunk (two, where the chunks' overlap repeats it).
     assert 1 <= sum("4172" in p for p in prompts(fake_endpoint) if kind_of(p) == "map") <= 2
     assert in_flight[0] == 3
+    # The request's log line counts the work and carries none of the document.
+    out = capsys.readouterr().out
+    [line] = [json.loads(x) for x in out.splitlines() if '"message":"request"' in x]
+    assert (line["chain_type"], line["chunks"], line["model_calls"]) == (
+        "map_reduce",
+        body["chunks"],
+        len(kinds),
+    )
+    assert "committee" not in out
+    assert "4172" not in out
 
 
 def test_partial_answers_too_long_for_one_prompt_are_combined_in_rounds(
