@@ -9,6 +9,8 @@ data "aws_region" "current" {
   }
 }
 
+data "aws_partition" "current" {}
+
 locals {
   # `id` is the region name in provider 5.x and 6.x; `name` is deprecated in 6.x.
   region = data.aws_region.current.id
@@ -38,6 +40,20 @@ locals {
     actions   = ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"]
     resources = [module.llm.endpoint_arn]
   }
+
+  # The QA function reads documents from these buckets' objects, and nothing else in S3.
+  qa_document_statements = concat(
+    length(var.qa_document_buckets) > 0 ? [{
+      sid       = "ReadQaDocuments"
+      actions   = ["s3:GetObject"]
+      resources = [for bucket in var.qa_document_buckets : "arn:${data.aws_partition.current.partition}:s3:::${bucket}/*"]
+    }] : [],
+    length(var.qa_document_kms_key_arns) > 0 ? [{
+      sid       = "DecryptQaDocuments"
+      actions   = ["kms:Decrypt"]
+      resources = var.qa_document_kms_key_arns
+    }] : [],
+  )
 
   chat_history_table_name = var.chat_history_enabled ? aws_dynamodb_table.chat_history[0].name : null
   chat_history_table_arn  = var.chat_history_enabled ? aws_dynamodb_table.chat_history[0].arn : null
@@ -151,11 +167,16 @@ locals {
       }] : []
     }
     qa = {
-      description       = "Answer questions about a document with the ${var.name} model endpoint"
-      handler           = "qa.handler.handler"
-      package           = local.packages.qa
-      environment       = {}
-      policy_statements = []
+      description = "Answer questions about a document with the ${var.name} model endpoint"
+      handler     = "qa.handler.handler"
+      package     = local.packages.qa
+      environment = {
+        QA_DOCUMENT_BUCKETS   = join(",", var.qa_document_buckets)
+        QA_MAX_DOCUMENT_BYTES = tostring(var.qa_max_document_bytes)
+        QA_MAX_CHUNKS         = tostring(var.qa_max_chunks)
+        QA_MAP_CONCURRENCY    = tostring(var.qa_map_concurrency)
+      }
+      policy_statements = local.qa_document_statements
     }
   }
 }

@@ -448,3 +448,67 @@ variable "chat_history_kms_key_arn" {
     error_message = "chat_history_kms_key_arn must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), or null."
   }
 }
+
+# -----------------------------------------------------------------------------
+# Document QA
+# -----------------------------------------------------------------------------
+
+variable "qa_document_buckets" {
+  description = "S3 buckets the QA function may read `s3://bucket/key` documents from (QA_DOCUMENT_BUCKETS); its role gets s3:GetObject on these buckets' objects only. Empty turns S3 documents off."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for b in var.qa_document_buckets : can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", b))])
+    error_message = "qa_document_buckets must hold bucket names (3-63 lower-case letters, digits, dots and hyphens), not ARNs or s3:// URIs."
+  }
+}
+
+variable "qa_document_kms_key_arns" {
+  description = "KMS keys encrypting objects in qa_document_buckets (SSE-KMS); the QA role gets kms:Decrypt on these only. Not needed for SSE-S3."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for k in var.qa_document_kms_key_arns : can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", k))])
+    error_message = "qa_document_kms_key_arns must hold KMS key ARNs (arn:aws:kms:REGION:ACCOUNT:key/ID)."
+  }
+}
+
+variable "qa_max_document_bytes" {
+  description = "Most bytes of document text one QA request may carry, inline and read from S3 together (QA_MAX_DOCUMENT_BYTES); over it the function answers 413."
+  type        = number
+  default     = 524288
+  nullable    = false
+
+  validation {
+    condition     = var.qa_max_document_bytes >= 1024 && var.qa_max_document_bytes <= 104857600 && floor(var.qa_max_document_bytes) == var.qa_max_document_bytes
+    error_message = "qa_max_document_bytes must be a whole number of bytes from 1024 to 104857600 (100 MiB)."
+  }
+}
+
+variable "qa_max_chunks" {
+  description = "Most chunks one QA request's documents may split into, each one model call (QA_MAX_CHUNKS); over it the function answers 413."
+  type        = number
+  default     = 200
+  nullable    = false
+
+  validation {
+    condition     = var.qa_max_chunks >= 1 && var.qa_max_chunks <= 10000 && floor(var.qa_max_chunks) == var.qa_max_chunks
+    error_message = "qa_max_chunks must be a whole number from 1 to 10000."
+  }
+}
+
+variable "qa_map_concurrency" {
+  description = "Model calls the QA function's map_reduce chain keeps in flight at once (QA_MAP_CONCURRENCY); TGI batches concurrent requests."
+  type        = number
+  default     = 4
+  nullable    = false
+
+  validation {
+    condition     = var.qa_map_concurrency >= 1 && var.qa_map_concurrency <= 64 && floor(var.qa_map_concurrency) == var.qa_map_concurrency
+    error_message = "qa_map_concurrency must be a whole number from 1 to 64."
+  }
+}

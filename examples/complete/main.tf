@@ -1,6 +1,6 @@
 # Every switch of the root module, plus what a production account usually adds around it: a
-# customer managed key for the conversation history, and a policy to attach to whoever may
-# call the IAM-authenticated URLs.
+# customer managed key for the conversation history, a private bucket of documents for the QA
+# function, and a policy to attach to whoever may call the IAM-authenticated URLs.
 
 provider "aws" {
   region = var.region
@@ -42,6 +42,76 @@ resource "aws_kms_key" "history" {
 resource "aws_kms_alias" "history" {
   name          = "alias/${var.name}-chat-history"
   target_key_id = aws_kms_key.history.key_id
+}
+
+# -----------------------------------------------------------------------------
+# Documents the QA function may read (`s3://<name>-qa-documents-<account>/key`)
+# -----------------------------------------------------------------------------
+
+resource "aws_kms_key" "documents" {
+  description             = "Encrypts the ${var.name} QA documents bucket"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.history_key.json # the account's default key policy
+  tags                    = var.tags
+}
+
+resource "aws_s3_bucket" "documents" {
+  #checkov:skip=CKV_AWS_144:Cross-region replication is a disaster-recovery choice this example leaves to the account.
+  #checkov:skip=CKV_AWS_18:Access logging needs a log bucket of its own; CloudTrail data events are the alternative.
+  #checkov:skip=CKV2_AWS_62:Nothing reacts to new documents: the QA function reads them on request.
+  bucket        = "${var.name}-qa-documents-${data.aws_caller_identity.current.account_id}"
+  force_destroy = var.documents_force_destroy
+  tags          = var.tags
+}
+
+resource "aws_s3_bucket_public_access_block" "documents" {
+  bucket                  = aws_s3_bucket.documents.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "documents" {
+  bucket = aws_s3_bucket.documents.id
+  rule {
+    object_ownership = "BucketOwnerEnforced" # no ACLs: IAM alone decides access
+  }
+}
+
+resource "aws_s3_bucket_versioning" "documents" {
+  bucket = aws_s3_bucket.documents.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "documents" {
+  bucket = aws_s3_bucket.documents.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.documents.arn
+    }
+    bucket_key_enabled = true # fewer KMS requests, so lower cost
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "documents" {
+  bucket = aws_s3_bucket.documents.id
+  rule {
+    id     = "expire-old-versions"
+    status = "Enabled"
+    filter {}
+    noncurrent_version_expiration {
+      noncurrent_days = 30
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+  depends_on = [aws_s3_bucket_versioning.documents]
 }
 
 # -----------------------------------------------------------------------------
@@ -96,6 +166,13 @@ module "langchain_tgi" {
   chat_history_point_in_time_recovery = true
   chat_history_deletion_protection    = var.protect_chat_history
   chat_history_kms_key_arn            = aws_kms_key.history.arn
+
+  # Document QA: documents from the bucket above, limits and map concurrency
+  qa_document_buckets      = [aws_s3_bucket.documents.bucket]
+  qa_document_kms_key_arns = [aws_kms_key.documents.arn]
+  qa_max_document_bytes    = 524288
+  qa_max_chunks            = 200
+  qa_map_concurrency       = 4
 }
 
 # -----------------------------------------------------------------------------

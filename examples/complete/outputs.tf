@@ -37,3 +37,8 @@ output "caller_policy_arn" {
   description = "ARN of the policy to attach to principals that call the URLs."
   value       = aws_iam_policy.callers.arn
 }
+
+output "documents_bucket" {
+  description = "Name of the bucket of QA documents: ask about `s3://<bucket>/<key>`."
+  value       = aws_s3_bucket.documents.bucket
+}

@@ -30,3 +30,9 @@ variable "protect_chat_history" {
   type        = bool
   default     = true
 }
+
+variable "documents_force_destroy" {
+  description = "Whether `terraform destroy` deletes the QA documents bucket with every object version in it."
+  type        = bool
+  default     = false
+}

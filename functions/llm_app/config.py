@@ -42,6 +42,17 @@ class Settings:
     history_table_name: str = ""
     history_ttl_days: int = 7
     history_max_turns: int = 20
+    # Document QA only. Buckets the function may read `s3://` documents from, comma-separated
+    # (empty: S3 documents are refused); the IAM role grants s3:GetObject on exactly these.
+    qa_document_buckets: str = ""
+    # Most document bytes per request, after S3 reads and PDF text extraction.
+    qa_max_document_bytes: int = 524_288
+    # Most chunks a request's documents may split into: each is one model call.
+    qa_max_chunks: int = 200
+    # Map calls in flight at once; TGI batches concurrent requests.
+    qa_map_concurrency: int = 4
+    # Seconds kept back from the Lambda deadline to answer 504 before Lambda kills the function.
+    qa_deadline_reserve_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -80,10 +91,21 @@ class Settings:
             (1 <= self.max_attempts <= 5, "MAX_ATTEMPTS must be between 1 and 5"),
             (self.history_ttl_days >= 1, "HISTORY_TTL_DAYS must be at least 1"),
             (self.history_max_turns >= 1, "HISTORY_MAX_TURNS must be at least 1"),
+            (self.qa_max_document_bytes >= 1, "QA_MAX_DOCUMENT_BYTES must be at least 1"),
+            (self.qa_max_chunks >= 1, "QA_MAX_CHUNKS must be at least 1"),
+            (1 <= self.qa_map_concurrency <= 64, "QA_MAP_CONCURRENCY must be between 1 and 64"),
+            (
+                self.qa_deadline_reserve_seconds >= 0,
+                "QA_DEADLINE_RESERVE_SECONDS must not be negative",
+            ),
         ]
         problems = [message for ok, message in checks if not ok]
         if problems:
             raise ConfigError("; ".join(problems))
+
+    @property
+    def document_buckets(self) -> frozenset[str]:
+        return frozenset(b.strip() for b in self.qa_document_buckets.split(",") if b.strip())
 
     @property
     def generation_kwargs(self) -> dict[str, Any]:

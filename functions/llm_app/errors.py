@@ -20,6 +20,11 @@ class ErrorCode(StrEnum):
     MODEL_TIMEOUT = "model_timeout"
     BAD_MODEL_OUTPUT = "bad_model_output"
     HISTORY_UNAVAILABLE = "history_unavailable"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    DOCUMENT_NOT_ALLOWED = "document_not_allowed"
+    DOCUMENT_NOT_FOUND = "document_not_found"
+    DOCUMENT_UNREADABLE = "document_unreadable"
+    DOCUMENT_UNAVAILABLE = "document_unavailable"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -39,6 +44,14 @@ HTTP_STATUS: Mapping[ErrorCode, int] = MappingProxyType(
         ErrorCode.BAD_MODEL_OUTPUT: 502,
         ErrorCode.MODEL_TIMEOUT: 504,
         ErrorCode.HISTORY_UNAVAILABLE: 503,
+        # The work cannot finish before the function's own time limit: answered before it.
+        ErrorCode.DEADLINE_EXCEEDED: 504,
+        ErrorCode.DOCUMENT_NOT_ALLOWED: 403,
+        ErrorCode.DOCUMENT_NOT_FOUND: 404,
+        # Content we cannot turn into text (not UTF-8, a broken or image-only PDF).
+        ErrorCode.DOCUMENT_UNREADABLE: 422,
+        # S3 refused or failed the read (access denied, throttling, network): not the caller's.
+        ErrorCode.DOCUMENT_UNAVAILABLE: 502,
         ErrorCode.INTERNAL_ERROR: 500,
     }
 )

@@ -1,4 +1,4 @@
-"""Document question answering: the seed's "stuff" chain, with a budget on the context."""
+"""Document question answering: the request, its documents, and the chain that answers it."""
 
 from __future__ import annotations
 
@@ -6,12 +6,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import BaseMessage
-from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.prompt_values import ChatPromptValue
 
 from llm_app.arguments import bind_arguments, require_question
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.tokens import estimate_prompt_tokens
+from qa.chains import (
+    MAP_PROMPT,
+    MIN_CHUNK_TOKENS,
+    REFINE_PROMPT,
+    CallGuard,
+    ChainResult,
+    ChainType,
+    map_reduce,
+    refine,
+    room_for_text,
+    split_documents,
+    stuff_messages,
+)
+from qa.documents import DocumentStore, is_s3_uri, parse_s3_uri
 
 # The seed's example document, answered over when the caller sends none.
 EXAMPLE_DOCUMENT = (
@@ -22,38 +36,34 @@ EXAMPLE_DOCUMENT = (
     "Therefore, Peter stayed with her at the hospital for 3 days without leaving."
 )
 
-# The seed's prompt, sent as the user turn; the TGI server wraps it in the model's chat template.
-QA_PROMPT = ChatPromptTemplate.from_messages(
-    [
-        (
-            "human",
-            "Use the following pieces of context to answer the question at the end.\n\n"
-            "{context}\n\nQuestion: {question}\nAnswer:",
-        )
-    ]
-)
-# "Stuff" joins every document into one context, as LangChain's stuff chain does.
-DOCUMENT_SEPARATOR = "\n\n"
 MAX_DOCUMENTS = 100
 
 ARGUMENT_NAMES = ("question", "documents")
+# chain_type is asked for by name only: the seed's array form has two positions.
+FIELD_NAMES = (*ARGUMENT_NAMES, "chain_type")
 
 
 @dataclass(frozen=True)
 class QaRequest:
     question: str
+    # Document texts and `s3://bucket/key` URIs, in the caller's order.
     documents: tuple[str, ...]
+    # None: stuff when everything fits one prompt, map_reduce otherwise.
+    chain_type: ChainType | None = None
 
 
 def parse_qa_request(payload: Any, settings: Settings) -> QaRequest:
-    """`["question"]`, `["question", ["doc", ...]]` or `{"question": ..., "documents": [...]}`."""
-    arguments = bind_arguments(payload, ARGUMENT_NAMES)
+    """`["question"]`, `["question", ["doc", ...]]` or `{"question": ..., "documents": [...],
+    "chain_type": ...}`; a document may be an `s3://bucket/key` URI."""
+    names = ARGUMENT_NAMES if isinstance(payload, list) else FIELD_NAMES
+    arguments = bind_arguments(payload, names)
     question = require_question(
         arguments["question"], field="question", max_chars=settings.max_question_chars
     )
+    chain_type = _parse_chain_type(arguments.get("chain_type"))
     documents = arguments.get("documents")
     if documents is None:
-        return QaRequest(question, (EXAMPLE_DOCUMENT,))
+        return QaRequest(question, (EXAMPLE_DOCUMENT,), chain_type)
     if not isinstance(documents, list) or not all(isinstance(d, str) for d in documents):
         raise AppError(ErrorCode.INVALID_REQUEST, "'documents' must be an array of strings.")
     texts = tuple(d.strip() for d in documents if d.strip())
@@ -67,20 +77,109 @@ def parse_qa_request(payload: Any, settings: Settings) -> QaRequest:
             ErrorCode.REQUEST_TOO_LARGE,
             f"{len(texts)} documents sent; the limit is {MAX_DOCUMENTS}.",
         )
-    return QaRequest(question, texts)
+    for text in texts:
+        if is_s3_uri(text):
+            parse_s3_uri(text)  # a malformed URI is refused before any document is read
+    return QaRequest(question, texts, chain_type)
 
 
-def build_qa_messages(request: QaRequest, settings: Settings) -> list[BaseMessage]:
-    """The prompt for one question, refused with 413 when it would overflow the model's input."""
-    messages = QA_PROMPT.format_messages(
-        context=DOCUMENT_SEPARATOR.join(request.documents), question=request.question
-    )
+def _parse_chain_type(value: Any) -> ChainType | None:
+    if value is None:
+        return None
+    try:
+        return ChainType(value)
+    except ValueError:
+        choices = ", ".join(repr(c.value) for c in ChainType)
+        raise AppError(
+            ErrorCode.INVALID_REQUEST, f"'chain_type' must be one of {choices}; got {value!r}."
+        ) from None
+
+
+def load_documents(request: QaRequest, store: DocumentStore, settings: Settings) -> tuple[str, ...]:
+    """The documents' texts, S3 objects read; their total is held to QA_MAX_DOCUMENT_BYTES."""
+    limit = settings.qa_max_document_bytes
+    texts: list[str] = []
+    used = 0
+    for entry in request.documents:
+        if is_s3_uri(entry):
+            text = store.read_text(parse_s3_uri(entry), max_bytes=limit - used)
+        else:
+            text = entry
+        used += len(text.encode("utf-8"))
+        if used > limit:
+            raise AppError(
+                ErrorCode.REQUEST_TOO_LARGE,
+                f"The documents hold at least {used} bytes of text; the limit is {limit} "
+                "(QA_MAX_DOCUMENT_BYTES).",
+            )
+        texts.append(text)
+    return tuple(texts)
+
+
+def answer_documents(
+    question: str,
+    documents: tuple[str, ...],
+    chain_type: ChainType | None,
+    guard: CallGuard,
+    settings: Settings,
+) -> ChainResult:
+    """Pick the chain (stuff when it fits, unless the caller chose), split, and run it."""
+    budget = settings.max_input_tokens
+    if chain_type is None:
+        messages = stuff_messages(question, documents)
+        fits = estimate_prompt_tokens(messages) <= budget
+        chain_type = ChainType.STUFF if fits else ChainType.MAP_REDUCE
+    if chain_type is ChainType.STUFF:
+        messages = build_qa_messages(question, documents, settings)
+        return ChainResult(guard(_as_prompt(messages)), chain_type, len(documents))
+    if chain_type is ChainType.MAP_REDUCE:
+        chunk_tokens = room_for_text(MAP_PROMPT, budget, question=question)
+    else:
+        # Half for the chunk, half for the answer so far.
+        chunk_tokens = room_for_text(REFINE_PROMPT, budget, question=question) // 2
+    if chunk_tokens < MIN_CHUNK_TOKENS:
+        raise AppError(
+            ErrorCode.CONTEXT_TOO_LONG,
+            f"The question leaves about {max(chunk_tokens, 0)} of the model's "
+            f"{budget} input tokens (MAX_INPUT_TOKENS) for document text; ask a shorter "
+            "question.",
+        )
+    chunks = split_documents(documents, chunk_tokens)
+    if len(chunks) > settings.qa_max_chunks:
+        raise AppError(
+            ErrorCode.REQUEST_TOO_LARGE,
+            f"The documents split into {len(chunks)} chunks of up to about {chunk_tokens} "
+            f"tokens; the limit is {settings.qa_max_chunks} (QA_MAX_CHUNKS), one model call "
+            "each. Send a shorter document.",
+        )
+    if chain_type is ChainType.MAP_REDUCE:
+        answer = map_reduce(
+            question,
+            chunks,
+            guard,
+            max_input_tokens=budget,
+            concurrency=settings.qa_map_concurrency,
+        )
+    else:
+        answer = refine(question, chunks, guard, answer_room=chunk_tokens)
+    return ChainResult(answer, chain_type, len(chunks))
+
+
+def _as_prompt(messages: list[BaseMessage]) -> ChatPromptValue:
+    return ChatPromptValue(messages=messages)
+
+
+def build_qa_messages(
+    question: str, documents: tuple[str, ...], settings: Settings
+) -> list[BaseMessage]:
+    """The stuff prompt, refused with 413 when it would overflow the model's input."""
+    messages = stuff_messages(question, documents)
     needed = estimate_prompt_tokens(messages)
     if needed > settings.max_input_tokens:
         raise AppError(
             ErrorCode.CONTEXT_TOO_LONG,
             f"The question and documents need about {needed} tokens; the model accepts "
             f"{settings.max_input_tokens} input tokens (MAX_INPUT_TOKENS). Send fewer or "
-            "shorter documents.",
+            "shorter documents, or ask for chain_type map_reduce or refine.",
         )
     return messages

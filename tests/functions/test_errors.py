@@ -223,7 +223,7 @@ def test_a_bug_is_500_without_a_traceback(load_handler, monkeypatch, lambda_cont
     def broken(*_args: object) -> None:
         raise KeyError("internal detail")
 
-    monkeypatch.setattr(function, "build_qa_messages", broken)
+    monkeypatch.setattr(function, "answer_documents", broken)
     response = function.handler(function_url_event(), lambda_context)
     assert response["statusCode"] == 500
     assert "internal detail" not in response["body"]

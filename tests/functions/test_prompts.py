@@ -29,9 +29,8 @@ def test_qa_documents_must_be_texts(documents):
 
 
 def test_qa_prompt_is_the_seeds():
-    [message] = build_qa_messages(
-        parse_qa_request(["Who?", ["Doc one.", "Doc two."]], SETTINGS), SETTINGS
-    )
+    request = parse_qa_request(["Who?", ["Doc one.", "Doc two."]], SETTINGS)
+    [message] = build_qa_messages(request.question, request.documents, SETTINGS)
     assert isinstance(message, HumanMessage)
     assert message.content == (
         "Use the following pieces of context to answer the question at the end.\n\n"
@@ -41,7 +40,7 @@ def test_qa_prompt_is_the_seeds():
 
 def test_qa_refuses_context_over_budget():
     with pytest.raises(AppError) as caught:
-        build_qa_messages(parse_qa_request(["q", ["x" * 700]], SETTINGS), SETTINGS)
+        build_qa_messages("q", ("x" * 700,), SETTINGS)
     assert caught.value.code is ErrorCode.CONTEXT_TOO_LONG
 
 

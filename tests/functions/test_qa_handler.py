@@ -26,7 +26,11 @@ def test_seed_curl_body_without_query_string_answers_from_the_example_document(
     response = qa.handler(event, lambda_context)
 
     assert response["statusCode"] == 200
-    assert response_json(response) == {"answer": "Peter stayed 3 days."}
+    assert response_json(response) == {
+        "answer": "Peter stayed 3 days.",
+        "chain_type": "stuff",
+        "chunks": 1,
+    }
     request = fake_endpoint.last_request
     assert request == {
         "messages": [
@@ -66,7 +70,9 @@ def test_object_form_is_accepted(qa, fake_endpoint, lambda_context):
 def test_context_over_the_input_budget_is_refused_before_calling_the_model(
     qa, fake_endpoint, lambda_context
 ):
-    body = json.dumps(["Summarise.", ["word " * 2000]])
+    body = json.dumps(
+        {"question": "Summarise.", "documents": ["word " * 2000], "chain_type": "stuff"}
+    )
     response = qa.handler(function_url_event(body), lambda_context)
 
     assert response["statusCode"] == 413

@@ -15,6 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tests.support.documents import FACT, QUESTION, minimal_pdf
 from tests.support.environment import ENDPOINT_NAME, MAX_INPUT_TOKENS, create_history_table
 from tools.devstack import MotoServer
 from tools.lambda_sandbox import artifacts as sandbox
@@ -113,3 +114,42 @@ def test_every_aws_service_the_functions_call_keeps_its_botocore_model() -> None
         )
     assert named, "found no boto3 client in the function code: is the pattern stale?"
     assert named <= package.LAYER_POLICY.botocore_services
+
+
+def test_packaged_qa_reads_a_text_and_a_pdf_document_from_s3(
+    unpacked: sandbox.Unpacked, lambda_env: dict[str, str], fake_endpoint
+) -> None:
+    """Exercises botocore's trimmed S3 model and the layer's pypdf as the deployed function."""
+    bucket = "packaged-qa-documents"
+    fake_endpoint.reply("The code is 4172.")
+    with MotoServer() as moto:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=moto.url,
+            region_name=lambda_env["AWS_REGION"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        s3.create_bucket(
+            Bucket=bucket,
+            CreateBucketConfiguration={"LocationConstraint": lambda_env["AWS_REGION"]},
+        )
+        s3.put_object(Bucket=bucket, Key="notes.md", Body=b"# Notes\nThe mill is old.")
+        s3.put_object(Bucket=bucket, Key="vault.pdf", Body=minimal_pdf(FACT))
+        documents = [f"s3://{bucket}/notes.md", f"s3://{bucket}/vault.pdf"]
+        env = {**lambda_env, "QA_DOCUMENT_BUCKETS": bucket, "AWS_ENDPOINT_URL_S3": moto.url}
+
+        run = sandbox.run_isolated(
+            unpacked.sys_path("qa"),
+            env,
+            handler="qa.handler.handler",
+            events=[sandbox.function_url_event(json.dumps([QUESTION, documents]))],
+        )
+
+    response = run.responses[0]
+    assert response["statusCode"] == 200, response["body"]
+    prompt = fake_endpoint.last_request["messages"][0]["content"]
+    assert "The mill is old." in prompt
+    assert FACT in prompt
+    assert "pypdf" in run.loaded_modules
+    assert run.foreign_modules == [], "loaded from outside the artifacts and the stdlib"

@@ -42,11 +42,11 @@ def function_url_event(
     )
 
 
-def lambda_context() -> LambdaContext:
-    """The context object the Python runtime passes, with three minutes left."""
+def lambda_context(seconds_left: float = 180) -> LambdaContext:
+    """The context object the Python runtime passes, with three minutes left by default."""
     return LambdaContext(
         REQUEST_ID,
-        deadline_ms=int(time.time() * 1000) + 180_000,
+        deadline_ms=int((time.time() + seconds_left) * 1000),
         invoked_function_arn=f"arn:aws:lambda:eu-west-1:123456789012:function:{FUNCTION_NAME}",
         function_name=FUNCTION_NAME,
         memory_limit_in_mb="1024",

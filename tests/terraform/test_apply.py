@@ -28,6 +28,8 @@ IMAGE = (
     "763104351884.dkr.ecr.eu-west-1.amazonaws.com/huggingface-pytorch-tgi-inference:"
     "2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04"
 )
+# Buckets the QA function may read documents from; IAM needs only their names.
+DOCUMENT_BUCKETS = [f"{NAME}-documents", f"{NAME}-reference"]
 SEED_SYSTEM_PROMPT = (
     "You are a cool and aloof robot, answering questions very briefly and directly."
 )
@@ -103,6 +105,7 @@ def stack(staged, moto_env, moto: MotoServer, built_artifacts: Path) -> Iterator
         "layer_package_path": str(built_artifacts / "layer.zip"),
         # Off by default; on here so its resources are applied and destroyed too.
         "autoscaling_enabled": True,
+        "qa_document_buckets": DOCUMENT_BUCKETS,
     }
     applied = tf.apply(variables)
     deployed = Stack(tf, variables, applied.stdout, tf.output_json(), moto)
@@ -163,7 +166,14 @@ EXPECTED_ENV = {
         "HISTORY_TABLE_NAME": f"{NAME}-chat-history",
         "HISTORY_TTL_DAYS": "7",
     },
-    "qa": {**COMMON_ENV, "POWERTOOLS_SERVICE_NAME": "qa"},
+    "qa": {
+        **COMMON_ENV,
+        "POWERTOOLS_SERVICE_NAME": "qa",
+        "QA_DOCUMENT_BUCKETS": ",".join(DOCUMENT_BUCKETS),
+        "QA_MAX_DOCUMENT_BYTES": "524288",
+        "QA_MAX_CHUNKS": "200",
+        "QA_MAP_CONCURRENCY": "4",
+    },
 }
 
 
@@ -240,6 +250,20 @@ def test_only_chat_reaches_the_history_table_and_only_its_items(stack: Stack) ->
     assert as_list(dynamodb[0]["Resource"]) == [table_arn]
     qa = stack.role_statements(f"{NAME}-qa")
     assert not [a for s in qa for a in as_list(s["Action"]) if a.startswith("dynamodb:")]
+
+
+def test_only_qa_reads_documents_and_only_the_allowed_buckets_objects(stack: Stack) -> None:
+    qa = stack.live().role_statements(f"{NAME}-qa")
+    s3 = [s for s in qa if any(a.startswith("s3:") for a in as_list(s["Action"]))]
+    assert len(s3) == 1
+    assert as_list(s3[0]["Action"]) == ["s3:GetObject"]
+    assert sorted(as_list(s3[0]["Resource"])) == sorted(
+        f"arn:aws:s3:::{bucket}/*" for bucket in DOCUMENT_BUCKETS
+    )
+    # No key ARNs given: no KMS grant.
+    assert not [a for s in qa for a in as_list(s["Action"]) if a.startswith("kms:")]
+    chat = stack.role_statements(f"{NAME}-chat")
+    assert not [a for s in chat for a in as_list(s["Action"]) if a.startswith("s3:")]
 
 
 @pytest.mark.parametrize("function", ["chat", "qa"])

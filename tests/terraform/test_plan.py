@@ -66,6 +66,33 @@ ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
             "chat_history_ttl_days must be a whole number of days from 1 to 365",
         ],
     ),
+    "bad document QA values": (
+        REGION,
+        {
+            "qa_document_buckets": ["arn:aws:s3:::docs"],
+            "qa_document_kms_key_arns": ["alias/docs"],
+            "qa_max_document_bytes": 100,
+            "qa_max_chunks": 0,
+            "qa_map_concurrency": 65,
+        },
+        [
+            "qa_document_buckets must hold bucket names",
+            "qa_document_kms_key_arns must hold KMS key ARNs",
+            "qa_max_document_bytes must be a whole number of bytes from 1024",
+            "qa_max_chunks must be a whole number from 1 to 10000",
+            "qa_map_concurrency must be a whole number from 1 to 64",
+        ],
+    ),
+    "document buckets": (
+        REGION,
+        {
+            "qa_document_buckets": ["team-docs", "reports.example.com"],
+            "qa_document_kms_key_arns": [
+                "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+            ],
+        },
+        [],
+    ),
     "no tokens left for the prompt": (
         REGION,
         {"max_new_tokens": 2048},

@@ -36,15 +36,23 @@ class ScriptedBackend:
         self._lock = threading.Lock()
         self._record_calls = record_calls  # off for long benchmark runs
         self.calls: list[Call] = []
+        # Answers by prompt once the script is exhausted (concurrent callers arrive in any order).
+        self._responder: Callable[[str], str] | None = None
 
     def script(self, *steps: Step) -> None:
         with self._lock:
             self._steps.extend(steps)
 
+    def respond_with(self, responder: Callable[[str], str]) -> None:
+        """Answer each prompt (the templated text the model would see) with ``responder``."""
+        with self._lock:
+            self._responder = responder
+
     def reset(self) -> None:
         with self._lock:
             self._steps.clear()
             self.calls.clear()
+            self._responder = None
 
     # -- Backend protocol -------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
@@ -61,7 +69,14 @@ class ScriptedBackend:
         with self._lock:
             if self._record_calls:
                 self.calls.append(Call(prompt, params))
-            step: Step = self._steps.popleft() if self._steps else DEFAULT_REPLY
+            step: Step
+            if self._steps:
+                step = self._steps.popleft()
+            elif self._responder is not None:
+                responder = self._responder
+                step = lambda: responder(prompt)  # noqa: E731 - called outside the lock
+            else:
+                step = DEFAULT_REPLY
         if isinstance(step, BaseException):
             raise step
         text = step() if callable(step) else step

@@ -101,7 +101,7 @@ LAYER_POLICY = LayerPolicy(
         "zstandard": "optional for langsmith (trace compression), which falls back without it",
     },
     # The services the functions call; a test checks the function code names no other.
-    botocore_services=frozenset({"sagemaker-runtime", "dynamodb"}),
+    botocore_services=frozenset({"sagemaker-runtime", "dynamodb", "s3"}),
 )
 
 # Files dropped by `drop_unused_files`: never imported or read at run time.
