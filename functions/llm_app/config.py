@@ -42,6 +42,9 @@ class Settings:
     history_table_name: str = ""
     history_ttl_days: int = 7
     history_max_turns: int = 20
+    # The chat URL's auth type: AWS_IAM scopes sessions to the signed caller; NONE (public)
+    # accepts only session ids the function issued.
+    url_authorization_type: str = "AWS_IAM"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +83,10 @@ class Settings:
             (1 <= self.max_attempts <= 5, "MAX_ATTEMPTS must be between 1 and 5"),
             (self.history_ttl_days >= 1, "HISTORY_TTL_DAYS must be at least 1"),
             (self.history_max_turns >= 1, "HISTORY_MAX_TURNS must be at least 1"),
+            (
+                self.url_authorization_type in ("AWS_IAM", "NONE"),
+                "URL_AUTHORIZATION_TYPE must be AWS_IAM or NONE",
+            ),
         ]
         problems = [message for ok, message in checks if not ok]
         if problems:
