@@ -10,14 +10,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from tests.support.aws_calls import recording_function_calls
+from tests.support.events import function_url_event
 from tests.support.terraform import init
 from tools.devstack import MotoServer, Terraform
+from tools.model_server.scripted_backend import ScriptedBackend
+from tools.model_server.server import SageMakerTGIServer
 
 pytestmark = pytest.mark.stack
 
@@ -154,6 +159,7 @@ COMMON_ENV = {
     "TOP_P": "0.9",
     "POWERTOOLS_LOG_LEVEL": "INFO",
     "LOG_PROMPTS": "false",
+    "MAX_QUESTION_CHARS": "4000",
 }
 EXPECTED_ENV = {
     "chat": {
@@ -162,6 +168,8 @@ EXPECTED_ENV = {
         "SYSTEM_PROMPT": SEED_SYSTEM_PROMPT,
         "HISTORY_TABLE_NAME": f"{NAME}-chat-history",
         "HISTORY_TTL_DAYS": "7",
+        "HISTORY_MAX_TURNS": "20",
+        "URL_AUTHORIZATION_TYPE": "AWS_IAM",
     },
     "qa": {**COMMON_ENV, "POWERTOOLS_SERVICE_NAME": "qa"},
 }
@@ -175,7 +183,7 @@ def test_function_configuration(stack: Stack, function: str) -> None:
         .get_function(FunctionName=f"{NAME}-{function}")["Configuration"]
     )
     assert config["FunctionName"] == stack.outputs[f"{function}_function_name"]
-    assert config["Handler"] == f"{function}_handler.handler"
+    assert config["Handler"] == f"{function}.handler.handler"
     assert config["Runtime"] == "python3.12"
     assert config["Architectures"] == ["x86_64"]
     assert config["Timeout"] == 180
@@ -215,7 +223,8 @@ def test_function_role_may_invoke_only_the_endpoint(stack: Stack, function: str)
     statements = stack.live().role_statements(f"{NAME}-{function}")
     endpoint_arn = stack.outputs["endpoint_arn"]
     assert grants(statements, "sagemaker:InvokeEndpoint") == [endpoint_arn]
-    assert grants(statements, "sagemaker:InvokeEndpointWithResponseStream") == [endpoint_arn]
+    # The functions never stream (the least-privilege test below records what they call).
+    assert grants(statements, "sagemaker:InvokeEndpointWithResponseStream") == []
     assert endpoint_arn == f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/{NAME}"
     log_group = f"arn:aws:logs:{REGION}:123456789012:log-group:/aws/lambda/{NAME}-{function}:*"
     assert grants(statements, "logs:PutLogEvents") == [log_group]
@@ -232,14 +241,92 @@ def test_only_chat_reaches_the_history_table_and_only_its_items(stack: Stack) ->
     assert len(dynamodb) == 1
     assert sorted(as_list(dynamodb[0]["Action"])) == [
         "dynamodb:DeleteItem",
-        "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:Query",
-        "dynamodb:UpdateItem",
     ]
     assert as_list(dynamodb[0]["Resource"]) == [table_arn]
     qa = stack.role_statements(f"{NAME}-qa")
     assert not [a for s in qa for a in as_list(s["Action"]) if a.startswith("dynamodb:")]
+
+
+# The statements the Lambda service itself uses for the function (its logs, X-Ray segments, the
+# environment's KMS key), not the code: the least-privilege test leaves them out.
+RUNTIME_STATEMENTS = {"WriteOwnLogs", "XRayTraces", "DecryptEnvironment"}
+
+
+def exercise_chat(chat: Any, context: Any) -> None:
+    """Every route of chat: a new session, its continuation, and forgetting it."""
+    first = json.loads(chat.handler(function_url_event('["Hi"]'), context)["body"])
+    session_id = first["session_id"]
+    continued = chat.handler(function_url_event(json.dumps(["Again", session_id])), context)
+    assert continued["statusCode"] == 200, continued["body"]
+    query = {"session_id": session_id}
+    forgotten = chat.handler(function_url_event(None, method="DELETE", query=query), context)
+    assert json.loads(forgotten["body"]) == {"session_id": session_id, "deleted_turns": 2}
+
+
+def exercise_qa(qa: Any, context: Any) -> None:
+    """Every route of QA: the seed's document, and documents sent in the body."""
+    for body in ('["How long was Elizabeth hospitalized?"]', '["Who?", ["Peter is here."]]'):
+        response = qa.handler(function_url_event(body), context)
+        assert response["statusCode"] == 200, response["body"]
+
+
+EXERCISES = {"chat": exercise_chat, "qa": exercise_qa}
+
+
+@pytest.mark.parametrize("function", ["chat", "qa"])
+def test_each_role_grants_exactly_what_its_code_calls(
+    stack: Stack, function: str, load_handler, lambda_context
+) -> None:
+    """The deployed function's code, run with its deployed environment, on every route:
+    each AWS call it makes is granted by its role, and each grant is used by some call."""
+    live = stack.live()
+    account = live.outputs["endpoint_arn"].split(":")[4]
+    environment = live.client("lambda").get_function_configuration(
+        FunctionName=f"{NAME}-{function}"
+    )["Environment"]["Variables"]
+    endpoint = SageMakerTGIServer(
+        ScriptedBackend(),
+        environment["ENDPOINT_NAME"],
+        max_input_tokens=int(environment["MAX_INPUT_TOKENS"]),
+        max_total_tokens=2048,
+    ).start()
+    try:
+        with recording_function_calls(REGION, account) as recorder:
+            handler = load_handler(
+                f"{function}.handler",
+                **environment,
+                AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=endpoint.url,
+                AWS_ENDPOINT_URL_DYNAMODB=live.moto.url,
+                AWS_REGION=REGION,
+                AWS_DEFAULT_REGION=REGION,
+            )
+            EXERCISES[function](handler, lambda_context)
+    finally:
+        endpoint.stop()
+
+    granted = {
+        (action, resource)
+        for s in live.role_statements(f"{NAME}-{function}")
+        if s["Effect"] == "Allow" and s.get("Sid") not in RUNTIME_STATEMENTS
+        for action in as_list(s["Action"])
+        for resource in as_list(s["Resource"])
+    }
+    calls = sorted(recorder.calls)
+    assert calls, "the exercise made no AWS call: it cannot check anything"
+    missing = [
+        c
+        for c in calls
+        if not any(a == c.action and fnmatchcase(c.resource, r) for a, r in granted)
+    ]
+    assert missing == [], f"{function}'s code calls what its role lacks"
+    unused = sorted(
+        (a, r)
+        for a, r in granted
+        if not any(a == c.action and fnmatchcase(c.resource, r) for c in calls)
+    )
+    assert unused == [], f"{function}'s role grants what its code never calls"
 
 
 @pytest.mark.parametrize("function", ["chat", "qa"])
