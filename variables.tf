@@ -382,7 +382,7 @@ variable "log_kms_key_arn" {
 # -----------------------------------------------------------------------------
 
 variable "url_authorization_type" {
-  description = "Authorization of both function URLs: AWS_IAM (SigV4-signed requests) or NONE (public: anyone who finds the URL can run up your endpoint's bill)."
+  description = "Authorization of both function URLs: AWS_IAM (SigV4-signed requests; chat keeps each caller's conversations apart) or NONE (public: anyone who finds the URL can run up your endpoint's bill; chat continues only session ids it issued)."
   type        = string
   default     = "AWS_IAM"
   nullable    = false
