@@ -33,11 +33,14 @@ locals {
     TOP_P                = tostring(var.top_p)
     POWERTOOLS_LOG_LEVEL = var.log_level
     LOG_PROMPTS          = tostring(var.log_prompts)
+    MAX_QUESTION_CHARS   = tostring(var.max_question_chars)
   }
 
+  # Exactly what the code calls (tests/terraform/test_apply.py records the calls):
+  # the functions never stream, so no InvokeEndpointWithResponseStream.
   invoke_endpoint_statement = {
     sid       = "InvokeModelEndpoint"
-    actions   = ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"]
+    actions   = ["sagemaker:InvokeEndpoint"]
     resources = [module.llm.endpoint_arn]
   }
 
@@ -159,10 +162,14 @@ locals {
         # Empty when history is off: the function then answers statelessly and says so.
         HISTORY_TABLE_NAME = var.chat_history_enabled ? aws_dynamodb_table.chat_history[0].name : ""
         HISTORY_TTL_DAYS   = tostring(var.chat_history_ttl_days)
+        HISTORY_MAX_TURNS  = tostring(var.chat_history_max_turns)
+        # AWS_IAM: sessions belong to the signed caller; NONE: only ids the function issued.
+        URL_AUTHORIZATION_TYPE = var.url_authorization_type
       }
+      # Read a session (Query), save a turn (PutItem), forget a session (Query + DeleteItem).
       policy_statements = var.chat_history_enabled ? [{
         sid       = "ChatHistoryItems"
-        actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+        actions   = ["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query"]
         resources = [local.chat_history_table_arn]
       }] : []
     }

@@ -240,6 +240,20 @@ variable "top_p" {
   }
 }
 
+variable "max_question_chars" {
+  description = "Longest question the functions accept, in characters (MAX_QUESTION_CHARS); a longer one gets 413 request_too_large before the model is called."
+  type        = number
+  default     = 4000
+  nullable    = false
+
+  validation {
+    # The request body is capped at 256 KiB; a question of 32768 characters fits it even
+    # when every character is sent as a 6-byte JSON escape.
+    condition     = var.max_question_chars >= 1 && var.max_question_chars <= 32768 && floor(var.max_question_chars) == var.max_question_chars
+    error_message = "max_question_chars must be a whole number from 1 to 32768."
+  }
+}
+
 variable "system_prompt" {
   description = "System prompt of the chat function (SYSTEM_PROMPT)."
   type        = string
@@ -368,7 +382,7 @@ variable "log_kms_key_arn" {
 # -----------------------------------------------------------------------------
 
 variable "url_authorization_type" {
-  description = "Authorization of both function URLs: AWS_IAM (SigV4-signed requests) or NONE (public: anyone who finds the URL can run up your endpoint's bill)."
+  description = "Authorization of both function URLs: AWS_IAM (SigV4-signed requests; chat keeps each caller's conversations apart) or NONE (public: anyone who finds the URL can run up your endpoint's bill; chat continues only session ids it issued)."
   type        = string
   default     = "AWS_IAM"
   nullable    = false
@@ -413,7 +427,7 @@ variable "chat_history_enabled" {
 }
 
 variable "chat_history_ttl_days" {
-  description = "Days after its last turn that a conversation expires and DynamoDB deletes it (HISTORY_TTL_DAYS)."
+  description = "Days each exchange of a conversation is kept, counted from when that exchange was written: older turns expire one by one (the function stops reading them at once; DynamoDB's TTL deletes them within days) (HISTORY_TTL_DAYS)."
   type        = number
   default     = 7
   nullable    = false
@@ -421,6 +435,18 @@ variable "chat_history_ttl_days" {
   validation {
     condition     = var.chat_history_ttl_days >= 1 && var.chat_history_ttl_days <= 365 && floor(var.chat_history_ttl_days) == var.chat_history_ttl_days
     error_message = "chat_history_ttl_days must be a whole number of days from 1 to 365."
+  }
+}
+
+variable "chat_history_max_turns" {
+  description = "Most recent exchanges the chat function reads back into the prompt (HISTORY_MAX_TURNS); fewer still when they would not fit the model's input budget. Lower it to shorten prompts."
+  type        = number
+  default     = 20
+  nullable    = false
+
+  validation {
+    condition     = var.chat_history_max_turns >= 1 && var.chat_history_max_turns <= 100 && floor(var.chat_history_max_turns) == var.chat_history_max_turns
+    error_message = "chat_history_max_turns must be a whole number from 1 to 100."
   }
 }
 

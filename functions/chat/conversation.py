@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +10,14 @@ from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, trim_messages
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
-from chat.history import new_session_id, validate_session_id
+from chat.history import (
+    HistoryOpener,
+    SessionOwner,
+    new_session_id,
+    require_issued,
+    unknown_session,
+    validate_session_id,
+)
 from llm_app.arguments import bind_arguments, require_question
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
@@ -91,16 +98,32 @@ def chat(
     endpoint: Endpoint,
     settings: Settings,
     request: ChatRequest,
-    open_history: Callable[[str], BaseChatMessageHistory] | None,
+    open_history: HistoryOpener | None,
+    owner: SessionOwner | None,
 ) -> ChatReply:
-    """Answer one question; with history, the exchange is saved only after a good answer."""
-    if open_history is None:
+    """Answer one question; with history, the exchange is saved only after a good answer.
+
+    The owner's session only: another caller's id reads as a new, empty session, so nothing
+    says whether it exists. On a public URL an id without turns is refused instead.
+    """
+    if open_history is None or owner is None:
         messages = build_chat_messages(settings, [], request.question)
         return ChatReply(endpoint.answer(messages), None, 0)
 
-    session_id = request.session_id or new_session_id()
-    history = open_history(session_id)
-    past = history.messages if request.session_id else []
+    history: BaseChatMessageHistory
+    if request.session_id is None:
+        session_id = new_session_id()
+        history = open_history(owner, session_id)
+        past: list[BaseMessage] = []
+    else:
+        session_id = request.session_id
+        require_issued(owner, session_id)
+        history = open_history(owner, session_id)
+        past = history.messages
+        # The table is the record of what was issued: an issued session has turns until
+        # they expire or are deleted; a guessed or invented id has none.
+        if owner.issued_ids_only and not past:
+            raise unknown_session()
     messages = build_chat_messages(settings, past, request.question)
     answer = endpoint.answer(messages)
     history.add_messages([HumanMessage(request.question), AIMessage(answer)])

@@ -1,6 +1,7 @@
 """Lambda handler for chat: POST `["question", "session-id"?]` -> {"answer", "session_id"}.
 
-DELETE `?session_id=...` forgets a session.
+DELETE `?session_id=...` forgets a session. Sessions belong to the signed caller (AWS_IAM);
+a public URL (NONE) continues only ids it issued.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chat.conversation import chat, parse_chat_request
-from chat.history import history_opener, validate_session_id
+from chat.history import history_opener, require_issued, session_owner, validate_session_id
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.function_url import HttpRequest, parse_json
@@ -29,7 +30,8 @@ OPEN_HISTORY = history_opener(SETTINGS)  # None: memory is off
 def ask(request: HttpRequest) -> Mapping[str, Any]:
     chat_request = parse_chat_request(parse_json(request.body), SETTINGS)
     memory = OPEN_HISTORY is not None
-    reply = chat(ENDPOINT, SETTINGS, chat_request, OPEN_HISTORY)
+    owner = session_owner(request.caller, SETTINGS) if memory else None
+    reply = chat(ENDPOINT, SETTINGS, chat_request, OPEN_HISTORY, owner)
     logger.append_keys(session_id=reply.session_id, history_turns=reply.history_turns)
     if SETTINGS.log_prompts:
         logger.info("exchange", extra={"question": chat_request.question, "answer": reply.answer})
@@ -41,8 +43,11 @@ def forget(request: HttpRequest) -> Mapping[str, Any]:
         raise AppError(
             ErrorCode.INVALID_REQUEST, "Conversation memory is disabled; no session to forget."
         )
+    owner = session_owner(request.caller, SETTINGS)
     session_id = validate_session_id(request.query.get("session_id"))
-    deleted = OPEN_HISTORY(session_id).clear_counting()
+    require_issued(owner, session_id)
+    # Only the caller's own session: another caller's id deletes nothing and says 0.
+    deleted = OPEN_HISTORY(owner, session_id).clear_counting()
     return {"session_id": session_id, "deleted_turns": deleted}
 
 

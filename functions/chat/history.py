@@ -4,16 +4,26 @@ Why not langchain-community's DynamoDBChatMessageHistory: it keeps a session in 
 it reads, appends to and writes back, so the item grows toward DynamoDB's 400 KB limit and two
 concurrent requests on one session lose a turn. Here each exchange is its own item keyed
 (session_id, turn_id), written once with a condition, so writers never overwrite each other
-and every item stays a few KB; TTL expires idle sessions.
+and every item stays a few KB. Each exchange expires on its own, `ttl_days` after it was
+written (not after the session's last turn): the function stops reading it at once, DynamoDB's
+TTL deletes it within days.
+
+Conversations belong to their caller: the partition key (attribute `session_id`, kept so
+existing tables work) is `<owner>#<session id>`, where the owner is the signed IAM caller
+(`iam:<account>:<userId>`) or, on a public URL, `public` with ids only the function issues.
+The code calls exactly Query, PutItem and DeleteItem; the role grants exactly those
+(tests/terraform checks it against the calls the tests record).
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -28,11 +38,58 @@ if TYPE_CHECKING:  # the stubs are a development dependency, not shipped
     from mypy_boto3_dynamodb import DynamoDBClient
 
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{8,128}")
+# What new_session_id returns: 256 random bits, base64url without padding.
+ISSUED_SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 SECONDS_PER_DAY = 86_400
+# Neither a session id nor an IAM unique id can contain it, so "<owner>#<id>" is unambiguous.
+KEY_SEPARATOR = "#"
 
 
 def new_session_id() -> str:
-    return str(uuid.uuid4())
+    """Unguessable: on a public URL the id is the only credential to its conversation."""
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class SessionOwner:
+    """Whose conversations a request reaches, and whether it may name a session itself."""
+
+    key: str
+    issued_ids_only: bool
+
+
+PUBLIC_OWNER = SessionOwner("public", issued_ids_only=True)
+
+
+def session_owner(caller: str | None, settings: Settings) -> SessionOwner:
+    """The signed caller owns its sessions; a public URL has no caller, only issued ids."""
+    if settings.url_authorization_type == "NONE":
+        return PUBLIC_OWNER
+    if caller is None:
+        raise AppError(
+            ErrorCode.NO_CALLER_IDENTITY,
+            "This URL uses AWS_IAM auth, but the request carries no caller identity "
+            "(requestContext.authorizer.iam): call it through its URL with a signed request.",
+        )
+    return SessionOwner(f"iam:{caller}", issued_ids_only=False)
+
+
+def unknown_session() -> AppError:
+    return AppError(
+        ErrorCode.UNKNOWN_SESSION,
+        "This chat URL is public, so it continues only sessions it started and that have not "
+        "expired or been deleted: omit session_id to start one, then send the id it returns.",
+    )
+
+
+def require_issued(owner: SessionOwner, session_id: str) -> None:
+    """On a public URL, refuse an id the function cannot have issued before touching the table."""
+    if owner.issued_ids_only and not ISSUED_SESSION_ID_PATTERN.fullmatch(session_id):
+        raise unknown_session()
+
+
+def partition_key(owner: SessionOwner, session_id: str) -> str:
+    return f"{owner.key}{KEY_SEPARATOR}{session_id}"
 
 
 def validate_session_id(value: object) -> str:
@@ -45,17 +102,20 @@ def validate_session_id(value: object) -> str:
     return value
 
 
-def history_opener(settings: Settings) -> Callable[[str], DynamoDBTurnHistory] | None:
-    """Chat memory, when a table is named: opens a session's history (one client per container)."""
+HistoryOpener = Callable[[SessionOwner, str], "DynamoDBTurnHistory"]
+
+
+def history_opener(settings: Settings) -> HistoryOpener | None:
+    """Chat memory, when a table is named: opens an owner's session (one client per container)."""
     if not settings.history_table_name:
         return None
     client = boto3.client("dynamodb")
 
-    def open_history(session_id: str) -> DynamoDBTurnHistory:
+    def open_history(owner: SessionOwner, session_id: str) -> DynamoDBTurnHistory:
         return DynamoDBTurnHistory(
             client,
             settings.history_table_name,
-            session_id,
+            partition_key(owner, session_id),
             ttl_days=settings.history_ttl_days,
             max_turns=settings.history_max_turns,
         )
@@ -64,13 +124,16 @@ def history_opener(settings: Settings) -> Callable[[str], DynamoDBTurnHistory] |
 
 
 class DynamoDBTurnHistory(BaseChatMessageHistory):
-    """The recent exchanges of one session; `add_messages` takes (question, answer) pairs."""
+    """The recent exchanges of one session; `add_messages` takes (question, answer) pairs.
+
+    `key` is the stored partition key: `partition_key(owner, session_id)` in the function.
+    """
 
     def __init__(
         self,
         client: DynamoDBClient,
         table_name: str,
-        session_id: str,
+        key: str,
         *,
         ttl_days: int,
         max_turns: int,
@@ -78,7 +141,7 @@ class DynamoDBTurnHistory(BaseChatMessageHistory):
     ) -> None:
         self._client = client
         self._table = table_name
-        self.session_id = session_id
+        self.key = key
         self._ttl_seconds = ttl_days * SECONDS_PER_DAY
         self._max_turns = max_turns
         self._clock = clock
@@ -94,7 +157,7 @@ class DynamoDBTurnHistory(BaseChatMessageHistory):
                 # DynamoDB deletes expired items only eventually (within days): an expired
                 # turn must not reach the prompt in the meantime.
                 FilterExpression="expires_at > :now",
-                ExpressionAttributeValues={":s": {"S": self.session_id}, ":now": {"N": str(now)}},
+                ExpressionAttributeValues={":s": {"S": self.key}, ":now": {"N": str(now)}},
                 ProjectionExpression="question, answer",
                 ScanIndexForward=False,
                 Limit=self._max_turns,
@@ -125,7 +188,7 @@ class DynamoDBTurnHistory(BaseChatMessageHistory):
         query: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "session_id = :s",
-            "ExpressionAttributeValues": {":s": {"S": self.session_id}},
+            "ExpressionAttributeValues": {":s": {"S": self.key}},
             "ProjectionExpression": "session_id, turn_id",
         }
         while True:
@@ -147,7 +210,7 @@ class DynamoDBTurnHistory(BaseChatMessageHistory):
             self._client.put_item(
                 TableName=self._table,
                 Item={
-                    "session_id": {"S": self.session_id},
+                    "session_id": {"S": self.key},
                     "turn_id": {"S": turn_id},
                     "question": {"S": question},
                     "answer": {"S": answer},

@@ -53,6 +53,9 @@ class Settings:
     qa_map_concurrency: int = 4
     # Seconds kept back from the Lambda deadline to answer 504 before Lambda kills the function.
     qa_deadline_reserve_seconds: float = 5.0
+    # The chat URL's auth type: AWS_IAM scopes sessions to the signed caller; NONE (public)
+    # accepts only session ids the function issued.
+    url_authorization_type: str = "AWS_IAM"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -97,6 +100,10 @@ class Settings:
             (
                 self.qa_deadline_reserve_seconds >= 0,
                 "QA_DEADLINE_RESERVE_SECONDS must not be negative",
+            ),
+            (
+                self.url_authorization_type in ("AWS_IAM", "NONE"),
+                "URL_AUTHORIZATION_TYPE must be AWS_IAM or NONE",
             ),
         ]
         problems = [message for ok, message in checks if not ok]

@@ -11,6 +11,8 @@ class ErrorCode(StrEnum):
     INVALID_JSON = "invalid_json"
     INVALID_REQUEST = "invalid_request"
     INVALID_SESSION_ID = "invalid_session_id"
+    UNKNOWN_SESSION = "unknown_session"
+    NO_CALLER_IDENTITY = "no_caller_identity"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     REQUEST_TOO_LARGE = "request_too_large"
     CONTEXT_TOO_LONG = "context_too_long"
@@ -33,6 +35,8 @@ HTTP_STATUS: Mapping[ErrorCode, int] = MappingProxyType(
         ErrorCode.INVALID_JSON: 400,
         ErrorCode.INVALID_REQUEST: 400,
         ErrorCode.INVALID_SESSION_ID: 400,
+        ErrorCode.UNKNOWN_SESSION: 400,
+        ErrorCode.NO_CALLER_IDENTITY: 403,
         ErrorCode.METHOD_NOT_ALLOWED: 405,
         ErrorCode.REQUEST_TOO_LARGE: 413,
         ErrorCode.CONTEXT_TOO_LONG: 413,

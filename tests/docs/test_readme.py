@@ -60,9 +60,64 @@ def test_every_terraform_output_in_the_readme_is_declared():
     assert not missing, f"README reads undeclared outputs: {missing}"
 
 
-@pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(Settings)])
-def test_every_function_setting_is_documented(field):
-    assert f"`{field.upper()}`" in README
+def readme_table(header_end: str) -> dict[str, list[str]]:
+    """The README table whose header row ends with ``header_end``: {`NAME`: other cells}."""
+    lines = README.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.rstrip().endswith(f"| {header_end} |"))
+    rows: dict[str, list[str]] = {}
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        name, *cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        rows[name.strip("`")] = cells
+    return rows
+
+
+SET_BY_TERRAFORM = readme_table("Set by Terraform from")
+FIXED = readme_table("Why fixed")
+MAIN_TF = (ROOT / "main.tf").read_text()
+# Environment variables the root module gives the functions: `NAME = expression` lines.
+TF_ENVIRONMENT = dict(re.findall(r"^\s*([A-Z][A-Z0-9_]*)\s*=\s*(.+)$", MAIN_TF, flags=re.M))
+FIELDS = {f.name.upper(): f for f in dataclasses.fields(Settings)}
+
+
+def test_every_function_setting_is_in_one_settings_table():
+    for name in FIELDS:
+        assert (name in SET_BY_TERRAFORM) != (name in FIXED), f"README: where is {name}?"
+    named = SET_BY_TERRAFORM.keys() | FIXED.keys()
+    assert named - FIELDS.keys() <= {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"}
+
+
+@pytest.mark.parametrize("setting", sorted(SET_BY_TERRAFORM))
+def test_a_setting_said_to_be_set_by_terraform_is_set_from_its_variables(setting):
+    assert setting in TF_ENVIRONMENT, f"README says Terraform sets {setting}; main.tf does not"
+    expression = TF_ENVIRONMENT[setting]
+    for local in re.findall(r"local\.(\w+)", expression):  # one level of locals
+        expression += " " + " ".join(re.findall(rf"^\s*{local}\s*=\s*(.+)$", MAIN_TF, re.M))
+    variables = declared("variable", ROOT / "variables.tf")
+    named = set(re.findall(r"`([a-z_]+)`", SET_BY_TERRAFORM[setting][1])) & variables
+    for variable in named:
+        assert f"var.{variable}" in expression, f"{setting} is not set from {variable}"
+
+
+@pytest.mark.parametrize("setting", sorted(FIXED))
+def test_a_setting_said_to_be_fixed_is_not_set_by_terraform(setting):
+    assert setting not in TF_ENVIRONMENT, f"README says Terraform leaves {setting} alone"
+
+
+@pytest.mark.parametrize("setting", sorted(set(FIELDS) & (SET_BY_TERRAFORM.keys() | FIXED.keys())))
+def test_the_settings_defaults_are_the_functions(setting):
+    cell = {**SET_BY_TERRAFORM, **FIXED}[setting][0]
+    default = FIELDS[setting].default
+    if not cell or (isinstance(default, str) and " " in cell):
+        return  # no default (required, or set from the deployment), or described in words
+    first = cell.split()[0]
+    if isinstance(default, bool):
+        assert first == str(default).lower()
+    elif isinstance(default, int | float):
+        assert float(first) == default
+    else:
+        assert first == default
 
 
 def test_every_docs_page_is_linked_from_the_readme():

@@ -527,7 +527,22 @@ def test_aws_iam_urls_need_a_sigv4_signature(
     SigV4Auth(Credentials("AKIDEXAMPLE", "secret", "token"), "lambda", "eu-west-1").add_auth(signed)
     status, _, data, _ = request(server, body=body, headers=dict(signed.headers.items()))
     assert status == 200
-    assert json.loads(data)["event"]["body"] == body.decode()
+    event = json.loads(data)["event"]
+    assert event["body"] == body.decode()
+    # The signing key stands for the caller, so two local keys are two principals.
+    caller = event["requestContext"]["authorizer"]["iam"]
+    assert caller["accessKey"] == "AKIDEXAMPLE"
+    assert caller["userArn"] == "arn:aws:iam::123456789012:user/AKIDEXAMPLE"
+    assert caller["userId"] == "AIDALOCALAKIDEXAMPLE"
+
+
+def test_public_urls_report_no_caller(probe: tuple[FunctionUrlServer, Lines]) -> None:
+    server, _ = probe
+    status, _, data, _ = request(server, body=b"[]")
+    assert status == 200
+    context = json.loads(data)["event"]["requestContext"]
+    assert "authorizer" not in context
+    assert context["accountId"] == "anonymous"
 
 
 def test_payloads_over_6_mb_are_refused(probe: tuple[FunctionUrlServer, Lines]) -> None:
@@ -589,6 +604,7 @@ def test_the_event_builder_writes_what_aws_sends(saved: str) -> None:
         query=real.get("queryStringParameters"),
         content_type=real["headers"].get("content-type"),
         base64_body=real["isBase64Encoded"],
+        iam=real["requestContext"]["authorizer"]["iam"],
     )
 
     assert built.keys() == real.keys()
@@ -597,6 +613,8 @@ def test_the_event_builder_writes_what_aws_sends(saved: str) -> None:
         "x-amzn-tls-cipher-suite",
     }
     context = real["requestContext"]
-    assert built["requestContext"].keys() == context.keys() - {"authorizer"}
+    assert built["requestContext"].keys() == context.keys()
+    assert built["requestContext"]["authorizer"] == context["authorizer"]
+    assert built["requestContext"]["accountId"] == context["accountId"]
     assert built["requestContext"]["http"] == context["http"]
     assert (built["rawPath"], built["rawQueryString"]) == (real["rawPath"], real["rawQueryString"])

@@ -40,6 +40,10 @@ def test_empty_optional_values_fall_back_to_defaults():
         ({"ENDPOINT_NAME": "e", "TEMPERATURE": "-0.1"}, "TEMPERATURE must be from 0"),
         ({"ENDPOINT_NAME": "e", "LOG_PROMPTS": "maybe"}, "LOG_PROMPTS='maybe'"),
         ({"ENDPOINT_NAME": "e", "MAX_ATTEMPTS": "9"}, "MAX_ATTEMPTS must be between 1 and 5"),
+        (
+            {"ENDPOINT_NAME": "e", "URL_AUTHORIZATION_TYPE": "PUBLIC"},
+            "URL_AUTHORIZATION_TYPE must be AWS_IAM or NONE",
+        ),
     ],
 )
 def test_bad_environment_fails_with_a_message_naming_the_variable(env, message):

@@ -16,6 +16,24 @@ def test_reads_the_saved_event():
     assert request.query == {}
 
 
+def test_the_caller_is_the_signed_principals_account_and_unique_id():
+    request = read_request(load_event("function_url_post"), max_body_bytes=1024)
+    assert request.caller == "123456789012:AIDACKCEVSQ6C2EXAMPLE"
+
+
+@pytest.mark.parametrize(
+    "iam",
+    [None, {}, {"accountId": "123456789012"}, {"accountId": "", "userId": "AIDA"}, "alice"],
+)
+def test_no_caller_without_a_complete_iam_authorizer(iam):
+    event = load_event("function_url_post")
+    if iam is None:
+        del event["requestContext"]["authorizer"]
+    else:
+        event["requestContext"]["authorizer"]["iam"] = iam
+    assert read_request(event, max_body_bytes=1024).caller is None
+
+
 def test_reads_query_parameters_when_present():
     request = read_request(load_event("function_url_delete_query"), max_body_bytes=1024)
     assert request.method == "DELETE"

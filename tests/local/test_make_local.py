@@ -61,16 +61,22 @@ class RunningStack:
         return json.loads(body)
 
 
-def post(url: str, body: bytes, *, sign: bool) -> tuple[int, dict[str, str], bytes]:
+def post(
+    url: str, body: bytes, *, sign: bool, method: str = "POST", access_key: str = "testing"
+) -> tuple[int, dict[str, str], bytes]:
     headers = {"Content-Type": "application/json"}
     if sign:  # as curl --aws-sigv4 does; the local URL checks the signature is there
-        request = AWSRequest(method="POST", url=url, data=body, headers=headers)
-        SigV4Auth(Credentials("testing", "testing", "testing"), "lambda", REGION).add_auth(request)
+        request = AWSRequest(method=method, url=url, data=body, headers=headers)
+        credentials = Credentials(access_key, "testing", "testing")
+        SigV4Auth(credentials, "lambda", REGION).add_auth(request)
         headers = dict(request.headers.items())
     parts = urlsplit(url)
+    target = parts.path or "/"
+    if parts.query:
+        target += f"?{parts.query}"
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
     try:
-        connection.request("POST", parts.path or "/", body=body, headers=headers)
+        connection.request(method, target, body=body, headers=headers)
         response = connection.getresponse()
         return response.status, dict(response.getheaders()), response.read()
     finally:
@@ -226,6 +232,16 @@ def test_chat_answers_a_second_turn_from_the_first(stack: RunningStack) -> None:
     # Control: without that history the same question does not name the city.
     fresh = stack.ask("chat", ["Which city do I live in?"])
     assert "Rome" not in fresh["answer"], fresh
+
+
+def test_a_session_belongs_to_the_key_that_signed_it(stack: RunningStack) -> None:
+    # Locally the signing access key id stands for the IAM caller.
+    session_id = stack.ask("chat", ["I live in Rome."])["session_id"]
+    forget = f"{stack.urls['chat']}?session_id={session_id}"
+    status, _, body = post(forget, b"", sign=True, method="DELETE", access_key="someone-else")
+    assert (status, json.loads(body)["deleted_turns"]) == (200, 0)
+    status, _, body = post(forget, b"", sign=True, method="DELETE")
+    assert (status, json.loads(body)["deleted_turns"]) == (200, 1)
 
 
 @pytest.mark.parametrize("label", ["chat", "qa"])

@@ -89,6 +89,8 @@ def test_packaged_chat_keeps_its_memory_in_dynamodb(
             sandbox.function_url_event(json.dumps(["How many people live there?", session])),
         ]
         env = {**lambda_env, "HISTORY_TABLE_NAME": table, "AWS_ENDPOINT_URL_DYNAMODB": moto.url}
+        caller = events[0]["requestContext"]["authorizer"]["iam"]
+        owner = f"iam:{caller['accountId']}:{caller['userId']}"  # the session's owner
 
         run = sandbox.run_isolated(
             unpacked.sys_path("chat"), env, handler="chat.handler.handler", events=events
@@ -98,7 +100,7 @@ def test_packaged_chat_keeps_its_memory_in_dynamodb(
         stored = dynamodb.query(
             TableName=table,
             KeyConditionExpression="session_id = :s",
-            ExpressionAttributeValues={":s": {"S": session}},
+            ExpressionAttributeValues={":s": {"S": f"{owner}#{session}"}},
         )["Items"]
     assert len(stored) == 2
     assert "What is the capital of France?" in json.dumps(fake_endpoint.last_request)

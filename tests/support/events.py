@@ -10,13 +10,27 @@ import json
 import time
 from typing import Any
 
-from tools.lambda_sandbox.events import request_event
+from tools.lambda_sandbox.events import iam_authorizer, request_event
 from tools.lambda_sandbox.runtime import LambdaContext
 from tools.paths import REPO_ROOT
 
 EVENTS = REPO_ROOT / "tests" / "events"
 REQUEST_ID = "6c1f8a2e-3b7d-4e0f-9a51-2d8c7b6e4f10"
 FUNCTION_NAME = "test-function"
+# Two signed callers of an AWS_IAM URL, as Lambda reports them: an IAM user (the saved event's)
+# and an assumed role's session in the same account.
+ALICE = iam_authorizer(
+    "AIDACKCEVSQ6C2EXAMPLE",
+    "arn:aws:iam::123456789012:user/alice",
+    account_id="123456789012",
+    access_key="AKIAIOSFODNN7EXAMPLE",
+)
+BOB = iam_authorizer(
+    "AROA3XFRBF535PLBIFPI4:bob@example.com",
+    "arn:aws:sts::123456789012:assumed-role/ChatUsers/bob@example.com",
+    account_id="123456789012",
+    access_key="ASIA3XFRBF535EXAMPLE",
+)
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -30,8 +44,12 @@ def function_url_event(
     query: dict[str, str] | None = None,
     base64_body: bool = False,
     content_type: str | None = "application/x-www-form-urlencoded",
+    caller: dict[str, Any] | None = ALICE,
 ) -> dict[str, Any]:
-    """A curl request's event (curl's default content type) with the parts a test varies."""
+    """A curl request's event (curl's default content type) with the parts a test varies.
+
+    ``caller``: who signed it (an AWS_IAM URL); None for a request to a public URL.
+    """
     return request_event(
         body,
         method=method,
@@ -39,6 +57,7 @@ def function_url_event(
         content_type=content_type,
         base64_body=base64_body,
         request_id=REQUEST_ID,
+        iam=caller,
     )
 
 

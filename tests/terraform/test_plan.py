@@ -57,6 +57,8 @@ ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
             "temperature": -0.1,
             "log_level": "VERBOSE",
             "chat_history_ttl_days": 0,
+            "chat_history_max_turns": 101,
+            "max_question_chars": 0,
         },
         [
             "name must be 3-32 characters",
@@ -64,6 +66,8 @@ ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
             "temperature must be from 0 (greedy decoding) to 2",
             "log_level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
             "chat_history_ttl_days must be a whole number of days from 1 to 365",
+            "chat_history_max_turns must be a whole number from 1 to 100",
+            "max_question_chars must be a whole number from 1 to 32768",
         ],
     ),
     "bad document QA values": (

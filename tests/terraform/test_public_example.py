@@ -101,6 +101,8 @@ def test_history_off_means_no_table_and_no_table_access(example: dict[str, Any],
     assert aws("dynamodb").list_tables()["TableNames"] == []
     config = aws("lambda").get_function(FunctionName=f"{NAME}-chat")["Configuration"]
     assert config["Environment"]["Variables"]["HISTORY_TABLE_NAME"] == ""
+    # Were memory on, a public chat would continue only the session ids it issued.
+    assert config["Environment"]["Variables"]["URL_AUTHORIZATION_TYPE"] == "NONE"
     iam = aws("iam")
     for policy in iam.list_role_policies(RoleName=f"{NAME}-chat")["PolicyNames"]:
         document = iam.get_role_policy(RoleName=f"{NAME}-chat", PolicyName=policy)["PolicyDocument"]

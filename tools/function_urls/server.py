@@ -7,7 +7,8 @@ side:
 * a handler error, timeout or crash is a 502 ``Internal Server Error`` (the error document goes
   to the log, as to CloudWatch), as is a result a Function URL cannot map;
 * ``AWS_IAM`` URLs answer 403 ``{"Message":"Forbidden"}`` to unsigned requests. Signatures
-  are not verified locally (no IAM here): any SigV4-signed request is let through;
+  are not verified locally (no IAM here): any SigV4-signed request is let through, and its
+  event's ``requestContext.authorizer.iam`` names the signing access key id as the caller;
 * payloads over 6 MB answer 413, as Lambda's invocation limit.
 
 One line per request goes to the log: function, method, path, status, milliseconds.
@@ -25,10 +26,16 @@ from collections.abc import Sequence
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from tools.http_server import LoopbackHTTPServer, LoopbackService
-from tools.lambda_sandbox.events import BadResponseError, HttpResponse, build_event, map_response
+from tools.lambda_sandbox.events import (
+    BadResponseError,
+    HttpResponse,
+    build_event,
+    local_caller,
+    map_response,
+)
 from tools.lambda_sandbox.functions import FunctionSpec, InvocationError, LocalFunction, Log
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit
@@ -80,7 +87,8 @@ class FunctionUrlServer(LoopbackService):
     ) -> HttpResponse:
         request_id = str(uuid.uuid4())
         common = [("x-amzn-RequestId", request_id)]
-        if self.spec.auth_type == "AWS_IAM" and not _is_sigv4_signed(target, headers):
+        access_key = _signing_access_key(target, headers)
+        if self.spec.auth_type == "AWS_IAM" and access_key is None:
             return HttpResponse(
                 403, [*common, ("Content-Type", "application/json")], b'{"Message":"Forbidden"}'
             )
@@ -92,6 +100,9 @@ class FunctionUrlServer(LoopbackService):
             source_ip=source_ip,
             request_id=request_id,
             url_id=self.url_id,
+            iam=local_caller(access_key)
+            if self.spec.auth_type == "AWS_IAM" and access_key is not None
+            else None,
         )
         try:
             response = map_response(self.function.invoke(event, request_id))
@@ -111,11 +122,16 @@ def _internal_server_error(common: list[tuple[str, str]]) -> HttpResponse:
     )
 
 
-def _is_sigv4_signed(target: str, headers: Sequence[tuple[str, str]]) -> bool:
+def _signing_access_key(target: str, headers: Sequence[tuple[str, str]]) -> str | None:
+    """The access key id a SigV4-signed request names (header or presigned URL); None unsigned."""
     authorization = next((v for k, v in headers if k.lower() == "authorization"), "")
     if authorization.startswith("AWS4-HMAC-SHA256 ") and "Credential=" in authorization:
-        return True
-    return "X-Amz-Signature=" in urlsplit(target).query  # a presigned URL
+        credential = authorization.split("Credential=", 1)[1]
+        return credential.split("/", 1)[0].strip() or None
+    query = dict(parse_qsl(urlsplit(target).query))
+    if "X-Amz-Signature" in query:  # a presigned URL
+        return query.get("X-Amz-Credential", "").split("/", 1)[0] or None
+    return None
 
 
 class _Handler(BaseHTTPRequestHandler):

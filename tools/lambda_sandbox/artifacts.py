@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.lambda_sandbox.events import request_event
+from tools.lambda_sandbox.events import local_caller, request_event
 from tools.paths import find_python
 
 RUNTIME_SCRIPT = Path(__file__).with_name("runtime.py")
@@ -64,8 +64,9 @@ def runtime_python() -> str:
 
 
 def function_url_event(body: str = json.dumps([QUESTION])) -> dict[str, Any]:
-    """A Function URL's POST event with this JSON body."""
-    return request_event(body)
+    """A Function URL's POST event with this JSON body, signed as the deployed AWS_IAM URLs
+    require (chat keys a session by its caller)."""
+    return request_event(body, iam=local_caller("AKIAIOSFODNN7EXAMPLE"))
 
 
 def lambda_environment(endpoint_url: str, home: Path, **overrides: str) -> dict[str, str]:

@@ -22,6 +22,33 @@ _TEXT_TYPES = ("application/json", "application/javascript", "application/xml")
 URL_ID = "abcdefghijklmnopqrstuvwxyz012345"
 URL_HOST = f"{URL_ID}.lambda-url.eu-west-1.on.aws"
 CLIENT_IP = "203.0.113.7"
+# The account of the callers local URLs report (moto's default account).
+LOCAL_ACCOUNT_ID = "123456789012"
+
+
+def iam_authorizer(
+    user_id: str, user_arn: str, *, account_id: str = LOCAL_ACCOUNT_ID, access_key: str = ""
+) -> dict[str, Any]:
+    """``requestContext.authorizer.iam`` of an AWS_IAM URL's event: who signed the request."""
+    return {
+        "accessKey": access_key,
+        "accountId": account_id,
+        "callerId": user_id,
+        "cognitoIdentity": None,
+        "principalOrgId": None,
+        "userArn": user_arn,
+        "userId": user_id,
+    }
+
+
+def local_caller(access_key: str) -> dict[str, Any]:
+    """The caller a local AWS_IAM URL reports: signatures are not verified, so the signing
+    access key id stands for the principal (two keys, two callers)."""
+    return iam_authorizer(
+        f"AIDALOCAL{access_key}",
+        f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:user/{access_key}",
+        access_key=access_key,
+    )
 
 
 def request_event(
@@ -33,8 +60,12 @@ def request_event(
     content_type: str | None = "application/json",
     base64_body: bool | None = None,
     request_id: str | None = None,
+    iam: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The event a Function URL passes for a curl-like request with this body."""
+    """The event a Function URL passes for a curl-like request with this body.
+
+    ``iam``: the signed caller of an AWS_IAM URL (``iam_authorizer``); None for a public URL.
+    """
     raw = body.encode() if isinstance(body, str) else (body or b"")
     headers = [("host", URL_HOST), ("user-agent", "curl/8.5.0"), ("accept", "*/*")]
     if content_type:
@@ -51,6 +82,7 @@ def request_event(
         url_id=URL_ID,
         base64_body=base64_body,
         forwarded_proto="https",
+        iam=iam,
     )
 
 
@@ -66,6 +98,7 @@ def build_event(
     now: float | None = None,
     base64_body: bool | None = None,
     forwarded_proto: str = "http",
+    iam: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The event a Function URL passes to the function for this HTTP request.
 
@@ -101,7 +134,7 @@ def build_event(
             params[key] = f"{params[key]},{value}" if key in params else value
         event["queryStringParameters"] = params
     event["requestContext"] = {
-        "accountId": "anonymous",
+        "accountId": iam["accountId"] if iam else "anonymous",
         "apiId": url_id,
         "domainName": host,
         "domainPrefix": url_id,
@@ -118,6 +151,8 @@ def build_event(
         "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
         "timeEpoch": int(now * 1000),
     }
+    if iam:
+        event["requestContext"]["authorizer"] = {"iam": dict(iam)}
     if body:
         by_type = base64_body is None
         if by_type:
