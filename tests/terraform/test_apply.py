@@ -295,7 +295,7 @@ def exercise_qa(qa: Any, context: Any, live: Any) -> None:
     s3 = live.client("s3")
     uris = []
     for bucket in DOCUMENT_BUCKETS:
-        s3.create_bucket(Bucket=bucket)
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         s3.put_object(Bucket=bucket, Key="notes.txt", Body=b"Peter is here.")
         uris.append(f"s3://{bucket}/notes.txt")
     bodies = [
