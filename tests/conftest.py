@@ -24,7 +24,11 @@ from tools.paths import REPO_ROOT
 if TYPE_CHECKING:
     from tests.support.fake_endpoint import FakeEndpoint
 
-pytest_plugins = ["tests.support.fake_endpoint", "tests.support.model_server"]
+pytest_plugins = [
+    "tests.support.fake_endpoint",
+    "tests.support.model_server",
+    "tests.support.moto",
+]
 
 # Modules a handler import builds state in; purged so each test gets a fresh "container".
 FUNCTION_PACKAGES = ("chat", "qa")

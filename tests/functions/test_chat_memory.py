@@ -6,38 +6,24 @@ import json
 import string
 import threading
 import time
-from collections.abc import Iterator
 
-import boto3
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
 from chat.history import DynamoDBTurnHistory
 from tests.support.environment import create_history_table
 from tests.support.events import ALICE, BOB, function_url_event, response_json
-from tools.devstack import MotoServer
+from tests.support.moto import moto_client
 from tools.model_server.backend import SageMakerError
 
 TABLE = "test-chat-history"
 SESSION = "session-0001"
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with MotoServer() as moto:
-        yield moto.url
-
-
 @pytest.fixture
 def dynamodb(moto_url: str):
     """A fresh table with the schema Terraform creates (modules' chat history table)."""
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=moto_url,
-        region_name="eu-west-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    client = moto_client("dynamodb", moto_url)
     create_history_table(client, TABLE)
     yield client
     client.delete_table(TableName=TABLE)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
-import boto3
 import pytest
 
 from tests.support.documents import (
@@ -16,27 +14,15 @@ from tests.support.documents import (
     minimal_pdf,
 )
 from tests.support.events import function_url_event, lambda_context, response_json
-from tools.devstack import MotoServer
+from tests.support.moto import moto_client
 
 ALLOWED = "qa-documents-allowed"
 OTHER = "qa-documents-other"
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with MotoServer() as moto:
-        yield moto.url
-
-
 @pytest.fixture
 def s3(moto_url: str):
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto_url,
-        region_name="eu-west-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    client = moto_client("s3", moto_url)
     for bucket in (ALLOWED, OTHER):
         client.create_bucket(
             Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}

@@ -12,12 +12,11 @@ import json
 import re
 from pathlib import Path
 
-import boto3
 import pytest
 
 from tests.support.documents import FACT, QUESTION, minimal_pdf
 from tests.support.environment import ENDPOINT_NAME, MAX_INPUT_TOKENS, create_history_table
-from tools.devstack import MotoServer
+from tests.support.moto import moto_client
 from tools.lambda_sandbox import artifacts as sandbox
 from tools.packaging import build as package
 
@@ -69,39 +68,32 @@ def test_the_packaged_function_answers_a_function_url_event(
 
 
 def test_packaged_chat_keeps_its_memory_in_dynamodb(
-    unpacked: sandbox.Unpacked, lambda_env: dict[str, str], fake_endpoint
+    unpacked: sandbox.Unpacked, lambda_env: dict[str, str], fake_endpoint, moto_url: str
 ) -> None:
     """Exercises botocore's trimmed DynamoDB model as the deployed function would."""
     table = "packaged-chat-history"
     fake_endpoint.reply("Paris.", "About 2.1 million.")
-    with MotoServer() as moto:
-        dynamodb = boto3.client(
-            "dynamodb",
-            endpoint_url=moto.url,
-            region_name=lambda_env["AWS_REGION"],
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        create_history_table(dynamodb, table)
-        session = "packaged-session-1"
-        events = [
-            sandbox.function_url_event(json.dumps(["What is the capital of France?", session])),
-            sandbox.function_url_event(json.dumps(["How many people live there?", session])),
-        ]
-        env = {**lambda_env, "HISTORY_TABLE_NAME": table, "AWS_ENDPOINT_URL_DYNAMODB": moto.url}
-        caller = events[0]["requestContext"]["authorizer"]["iam"]
-        owner = f"iam:{caller['accountId']}:{caller['userId']}"  # the session's owner
+    dynamodb = moto_client("dynamodb", moto_url, lambda_env["AWS_REGION"])
+    create_history_table(dynamodb, table)
+    session = "packaged-session-1"
+    events = [
+        sandbox.function_url_event(json.dumps(["What is the capital of France?", session])),
+        sandbox.function_url_event(json.dumps(["How many people live there?", session])),
+    ]
+    env = {**lambda_env, "HISTORY_TABLE_NAME": table, "AWS_ENDPOINT_URL_DYNAMODB": moto_url}
+    caller = events[0]["requestContext"]["authorizer"]["iam"]
+    owner = f"iam:{caller['accountId']}:{caller['userId']}"  # the session's owner
 
-        run = sandbox.run_isolated(
-            unpacked.sys_path("chat"), env, handler="chat.handler.handler", events=events
-        )
+    run = sandbox.run_isolated(
+        unpacked.sys_path("chat"), env, handler="chat.handler.handler", events=events
+    )
 
-        assert [r["statusCode"] for r in run.responses] == [200, 200], run.responses
-        stored = dynamodb.query(
-            TableName=table,
-            KeyConditionExpression="session_id = :s",
-            ExpressionAttributeValues={":s": {"S": f"{owner}#{session}"}},
-        )["Items"]
+    assert [r["statusCode"] for r in run.responses] == [200, 200], run.responses
+    stored = dynamodb.query(
+        TableName=table,
+        KeyConditionExpression="session_id = :s",
+        ExpressionAttributeValues={":s": {"S": f"{owner}#{session}"}},
+    )["Items"]
     assert len(stored) == 2
     assert "What is the capital of France?" in json.dumps(fake_endpoint.last_request)
 
@@ -119,34 +111,27 @@ def test_every_aws_service_the_functions_call_keeps_its_botocore_model() -> None
 
 
 def test_packaged_qa_reads_a_text_and_a_pdf_document_from_s3(
-    unpacked: sandbox.Unpacked, lambda_env: dict[str, str], fake_endpoint
+    unpacked: sandbox.Unpacked, lambda_env: dict[str, str], fake_endpoint, moto_url: str
 ) -> None:
     """Exercises botocore's trimmed S3 model and the layer's pypdf as the deployed function."""
     bucket = "packaged-qa-documents"
     fake_endpoint.reply("The code is 4172.")
-    with MotoServer() as moto:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=moto.url,
-            region_name=lambda_env["AWS_REGION"],
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        s3.create_bucket(
-            Bucket=bucket,
-            CreateBucketConfiguration={"LocationConstraint": lambda_env["AWS_REGION"]},
-        )
-        s3.put_object(Bucket=bucket, Key="notes.md", Body=b"# Notes\nThe mill is old.")
-        s3.put_object(Bucket=bucket, Key="vault.pdf", Body=minimal_pdf(FACT))
-        documents = [f"s3://{bucket}/notes.md", f"s3://{bucket}/vault.pdf"]
-        env = {**lambda_env, "QA_DOCUMENT_BUCKETS": bucket, "AWS_ENDPOINT_URL_S3": moto.url}
+    s3 = moto_client("s3", moto_url, lambda_env["AWS_REGION"])
+    s3.create_bucket(
+        Bucket=bucket,
+        CreateBucketConfiguration={"LocationConstraint": lambda_env["AWS_REGION"]},
+    )
+    s3.put_object(Bucket=bucket, Key="notes.md", Body=b"# Notes\nThe mill is old.")
+    s3.put_object(Bucket=bucket, Key="vault.pdf", Body=minimal_pdf(FACT))
+    documents = [f"s3://{bucket}/notes.md", f"s3://{bucket}/vault.pdf"]
+    env = {**lambda_env, "QA_DOCUMENT_BUCKETS": bucket, "AWS_ENDPOINT_URL_S3": moto_url}
 
-        run = sandbox.run_isolated(
-            unpacked.sys_path("qa"),
-            env,
-            handler="qa.handler.handler",
-            events=[sandbox.function_url_event(json.dumps([QUESTION, documents]))],
-        )
+    run = sandbox.run_isolated(
+        unpacked.sys_path("qa"),
+        env,
+        handler="qa.handler.handler",
+        events=[sandbox.function_url_event(json.dumps([QUESTION, documents]))],
+    )
 
     response = run.responses[0]
     assert response["statusCode"] == 200, response["body"]

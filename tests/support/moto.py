@@ -1,0 +1,34 @@
+"""One moto server for the tests that need an AWS API (DynamoDB history, S3 documents).
+
+Registered as a pytest plugin by tests/conftest.py: ``moto_url`` is started once per session
+and shared; each test names its own tables and buckets and removes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from tools.devstack import MotoServer
+
+REGION = "eu-west-1"
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    with MotoServer() as moto:
+        yield moto.url
+
+
+def moto_client(service: str, url: str, region: str = REGION) -> Any:
+    """A boto3 client for moto at ``url``, with its dummy credentials."""
+    return boto3.client(
+        service,
+        endpoint_url=url,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
