@@ -54,7 +54,7 @@ variable "endpoint_enabled" {
 }
 
 variable "model_id" {
-  description = "Hugging Face Hub model id served by TGI."
+  description = "Hugging Face Hub model id served by the endpoint (TGI or vLLM)."
   type        = string
   default     = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
   nullable    = false

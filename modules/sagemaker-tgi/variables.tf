@@ -25,7 +25,7 @@ variable "tags" {
 # -----------------------------------------------------------------------------
 
 variable "model_id" {
-  description = "Hugging Face Hub model id that TGI serves (HF_MODEL_ID)."
+  description = "Hugging Face Hub model id the engine serves (TGI: HF_MODEL_ID; vLLM: SM_VLLM_MODEL)."
   type        = string
   default     = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
   nullable    = false
@@ -37,7 +37,7 @@ variable "model_id" {
 }
 
 variable "model_revision" {
-  description = "Hub revision (branch, tag or commit) of the model to serve (HF_MODEL_REVISION); null for the default branch. Pin a commit for reproducible deployments."
+  description = "Hub revision (branch, tag or commit) of the model to serve (TGI: HF_MODEL_REVISION; vLLM: SM_VLLM_REVISION); null for the default branch. Pin a commit for reproducible deployments."
   type        = string
   default     = null
 
@@ -177,7 +177,7 @@ variable "instance_type" {
 }
 
 variable "num_gpus" {
-  description = "GPUs per instance passed to TGI (SM_NUM_GPUS); null to look the instance type up. Set it for GPU types the module's table does not list."
+  description = "GPUs per instance passed to the engine (TGI: SM_NUM_GPUS; vLLM: SM_VLLM_TENSOR_PARALLEL_SIZE); null to look the instance type up. Set it for GPU types the module's table does not list."
   type        = number
   default     = null
 
