@@ -104,17 +104,20 @@ def deploy(
     """Factory of applied stacks; every stack is destroyed and checked gone at the end."""
     deployments: list[Deployment] = []
 
-    def make(name: str, region: str, **variables: Any) -> Deployment:
+    def make(name: str, region: str, example: str | None = None, **variables: Any) -> Deployment:
         tree = staged(name)
-        tf = Terraform(tree, moto_env(region))
-        init(tf)
-        all_variables = {
-            "name": name,
+        packages = {
             "chat_package_path": str(built_artifacts / "chat.zip"),
             "qa_package_path": str(built_artifacts / "qa.zip"),
             "layer_package_path": str(built_artifacts / "layer.zip"),
-            **variables,
         }
+        if example is not None:
+            # An example takes the packages from build/ at the repository root, as a clone would.
+            (tree / "build").symlink_to(built_artifacts, target_is_directory=True)
+            tree, packages = tree / "examples" / example, {}
+        tf = Terraform(tree, moto_env(region))
+        init(tf)
+        all_variables = {"name": name, **packages, **variables}
         deployment = Deployment(tf, region, all_variables, moto)
         deployments.append(deployment)
         deployment.tf.apply(all_variables)
@@ -243,6 +246,21 @@ def test_existing_endpoint_is_called_and_nothing_of_sagemaker_is_created(
         assert outputs.get(absent) is None, absent
     for function in FUNCTIONS:
         assert stack.function_environment(function)["ENDPOINT_NAME"] == "Shared-LLM"
+        assert stack.invoke_grants(function) == [arn]
+
+
+def test_the_existing_endpoint_example_applies_and_replans_clean(
+    deploy, shared_endpoint: dict[str, str]
+) -> None:
+    stack = deploy(
+        "existing-example", "eu-central-1", example="existing-endpoint", endpoint_name="Shared-LLM"
+    )
+    replan = stack.tf.plan(stack.variables, "-detailed-exitcode", check=False)
+    assert replan.returncode == 0, replan.stdout
+    assert stack.sagemaker_resources()["models"] == ["shared-model"]
+    arn = f"arn:aws:sagemaker:eu-central-1:{ACCOUNT}:endpoint/shared-llm"
+    assert stack.tf.output_json()["endpoint_arn"] == arn
+    for function in FUNCTIONS:
         assert stack.invoke_grants(function) == [arn]
 
 
