@@ -117,6 +117,10 @@ bench: package ## Print cold-start, warm-overhead, size and build-time figures o
 docs: $(VENV)/.installed ## Write the terraform-docs blocks (inputs, outputs, resources...) of the READMEs from the .tf files
 	$(VENV_PY) -m tools.tf_docs --write
 
+.PHONY: images
+images: $(VENV)/.installed ## Regenerate the serving images' region tables (modules/sagemaker-tgi/images.tf) from the pinned sagemaker-core
+	$(VENV_PY) -m tools.image_tables
+
 # ---------------------------------------------------------------------------
 # Local stack (tools/local, tools/model_server)
 # ---------------------------------------------------------------------------

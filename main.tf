@@ -1,3 +1,6 @@
+data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
+
 data "aws_region" "current" {
   lifecycle {
     # Checks across variables; a validation block may name only its own variable before
@@ -6,10 +9,12 @@ data "aws_region" "current" {
       condition     = var.max_new_tokens < var.max_total_tokens
       error_message = "max_new_tokens (${var.max_new_tokens}) must be below max_total_tokens (${var.max_total_tokens}): the prompt gets max_total_tokens - max_new_tokens tokens and needs at least one."
     }
+    precondition {
+      condition     = var.existing_endpoint_name == null || length(local.endpoint_only_settings) == 0
+      error_message = "existing_endpoint_name calls an endpoint this stack does not create, so these settings of the endpoint it would create have no effect; remove them: ${join(", ", local.endpoint_only_settings)}."
+    }
   }
 }
-
-data "aws_partition" "current" {}
 
 locals {
   # `id` is the region name in provider 5.x and 6.x; `name` is deprecated in 6.x.
@@ -24,9 +29,35 @@ locals {
     layer = coalesce(var.layer_package_path, "${path.module}/build/layer.zip")
   }
 
+  # The endpoint the functions call: one this stack creates (module.llm), or an existing one.
+  # Its name and ARN are known while it is paused too, so the functions and their grant stay.
+  creates_endpoint = var.existing_endpoint_name == null
+  endpoint_name    = local.creates_endpoint ? var.name : var.existing_endpoint_name
+  # SageMaker keeps endpoint names as given but lower-cases them in ARNs.
+  endpoint_arn = format(
+    "arn:%s:sagemaker:%s:%s:endpoint/%s",
+    data.aws_partition.current.partition, local.region, data.aws_caller_identity.current.account_id,
+    lower(local.endpoint_name),
+  )
+  # Settings only the created endpoint uses, named when existing_endpoint_name makes them moot.
+  endpoint_only_settings = compact([
+    var.serving_engine != "tgi" ? "serving_engine" : "",
+    var.model_revision != null ? "model_revision" : "",
+    nonsensitive(var.hf_token != null) ? "hf_token" : "",
+    var.image_uri != null ? "image_uri" : "",
+    var.image_tag != null ? "image_tag" : "",
+    length(var.container_env) > 0 ? "container_env" : "",
+    var.max_batch_prefill_tokens != null ? "max_batch_prefill_tokens" : "",
+    var.endpoint_kms_key_arn != null ? "endpoint_kms_key_arn" : "",
+    var.autoscaling_enabled ? "autoscaling_enabled" : "",
+    !var.endpoint_enabled ? "endpoint_enabled = false (pause the endpoint where it is managed)" : "",
+  ])
+
   # Settings both functions read; values are strings because Lambda's environment is.
   common_environment = {
-    ENDPOINT_NAME        = module.llm.endpoint_name
+    ENDPOINT_NAME = local.endpoint_name
+    # false: the functions answer 503 model_paused without calling SageMaker.
+    ENDPOINT_ENABLED     = tostring(var.endpoint_enabled)
     MAX_INPUT_TOKENS     = tostring(local.max_input_tokens)
     MAX_NEW_TOKENS       = tostring(var.max_new_tokens)
     TEMPERATURE          = tostring(var.temperature)
@@ -41,7 +72,7 @@ locals {
   invoke_endpoint_statement = {
     sid       = "InvokeModelEndpoint"
     actions   = ["sagemaker:InvokeEndpoint"]
-    resources = [module.llm.endpoint_arn]
+    resources = [local.endpoint_arn]
   }
 
   # The QA function reads documents from these buckets' objects, and nothing else in S3.
@@ -68,16 +99,19 @@ locals {
 
 module "llm" {
   source = "./modules/sagemaker-tgi"
+  count  = local.creates_endpoint ? 1 : 0
 
-  name           = var.name
-  model_id       = var.model_id
-  model_revision = var.model_revision
-  hf_token       = var.hf_token
-  instance_type  = var.instance_type
-  instance_count = var.instance_count
-  image_uri      = var.image_uri
-  image_tag      = var.image_tag
-  container_env  = var.container_env
+  name             = var.name
+  serving_engine   = var.serving_engine
+  endpoint_enabled = var.endpoint_enabled
+  model_id         = var.model_id
+  model_revision   = var.model_revision
+  hf_token         = var.hf_token
+  instance_type    = var.instance_type
+  instance_count   = var.instance_count
+  image_uri        = var.image_uri
+  image_tag        = var.image_tag
+  container_env    = var.container_env
   # Clamped so a max_new_tokens >= max_total_tokens is reported once, by the precondition on
   # data.aws_region.current, not a second time by the module's own validation.
   max_input_tokens                       = max(local.max_input_tokens, 1)
@@ -90,6 +124,12 @@ module "llm" {
   log_retention_in_days                  = var.log_retention_in_days
   log_kms_key_arn                        = var.log_kms_key_arn
   tags                                   = var.tags
+}
+
+# The endpoint module was a single block before existing_endpoint_name; this keeps it in place.
+moved {
+  from = module.llm
+  to   = module.llm[0]
 }
 
 # -----------------------------------------------------------------------------

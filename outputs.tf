@@ -46,23 +46,33 @@ output "qa_curl" {
 # -----------------------------------------------------------------------------
 
 output "endpoint_name" {
-  description = "Name of the SageMaker endpoint serving the model."
-  value       = module.llm.endpoint_name
+  description = "Name of the SageMaker endpoint the functions call (ENDPOINT_NAME): the created one, or existing_endpoint_name. While endpoint_enabled is false it names the paused endpoint."
+  value       = local.endpoint_name
 }
 
 output "endpoint_arn" {
-  description = "ARN of the SageMaker endpoint; the only endpoint the functions may invoke."
-  value       = module.llm.endpoint_arn
+  description = "ARN of that endpoint; the only endpoint the functions may invoke."
+  value       = local.endpoint_arn
+}
+
+output "endpoint_enabled" {
+  description = "Whether the endpoint runs; false while it is paused (the functions answer 503 model_paused)."
+  value       = var.endpoint_enabled
+}
+
+output "serving_engine" {
+  description = "Serving container of the created endpoint (tgi or vllm); null with existing_endpoint_name."
+  value       = local.creates_endpoint ? var.serving_engine : null
 }
 
 output "model_name" {
-  description = "Name of the SageMaker model behind the endpoint."
-  value       = module.llm.model_name
+  description = "Name of the SageMaker model behind the endpoint; null while paused or with existing_endpoint_name."
+  value       = try(module.llm[0].model_name, null)
 }
 
 output "image_uri" {
-  description = "Container image the endpoint runs."
-  value       = module.llm.image_uri
+  description = "Container image the created endpoint runs (also while paused); null with existing_endpoint_name."
+  value       = try(module.llm[0].image_uri, null)
 }
 
 output "max_input_tokens" {
@@ -71,8 +81,8 @@ output "max_input_tokens" {
 }
 
 output "sagemaker_role_arn" {
-  description = "ARN of the endpoint's SageMaker execution role."
-  value       = module.llm.role_arn
+  description = "ARN of the endpoint's SageMaker execution role; null with existing_endpoint_name."
+  value       = try(module.llm[0].role_arn, null)
 }
 
 # -----------------------------------------------------------------------------

@@ -23,8 +23,38 @@ variable "tags" {
 # Model endpoint
 # -----------------------------------------------------------------------------
 
+variable "serving_engine" {
+  description = "Serving container of the endpoint: \"tgi\" (Hugging Face TGI DLC) or \"vllm\" (AWS's vLLM DLC, for models newer than TGI serves). Both answer the Messages API the functions send."
+  type        = string
+  default     = "tgi"
+  nullable    = false
+
+  validation {
+    condition     = contains(["tgi", "vllm"], var.serving_engine)
+    error_message = "serving_engine must be \"tgi\" or \"vllm\"."
+  }
+}
+
+variable "existing_endpoint_name" {
+  description = "Name of a SageMaker endpoint of this account and region for the functions to call instead of creating one; null to create it. It must accept the Messages API on /invocations (TGI >= 2.4, or a vLLM image)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.existing_endpoint_name == null || can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", coalesce(var.existing_endpoint_name, "-")))
+    error_message = "existing_endpoint_name must be a SageMaker endpoint name: 1-63 letters, digits and hyphens, starting and ending with a letter or digit."
+  }
+}
+
+variable "endpoint_enabled" {
+  description = "Whether the endpoint runs. false deletes the model, endpoint configuration and endpoint (no instance billed) and keeps functions, URLs, history and roles; the functions then answer 503 model_paused. true again restores the endpoint."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
 variable "model_id" {
-  description = "Hugging Face Hub model id served by TGI."
+  description = "Hugging Face Hub model id served by the endpoint (TGI or vLLM)."
   type        = string
   default     = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
   nullable    = false
@@ -83,25 +113,29 @@ variable "instance_count" {
 }
 
 variable "image_uri" {
-  description = "ECR URI of the serving image; null for the region's Hugging Face TGI DLC (image_tag)."
+  description = "ECR URI of the serving image (any partition's ECR host); null for the region's DLC of serving_engine (image_tag)."
   type        = string
   default     = null
 
   validation {
-    condition     = var.image_uri == null || can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[a-f0-9]{64})$", var.image_uri))
+    # Every partition's ECR host: amazonaws.com, amazonaws.com.cn, amazonaws.eu, c2s.ic.gov,
+    # sc2s.sgov.gov, csp.hci.ic.gov, cloud.adc-e.uk (the SDK's regions, via botocore).
+    condition     = var.image_uri == null || can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.(amazonaws\\.com(\\.cn)?|amazonaws\\.eu|c2s\\.ic\\.gov|sc2s\\.sgov\\.gov|csp\\.hci\\.ic\\.gov|cloud\\.adc-e\\.uk)/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[a-f0-9]{64})$", var.image_uri))
     error_message = "image_uri must be an ECR image such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com/repo:tag (or @sha256:digest); SageMaker pulls only from ECR here."
   }
 }
 
 variable "image_tag" {
-  description = "Tag of the Hugging Face TGI DLC used when image_uri is null (default: TGI 3.3.6)."
+  description = "Tag of the serving_engine's DLC used when image_uri is null; null for the engine's newest release in the SageMaker SDK's table (TGI 3.3.6, vLLM DLC 0.30.0)."
   type        = string
-  default     = "2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04"
-  nullable    = false
+  default     = null
 
   validation {
-    condition     = can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+-tgi[0-9]+\\.[0-9]+\\.[0-9]+-gpu-py3[0-9]+-cu[0-9]+-ubuntu[0-9]+\\.[0-9]+(-v[0-9.]+)?$", var.image_tag))
-    error_message = "image_tag must be a TGI DLC GPU tag such as \"2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04\"; use image_uri for any other image."
+    condition = var.image_tag == null || anytrue([
+      can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+-tgi[0-9]+\\.[0-9]+\\.[0-9]+-gpu-py3[0-9]+-cu[0-9]+-ubuntu[0-9]+\\.[0-9]+(-v[0-9.]+)?$", coalesce(var.image_tag, "-"))),
+      can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+-gpu-py3[0-9]+-cu[0-9]+-ubuntu[0-9]+\\.[0-9]+-sagemaker(-v[0-9.]+)?$", coalesce(var.image_tag, "-"))),
+    ])
+    error_message = "image_tag must be a TGI DLC GPU tag such as \"2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04\" or a vLLM DLC SageMaker tag such as \"0.30.0-gpu-py312-cu130-ubuntu24.04-sagemaker\"; use image_uri for any other image."
   }
 }
 

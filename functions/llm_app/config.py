@@ -20,6 +20,9 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     endpoint_name: str
+    # False while Terraform has the endpoint paused (endpoint_enabled = false): the functions
+    # then answer 503 model_paused without calling SageMaker.
+    endpoint_enabled: bool = True
     # Generation: the seed's defaults. SageMaker cuts a real-time invocation at 60 s, so
     # max_new_tokens must be generated inside that (TinyLlama on a g5 does ~100 tokens/s).
     max_new_tokens: int = 700

@@ -17,6 +17,7 @@ class ErrorCode(StrEnum):
     REQUEST_TOO_LARGE = "request_too_large"
     CONTEXT_TOO_LONG = "context_too_long"
     MODEL_UNAVAILABLE = "model_unavailable"
+    MODEL_PAUSED = "model_paused"
     ENDPOINT_NOT_FOUND = "endpoint_not_found"
     MODEL_ERROR = "model_error"
     MODEL_TIMEOUT = "model_timeout"
@@ -42,6 +43,8 @@ HTTP_STATUS: Mapping[ErrorCode, int] = MappingProxyType(
         ErrorCode.CONTEXT_TOO_LONG: 413,
         # The endpoint exists but cannot take the request now: the caller should retry.
         ErrorCode.MODEL_UNAVAILABLE: 503,
+        # The deployment paused the endpoint on purpose; its message says how to resume.
+        ErrorCode.MODEL_PAUSED: 503,
         # Our upstream (the endpoint) is missing or failed: a gateway error, not the caller's.
         ErrorCode.ENDPOINT_NOT_FOUND: 502,
         ErrorCode.MODEL_ERROR: 502,

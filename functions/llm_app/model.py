@@ -64,7 +64,7 @@ class TgiMessagesContentHandler(ChatModelContentHandler):
             excerpt = raw[:200].decode("utf-8", errors="replace")
             raise AppError(
                 ErrorCode.BAD_MODEL_OUTPUT,
-                f"The endpoint's response is not a TGI chat completion ({error}): {excerpt!r}",
+                f"The endpoint's response is not a chat completion ({error}): {excerpt!r}",
             ) from None
         return AIMessage(
             content=content,
@@ -102,24 +102,39 @@ class Endpoint:
     call's latency joins the request's log line as ``model_ms``.
     """
 
-    def __init__(self, model: BaseChatModel, endpoint_name: str, logger: Logger) -> None:
+    def __init__(
+        self, model: BaseChatModel, endpoint_name: str, logger: Logger, *, enabled: bool = True
+    ) -> None:
         self.model = model
         self.endpoint_name = endpoint_name
         self.logger = logger
+        self.enabled = enabled
 
     @classmethod
     def from_settings(cls, settings: Settings, logger: Logger) -> Endpoint:
         """The endpoint's client and chat model, built once per container."""
         model = build_chat_model(settings, build_sagemaker_client(settings))
-        return cls(model, settings.endpoint_name, logger)
+        return cls(model, settings.endpoint_name, logger, enabled=settings.endpoint_enabled)
 
     def answer(self, messages: Sequence[BaseMessage]) -> str:
+        if not self.enabled:
+            raise paused_error(self.endpoint_name)
         started = time.perf_counter()
         try:
             return _invoke_mapping_errors(self.model, list(messages), self.endpoint_name)
         finally:
             elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
             self.logger.append_keys(model_ms=elapsed_ms)
+
+
+def paused_error(endpoint_name: str) -> AppError:
+    """What a caller gets while the deployment has the endpoint paused: how to resume it."""
+    return AppError(
+        ErrorCode.MODEL_PAUSED,
+        f"The model endpoint '{endpoint_name}' is paused (endpoint_enabled = false), so no "
+        "instance is running or billed. To resume, set endpoint_enabled = true and run "
+        "terraform apply; the endpoint takes several minutes to come back.",
+    )
 
 
 def _invoke_mapping_errors(
@@ -181,15 +196,21 @@ def translate_client_error(error: ClientError, endpoint_name: str) -> AppError:
 
 
 def _container_message(original: object) -> str | None:
-    """TGI answers errors as {"error": "...", "error_type": "..."}; keep its sentence."""
+    """The container's own sentence from its error body.
+
+    TGI answers {"error": "...", "error_type": "..."}; vLLM's OpenAI server answers
+    {"error": {"message": "...", "type": "...", "code": 400}}.
+    """
     if not isinstance(original, str) or not original:
         return None
     try:
         parsed = json.loads(original)
     except ValueError:
         return original
-    sentence = parsed.get("error") if isinstance(parsed, dict) else None
-    return sentence if isinstance(sentence, str) else original
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict):
+        error = error.get("message")
+    return error if isinstance(error, str) else original
 
 
 def _usage(usage: object) -> UsageMetadata | None:

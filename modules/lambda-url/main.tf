@@ -162,6 +162,7 @@ resource "aws_lambda_permission" "public_invoke" {
 }
 
 resource "aws_lambda_function_url" "this" {
+  #checkov:skip=CKV_AWS_258:authorization_type is a variable, AWS_IAM by default; NONE (a public URL) is only ever an explicit choice, as in examples/stateless-public.
   function_name      = aws_lambda_function.this.function_name
   authorization_type = var.authorization_type
   invoke_mode        = var.invoke_mode

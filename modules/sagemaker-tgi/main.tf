@@ -9,11 +9,12 @@ locals {
   partition  = data.aws_partition.current.partition
   account_id = data.aws_caller_identity.current.account_id
 
-  image_account = lookup(local.tgi_image_accounts, local.region, null)
-  derived_image_uri = local.image_account == null ? null : format(
-    "%s.dkr.ecr.%s.%s/%s:%s",
-    local.image_account, local.region, data.aws_partition.current.dns_suffix,
-    local.tgi_image_repository, var.image_tag,
+  # The engine's newest image in the SageMaker SDK's table (images.tf, generated).
+  serving_image  = local.serving_images[var.serving_engine]
+  image_tag      = coalesce(var.image_tag, local.serving_image.tag)
+  image_registry = lookup(local.serving_image.registries, local.region, null)
+  derived_image_uri = local.image_registry == null ? null : format(
+    "%s/%s:%s", local.image_registry, local.serving_image.repository, local.image_tag,
   )
   image_uri = var.image_uri != null ? var.image_uri : local.derived_image_uri
 
@@ -74,19 +75,34 @@ locals {
 
   max_batch_prefill_tokens = coalesce(var.max_batch_prefill_tokens, var.max_input_tokens + 50)
 
+  # Each engine's documented settings. TGI DLC: HF_MODEL_ID, HF_MODEL_REVISION, the token
+  # limits and SM_NUM_GPUS (its shard count). AWS's vLLM DLC (SageMaker tag): every
+  # SM_VLLM_<FLAG> becomes vLLM's --<flag> (SM_VLLM_MAX_MODEL_LEN -> --max-model-len).
+  engine_environment = {
+    tgi = merge(
+      {
+        HF_MODEL_ID              = var.model_id
+        MAX_INPUT_TOKENS         = tostring(var.max_input_tokens)
+        MAX_TOTAL_TOKENS         = tostring(var.max_total_tokens)
+        MAX_BATCH_PREFILL_TOKENS = tostring(local.max_batch_prefill_tokens)
+      },
+      var.model_revision == null ? {} : { HF_MODEL_REVISION = var.model_revision },
+      # Unset on CPU: the DLC would turn SM_NUM_GPUS=0 into NUM_SHARD=0, which TGI rejects.
+      local.num_gpus > 0 ? { SM_NUM_GPUS = tostring(local.num_gpus) } : {},
+    )
+    vllm = merge(
+      {
+        SM_VLLM_MODEL = var.model_id
+        # vLLM has no separate prompt limit: it refuses prompt + max_tokens > max_model_len.
+        SM_VLLM_MAX_MODEL_LEN = tostring(var.max_total_tokens)
+      },
+      var.model_revision == null ? {} : { SM_VLLM_REVISION = var.model_revision },
+      local.num_gpus > 0 ? { SM_VLLM_TENSOR_PARALLEL_SIZE = tostring(local.num_gpus) } : {},
+    )
+  }
+
   # Everything but the token, which stays out of outputs and out of the resource names.
-  public_environment = merge(
-    {
-      HF_MODEL_ID              = var.model_id
-      MAX_INPUT_TOKENS         = tostring(var.max_input_tokens)
-      MAX_TOTAL_TOKENS         = tostring(var.max_total_tokens)
-      MAX_BATCH_PREFILL_TOKENS = tostring(local.max_batch_prefill_tokens)
-    },
-    var.model_revision == null ? {} : { HF_MODEL_REVISION = var.model_revision },
-    # Unset on CPU: the DLC would turn SM_NUM_GPUS=0 into NUM_SHARD=0, which TGI rejects.
-    local.num_gpus > 0 ? { SM_NUM_GPUS = tostring(local.num_gpus) } : {},
-    var.container_env,
-  )
+  public_environment = merge(local.engine_environment[var.serving_engine], var.container_env)
   # Whether a token is set is no secret; keeping the test non-sensitive keeps the mark on the
   # token value alone, so plans still show the rest of the environment.
   has_hf_token = nonsensitive(var.hf_token != null)
@@ -115,6 +131,13 @@ locals {
   })), 0, 8))
 
   log_group_name = "/aws/sagemaker/Endpoints/${var.name}"
+
+  engine_label = { tgi = "Hugging Face TGI", vllm = "vLLM" }[var.serving_engine]
+  # The tag families of each engine's DLC, so a TGI tag cannot end up on the vLLM image.
+  image_tag_patterns = {
+    tgi  = "^[0-9]+\\.[0-9]+\\.[0-9]+-tgi[0-9]+\\.[0-9]+\\.[0-9]+-gpu-py3[0-9]+-cu[0-9]+-ubuntu[0-9]+\\.[0-9]+(-v[0-9.]+)?$"
+    vllm = "^[0-9]+\\.[0-9]+\\.[0-9]+-gpu-py3[0-9]+-cu[0-9]+-ubuntu[0-9]+\\.[0-9]+-sagemaker(-v[0-9.]+)?$"
+  }
 }
 
 # -----------------------------------------------------------------------------
@@ -140,7 +163,7 @@ data "aws_iam_policy_document" "assume" {
 
 resource "aws_iam_role" "this" {
   name                 = "${var.name}-sagemaker"
-  description          = "SageMaker execution role of the ${var.name} TGI endpoint"
+  description          = "SageMaker execution role of the ${var.name} model endpoint"
   assume_role_policy   = data.aws_iam_policy_document.assume.json
   permissions_boundary = var.role_permissions_boundary
   tags                 = var.tags
@@ -207,6 +230,8 @@ resource "aws_cloudwatch_log_group" "this" {
 
 resource "aws_sagemaker_model" "this" {
   #checkov:skip=CKV_AWS_370:Network isolation would stop TGI downloading the weights from the Hugging Face Hub.
+  count = var.endpoint_enabled ? 1 : 0
+
   name               = local.model_name
   execution_role_arn = aws_iam_role.this.arn
   tags               = var.tags
@@ -223,8 +248,8 @@ resource "aws_sagemaker_model" "this" {
     precondition {
       condition = local.image_uri != null
       error_message = format(
-        "No Hugging Face TGI image is published in region %s. Set image_uri to a TGI image in an ECR repository of that region, or deploy to one of: %s.",
-        local.region, join(", ", sort(keys(local.tgi_image_accounts))),
+        "No %s image is published in region %s. Set image_uri to a %s image in an ECR repository of that region, or deploy to one of: %s.",
+        local.engine_label, local.region, local.engine_label, join(", ", sort(keys(local.serving_image.registries))),
       )
     }
     precondition {
@@ -232,8 +257,16 @@ resource "aws_sagemaker_model" "this" {
       error_message = "max_input_tokens (${var.max_input_tokens}) must be below max_total_tokens (${var.max_total_tokens}): the difference is the room left for generated tokens."
     }
     precondition {
-      condition     = local.max_batch_prefill_tokens >= var.max_input_tokens
+      condition     = var.serving_engine != "tgi" || local.max_batch_prefill_tokens >= var.max_input_tokens
       error_message = "max_batch_prefill_tokens (${local.max_batch_prefill_tokens}) must be at least max_input_tokens (${var.max_input_tokens}), or TGI refuses to start."
+    }
+    precondition {
+      condition     = var.serving_engine == "tgi" || var.max_batch_prefill_tokens == null
+      error_message = "max_batch_prefill_tokens is a TGI setting; vLLM has none of that name (pass vLLM flags as SM_VLLM_* keys of container_env)."
+    }
+    precondition {
+      condition     = var.image_tag == null || can(regex(local.image_tag_patterns[var.serving_engine], coalesce(var.image_tag, "-")))
+      error_message = "image_tag \"${coalesce(var.image_tag, "-")}\" is not a ${local.engine_label} tag (e.g. \"${local.serving_image.tag}\"); set it to one, or use image_uri for any other image."
     }
   }
 
@@ -242,13 +275,15 @@ resource "aws_sagemaker_model" "this" {
 
 resource "aws_sagemaker_endpoint_configuration" "this" {
   #checkov:skip=CKV_AWS_98:KMS on the storage volume is refused for instance types with NVMe instance storage (g5, g6, p4d...); set kms_key_arn for EBS-backed types.
+  count = var.endpoint_enabled ? 1 : 0
+
   name        = local.endpoint_config_name
   kms_key_arn = var.kms_key_arn
   tags        = var.tags
 
   production_variants {
     variant_name                                      = local.variant_name
-    model_name                                        = aws_sagemaker_model.this.name
+    model_name                                        = aws_sagemaker_model.this[0].name
     instance_type                                     = var.instance_type
     initial_instance_count                            = var.instance_count
     container_startup_health_check_timeout_in_seconds = var.container_startup_health_check_timeout
@@ -261,8 +296,10 @@ resource "aws_sagemaker_endpoint_configuration" "this" {
 }
 
 resource "aws_sagemaker_endpoint" "this" {
+  count = var.endpoint_enabled ? 1 : 0
+
   name                 = var.name
-  endpoint_config_name = aws_sagemaker_endpoint_configuration.this.name
+  endpoint_config_name = aws_sagemaker_endpoint_configuration.this[0].name
   tags                 = var.tags
 
   depends_on = [aws_cloudwatch_log_group.this]
@@ -273,10 +310,10 @@ resource "aws_sagemaker_endpoint" "this" {
 # -----------------------------------------------------------------------------
 
 resource "aws_appautoscaling_target" "this" {
-  count = var.autoscaling_enabled ? 1 : 0
+  count = var.autoscaling_enabled && var.endpoint_enabled ? 1 : 0
 
   service_namespace  = "sagemaker"
-  resource_id        = "endpoint/${aws_sagemaker_endpoint.this.name}/variant/${local.variant_name}"
+  resource_id        = "endpoint/${aws_sagemaker_endpoint.this[0].name}/variant/${local.variant_name}"
   scalable_dimension = "sagemaker:variant:DesiredInstanceCount"
   min_capacity       = var.autoscaling.min_capacity
   max_capacity       = var.autoscaling.max_capacity
@@ -291,7 +328,7 @@ resource "aws_appautoscaling_target" "this" {
 }
 
 resource "aws_appautoscaling_policy" "this" {
-  count = var.autoscaling_enabled ? 1 : 0
+  count = length(aws_appautoscaling_target.this)
 
   name               = "${var.name}-invocations-per-instance"
   policy_type        = "TargetTrackingScaling"

@@ -1,21 +1,26 @@
 output "endpoint_name" {
-  description = "Name of the SageMaker endpoint (what InvokeEndpoint takes)."
-  value       = aws_sagemaker_endpoint.this.name
+  description = "Name of the SageMaker endpoint (what InvokeEndpoint takes); null while endpoint_enabled is false."
+  value       = try(aws_sagemaker_endpoint.this[0].name, null)
 }
 
 output "endpoint_arn" {
-  description = "ARN of the SageMaker endpoint, for sagemaker:InvokeEndpoint permissions."
-  value       = aws_sagemaker_endpoint.this.arn
+  description = "ARN of the SageMaker endpoint, for sagemaker:InvokeEndpoint permissions; null while endpoint_enabled is false."
+  value       = try(aws_sagemaker_endpoint.this[0].arn, null)
 }
 
 output "endpoint_config_name" {
-  description = "Name of the endpoint configuration currently deployed."
-  value       = aws_sagemaker_endpoint_configuration.this.name
+  description = "Name of the endpoint configuration currently deployed; null while endpoint_enabled is false."
+  value       = try(aws_sagemaker_endpoint_configuration.this[0].name, null)
 }
 
 output "model_name" {
-  description = "Name of the SageMaker model (changes whenever the image or container environment does)."
-  value       = aws_sagemaker_model.this.name
+  description = "Name of the SageMaker model (changes whenever the image or container environment does); null while endpoint_enabled is false."
+  value       = try(aws_sagemaker_model.this[0].name, null)
+}
+
+output "serving_engine" {
+  description = "Serving container of the endpoint: tgi or vllm."
+  value       = var.serving_engine
 }
 
 output "variant_name" {
@@ -34,17 +39,17 @@ output "role_name" {
 }
 
 output "image_uri" {
-  description = "Container image the model runs (the region's TGI DLC unless image_uri was given)."
+  description = "Container image the model runs (the region's DLC of serving_engine unless image_uri was given)."
   value       = local.image_uri
 }
 
 output "num_gpus" {
-  description = "GPUs per instance given to TGI (SM_NUM_GPUS); 0 means TGI runs on CPU."
+  description = "GPUs per instance given to the engine (TGI: SM_NUM_GPUS; vLLM: SM_VLLM_TENSOR_PARALLEL_SIZE); 0 means none is set (CPU)."
   value       = local.num_gpus
 }
 
 output "container_environment" {
-  description = "Environment of the TGI container, without the Hugging Face token."
+  description = "Environment of the serving container, without the Hugging Face token."
   value       = local.public_environment
 }
 

@@ -25,7 +25,7 @@ variable "tags" {
 # -----------------------------------------------------------------------------
 
 variable "model_id" {
-  description = "Hugging Face Hub model id that TGI serves (HF_MODEL_ID)."
+  description = "Hugging Face Hub model id the engine serves (TGI: HF_MODEL_ID; vLLM: SM_VLLM_MODEL)."
   type        = string
   default     = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
   nullable    = false
@@ -37,7 +37,7 @@ variable "model_id" {
 }
 
 variable "model_revision" {
-  description = "Hub revision (branch, tag or commit) of the model to serve (HF_MODEL_REVISION); null for the default branch. Pin a commit for reproducible deployments."
+  description = "Hub revision (branch, tag or commit) of the model to serve (TGI: HF_MODEL_REVISION; vLLM: SM_VLLM_REVISION); null for the default branch. Pin a commit for reproducible deployments."
   type        = string
   default     = null
 
@@ -59,31 +59,54 @@ variable "hf_token" {
   }
 }
 
-variable "image_tag" {
-  description = "Tag of the Hugging Face TGI Deep Learning Container, used when image_uri is null. The default is TGI 3.3.6."
+variable "serving_engine" {
+  description = "Serving container: \"tgi\" (Hugging Face TGI DLC) or \"vllm\" (AWS's vLLM DLC). Both answer the Messages API on /invocations."
   type        = string
-  default     = "2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04"
+  default     = "tgi"
   nullable    = false
 
   validation {
-    condition     = can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+-tgi[0-9]+\\.[0-9]+\\.[0-9]+-gpu-py3[0-9]+-cu[0-9]+-ubuntu[0-9]+\\.[0-9]+(-v[0-9.]+)?$", var.image_tag))
-    error_message = "image_tag must be a TGI DLC GPU tag such as \"2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04\"; use image_uri for any other image."
+    condition     = contains(["tgi", "vllm"], var.serving_engine)
+    error_message = "serving_engine must be \"tgi\" or \"vllm\"."
   }
 }
 
-variable "image_uri" {
-  description = "Full ECR image URI of the serving container; overrides the region's TGI DLC (e.g. a copy in your own ECR, or a region the DLC table lacks)."
+variable "endpoint_enabled" {
+  description = "Whether the model, endpoint configuration and endpoint exist. false pauses the endpoint (no instance billed) and keeps the role and log group; true again restores it."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "image_tag" {
+  description = "Tag of the engine's Deep Learning Container, used when image_uri is null; null for the newest release in the SageMaker SDK's table (TGI 3.3.6: 2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04; vLLM: 0.30.0-gpu-py312-cu130-ubuntu24.04-sagemaker)."
   type        = string
   default     = null
 
   validation {
-    condition     = var.image_uri == null || can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[a-f0-9]{64})$", var.image_uri))
+    condition = var.image_tag == null || anytrue([
+      can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+-tgi[0-9]+\\.[0-9]+\\.[0-9]+-gpu-py3[0-9]+-cu[0-9]+-ubuntu[0-9]+\\.[0-9]+(-v[0-9.]+)?$", coalesce(var.image_tag, "-"))),
+      can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+-gpu-py3[0-9]+-cu[0-9]+-ubuntu[0-9]+\\.[0-9]+-sagemaker(-v[0-9.]+)?$", coalesce(var.image_tag, "-"))),
+    ])
+    error_message = "image_tag must be a TGI DLC GPU tag such as \"2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04\" or a vLLM DLC SageMaker tag such as \"0.30.0-gpu-py312-cu130-ubuntu24.04-sagemaker\"; use image_uri for any other image."
+  }
+}
+
+variable "image_uri" {
+  description = "Full ECR image URI of the serving container; overrides the region's DLC of serving_engine (e.g. a copy in your own ECR, or a region the DLC table lacks)."
+  type        = string
+  default     = null
+
+  validation {
+    # Every partition's ECR host: amazonaws.com, amazonaws.com.cn, amazonaws.eu, c2s.ic.gov,
+    # sc2s.sgov.gov, csp.hci.ic.gov, cloud.adc-e.uk (the SDK's regions, via botocore).
+    condition     = var.image_uri == null || can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.(amazonaws\\.com(\\.cn)?|amazonaws\\.eu|c2s\\.ic\\.gov|sc2s\\.sgov\\.gov|csp\\.hci\\.ic\\.gov|cloud\\.adc-e\\.uk)/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[a-f0-9]{64})$", var.image_uri))
     error_message = "image_uri must be an ECR image such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com/repo:tag (or @sha256:digest); SageMaker pulls only from ECR here."
   }
 }
 
 variable "container_env" {
-  description = "Extra environment variables for the TGI container (e.g. QUANTIZE, DTYPE); they override the module's own keys."
+  description = "Extra environment variables for the serving container (TGI: QUANTIZE, DTYPE...; vLLM: SM_VLLM_<FLAG> for any vllm serve flag); they override the module's own keys."
   type        = map(string)
   default     = {}
   nullable    = false
@@ -154,7 +177,7 @@ variable "instance_type" {
 }
 
 variable "num_gpus" {
-  description = "GPUs per instance passed to TGI (SM_NUM_GPUS); null to look the instance type up. Set it for GPU types the module's table does not list."
+  description = "GPUs per instance passed to the engine (TGI: SM_NUM_GPUS; vLLM: SM_VLLM_TENSOR_PARALLEL_SIZE); null to look the instance type up. Set it for GPU types the module's table does not list."
   type        = number
   default     = null
 

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,14 +121,14 @@ def refuses_connections(url: str) -> bool:
     return False
 
 
-@pytest.fixture(scope="module")
-def stack(
-    model_server_python: Path, built_artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def local_stack(
+    model_server_python: Path, built_artifacts: Path, tmp_path: Path, *extra: str
 ) -> Iterator[RunningStack]:
-    """`make local` with its defaults, on free ports; stopped by `make local-down`'s module."""
+    """`make local` with its defaults and ``extra`` arguments, on free ports; stopped by
+    `make local-down`'s module, then checked to leave nothing behind."""
     if shutil.which("terraform") is None:
         missing_tool("the terraform CLI is not on PATH")
-    tmp_path = tmp_path_factory.mktemp("make-local")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HF_"))}
     state_dir = tmp_path / "state"
     log = tmp_path / "local-up.log"
@@ -155,6 +156,7 @@ def stack(
                     "0",
                     "--port-base",
                     "0",
+                    *extra,
                 ],
                 cwd=REPO_ROOT,
                 env=env,
@@ -167,7 +169,8 @@ def stack(
             processes = [state["pid"], state["model_server"]["pid"]] + [
                 pid for f in state["functions"].values() for pid in f["worker_pids"]
             ]
-            listening = [state["model_server"]["url"], *urls.values()]
+            processes = [pid for pid in processes if pid is not None]  # none while paused
+            listening = [url for url in (state["model_server"]["url"], *urls.values()) if url]
             assert all(alive(pid) for pid in processes)
             yield RunningStack(state, urls, log)
         finally:
@@ -197,6 +200,15 @@ def stack(
             for service in ("lambda", "sagemaker", "dynamodb", "iam", "logs")
         }
         assert inventory(clients) == {}
+
+
+@pytest.fixture(scope="module")
+def stack(
+    model_server_python: Path, built_artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningStack]:
+    tmp_path = tmp_path_factory.mktemp("make-local")
+    with local_stack(model_server_python, built_artifacts, tmp_path) as running:
+        yield running
 
 
 def test_the_embedded_model_is_announced_as_standing_in_for_the_deployed_one(
@@ -265,3 +277,56 @@ def test_each_request_is_logged_with_the_functions_own_logs(stack: RunningStack)
     for name in ("local-chat", "local-qa"):
         assert f"{name} POST / 200 " in text
         assert f"[{name}] cold start: init" in text
+
+
+# -----------------------------------------------------------------------------
+# The endpoint choices (issue 15): vLLM, an existing endpoint, a paused endpoint
+# -----------------------------------------------------------------------------
+
+CHOICES = {
+    "vllm": ("--var", "serving_engine=vllm"),
+    # The existing endpoint's name is what the local model server then serves.
+    "existing endpoint": ("--var", "existing_endpoint_name=shared-llm"),
+    "paused": ("--var", "endpoint_enabled=false"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(CHOICES))
+def choice(
+    request: pytest.FixtureRequest,
+    model_server_python: Path,
+    built_artifacts: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, RunningStack]]:
+    tmp_path = tmp_path_factory.mktemp("make-local-choice")
+    extra = CHOICES[request.param]
+    with local_stack(model_server_python, built_artifacts, tmp_path, *extra) as running:
+        yield request.param, running
+
+
+def test_each_endpoint_choice_serves_the_seed_curl(choice: tuple[str, RunningStack]) -> None:
+    name, stack = choice
+    text = stack.log.read_text()
+    if name == "paused":
+        assert stack.state["model_server"]["pid"] is None
+        assert "paused (endpoint_enabled = false)" in text
+        for label in ("chat", "qa"):
+            status, _, body = post(stack.urls[label], QUESTION, sign=True)
+            assert status == 503, body
+            error = json.loads(body)["error"]
+            assert error["code"] == "model_paused"
+            assert "set endpoint_enabled = true and run terraform apply" in error["message"]
+        return
+    reply = stack.ask("chat", ["What is the capital of France?"])
+    assert "Paris" in reply["answer"], reply
+    endpoint = "local" if name == "vllm" else "shared-llm"
+    if name == "vllm":
+        assert "runs on AWS (vllm)" in text
+    else:
+        assert "stands in for the existing endpoint shared-llm" in text
+    # The model server's request line reaches the log through a relay thread.
+    line = f"[model] POST /endpoints/{endpoint}/invocations 200"
+    deadline = time.monotonic() + 10
+    while line not in stack.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert line in stack.log.read_text()

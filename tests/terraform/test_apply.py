@@ -156,6 +156,7 @@ def test_unchanged_configuration_plans_no_change(stack: Stack) -> None:
 
 COMMON_ENV = {
     "ENDPOINT_NAME": NAME,
+    "ENDPOINT_ENABLED": "true",
     "MAX_INPUT_TOKENS": "1348",
     "MAX_NEW_TOKENS": "700",
     "TEMPERATURE": "0.5",
@@ -521,6 +522,23 @@ def test_a_stack_from_before_for_each_plans_only_moves(stack: Stack) -> None:
     for address, previous in moved.items():
         function = address.split('"')[1]
         assert previous == address.replace(f'module.functions["{function}"]', f"module.{function}")
+    changed = [c["address"] for c in changes if c["change"]["actions"] not in (["no-op"], ["read"])]
+    assert changed == []
+
+
+def test_a_stack_from_before_existing_endpoint_name_plans_only_moves(stack: Stack) -> None:
+    # module.llm had no count before existing_endpoint_name; its moved block adopts the
+    # endpoint as module.llm[0] with nothing replaced.
+    tf = stack.live().tf
+    tf.run("state", "mv", "module.llm[0]", "module.llm")
+    try:
+        tf.plan(stack.variables, "-refresh=false", "-out=llm-upgrade.tfplan")
+        shown = json.loads(tf.run("show", "-json", "llm-upgrade.tfplan").stdout)
+    finally:
+        tf.run("state", "mv", "module.llm", "module.llm[0]")
+    changes = shown["resource_changes"]
+    moved = [c for c in changes if c.get("previous_address", "").startswith("module.llm.")]
+    assert any(c["address"] == "module.llm[0].aws_sagemaker_endpoint.this[0]" for c in moved)
     changed = [c["address"] for c in changes if c["change"]["actions"] not in (["no-op"], ["read"])]
     assert changed == []
 

@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 
 from tests.support.terraform import init
+from tests.support.tools import missing_tool
 from tools.devstack import Terraform
 
 pytestmark = pytest.mark.stack
 
 REGION = "eu-west-1"
 TGI_TAG = "2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04"
+VLLM_TAG = "0.30.0-gpu-py312-cu130-ubuntu24.04-sagemaker"
 
 # Each plan: (region, variables over a valid base, the error details it must report, one each).
 # Variable validations are independent of each other, so several bad values share one plan.
@@ -107,16 +109,61 @@ ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         {"chat_package_path": "/nonexistent/chat.zip"},
         ["filename does not exist; build the packages first"],
     ),
+    # The SDK publishes no vLLM DLC in China (TGI it does).
     "unsupported region": (
-        "ap-east-2",
-        {},
-        ["No Hugging Face TGI image is published in region ap-east-2. Set image_uri"],
+        "cn-north-1",
+        {"serving_engine": "vllm"},
+        ["No vLLM image is published in region cn-north-1. Set image_uri"],
     ),
     "unsupported region with image_uri": (
-        "ap-east-2",
-        {"image_uri": f"123456789012.dkr.ecr.ap-east-2.amazonaws.com/tgi:{TGI_TAG}"},
+        "cn-north-1",
+        {
+            "serving_engine": "vllm",
+            "image_uri": f"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/vllm:{VLLM_TAG}",
+        },
         [],
     ),
+    "image_uri on another partition's ECR host": (
+        REGION,
+        {"image_uri": f"123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu/tgi:{TGI_TAG}"},
+        [],
+    ),
+    "bad endpoint choices": (
+        REGION,
+        {"serving_engine": "sglang", "existing_endpoint_name": "-shared-", "image_tag": "latest"},
+        [
+            'serving_engine must be "tgi" or "vllm"',
+            "existing_endpoint_name must be a SageMaker endpoint name",
+            "image_tag must be a TGI DLC GPU tag",
+        ],
+    ),
+    "existing endpoint with settings of the endpoint it replaces": (
+        REGION,
+        {
+            "existing_endpoint_name": "shared-llm",
+            "serving_engine": "vllm",
+            "hf_token": "hf_abcdefgh",
+            "container_env": {"DTYPE": "float16"},
+            "endpoint_enabled": False,
+        },
+        [
+            "existing_endpoint_name calls an endpoint this stack does not create, so these "
+            "settings of the endpoint it would create have no effect; remove them: "
+            "serving_engine, hf_token, container_env, endpoint_enabled = false"
+        ],
+    ),
+    "existing endpoint alone": (REGION, {"existing_endpoint_name": "shared-llm"}, []),
+    "vllm with a TGI-only setting": (
+        REGION,
+        {"serving_engine": "vllm", "max_batch_prefill_tokens": 4096},
+        ["max_batch_prefill_tokens is a TGI setting"],
+    ),
+    "vllm with a TGI image tag": (
+        REGION,
+        {"serving_engine": "vllm", "image_tag": TGI_TAG},
+        [f'image_tag "{TGI_TAG}" is not a vLLM tag'],
+    ),
+    "paused endpoint": (REGION, {"endpoint_enabled": False}, []),
 }
 
 
@@ -196,29 +243,58 @@ def test_lambda_url_module_refuses_reserved_environment_keys(
 # What the sagemaker-tgi module derives: image by region, GPUs by instance type
 # -----------------------------------------------------------------------------
 
-# region -> instance type planned there (each plan checks one region's image and one GPU count).
-MODULE_CASES: dict[str, str] = {
-    "us-east-1": "ml.g5.12xlarge",
-    "ap-southeast-5": "ml.g5.xlarge",
-    "cn-north-1": "ml.m5.xlarge",
-    "us-gov-west-1": "ml.g6.48xlarge",
+# (engine, region) -> instance type planned there (each plan checks one region's image and
+# one GPU count).
+MODULE_CASES: dict[tuple[str, str], str] = {
+    ("tgi", "us-east-1"): "ml.g5.12xlarge",
+    ("tgi", "ap-southeast-5"): "ml.g5.xlarge",
+    ("tgi", "cn-north-1"): "ml.m5.xlarge",
+    ("tgi", "us-gov-west-1"): "ml.g6.48xlarge",
+    ("vllm", "eu-west-1"): "ml.g5.12xlarge",
+    ("vllm", "ap-southeast-7"): "ml.g6e.xlarge",
+    ("vllm", "ca-central-1"): "ml.m5.xlarge",
 }
+SDK_FRAMEWORK = {"tgi": "huggingface-llm", "vllm": "vllm"}
+SDK_VERSION = {"tgi": "3.3.6", "vllm": "0.30.0"}
 
 
 @pytest.fixture(scope="module")
-def module_outputs(plan_tree: Path, moto_env) -> dict[str, dict[str, Any]]:
+def module_outputs(plan_tree: Path, moto_env) -> dict[tuple[str, str], dict[str, Any]]:
     folder = plan_tree / "modules" / "sagemaker-tgi"
 
-    def planned_outputs(region: str) -> dict[str, Any]:
+    def planned_outputs(case: tuple[str, str]) -> dict[str, Any]:
+        engine, region = case
         tf = Terraform(folder, moto_env(region))
-        plan_file = f"{region}.tfplan"
-        variables = {"name": "image-test", "instance_type": MODULE_CASES[region]}
+        plan_file = f"{engine}-{region}.tfplan"
+        variables = {
+            "name": "image-test",
+            "serving_engine": engine,
+            "instance_type": MODULE_CASES[case],
+        }
         tf.plan(variables, "-refresh=false", "-lock=false", f"-out={plan_file}")
         shown = json.loads(tf.run("show", "-json", plan_file).stdout)
         return {k: v.get("value") for k, v in shown["planned_values"]["outputs"].items()}
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip(MODULE_CASES, pool.map(planned_outputs, MODULE_CASES), strict=True))
+
+
+@pytest.mark.parametrize(("engine", "region"), MODULE_CASES)
+def test_image_is_the_one_the_sdk_retrieves_for_the_region(
+    module_outputs: dict[tuple[str, str], dict[str, Any]], engine: str, region: str
+) -> None:
+    try:
+        from sagemaker.core import image_uris
+    except ImportError:
+        missing_tool("sagemaker-core is not installed (make venv installs requirements/dev.txt)")
+    expected = image_uris.retrieve(
+        SDK_FRAMEWORK[engine],
+        region=region,
+        version=SDK_VERSION[engine],
+        instance_type="ml.g5.xlarge",
+        image_scope="inference",
+    )
+    assert module_outputs[(engine, region)]["image_uri"] == expected
 
 
 @pytest.mark.parametrize(
@@ -230,27 +306,45 @@ def module_outputs(plan_tree: Path, moto_env) -> dict[str, dict[str, Any]]:
         ("us-gov-west-1", "442386744353.dkr.ecr.us-gov-west-1.amazonaws.com"),
     ],
 )
-def test_image_follows_the_region(
-    module_outputs: dict[str, dict[str, Any]], region: str, image: str
+def test_tgi_image_follows_the_region(
+    module_outputs: dict[tuple[str, str], dict[str, Any]], region: str, image: str
 ) -> None:
     expected = f"{image}/huggingface-pytorch-tgi-inference:{TGI_TAG}"
-    assert module_outputs[region]["image_uri"] == expected
+    assert module_outputs[("tgi", region)]["image_uri"] == expected
+
+
+def test_vllm_gets_its_documented_settings(
+    module_outputs: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    outputs = module_outputs[("vllm", "eu-west-1")]  # ml.g5.12xlarge: 4 GPUs
+    assert outputs["serving_engine"] == "vllm"
+    assert outputs["image_uri"].endswith(f"/vllm:{VLLM_TAG}")
+    assert outputs["container_environment"] == {
+        "SM_VLLM_MODEL": "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+        "SM_VLLM_MAX_MODEL_LEN": "2048",
+        "SM_VLLM_TENSOR_PARALLEL_SIZE": "4",
+    }
+    # On CPU no tensor-parallel degree is set (vLLM's default is 1).
+    cpu = module_outputs[("vllm", "ca-central-1")]["container_environment"]
+    assert "SM_VLLM_TENSOR_PARALLEL_SIZE" not in cpu
 
 
 @pytest.mark.parametrize(
     ("region", "gpus"), [("us-east-1", 4), ("ap-southeast-5", 1), ("us-gov-west-1", 8)]
 )
 def test_gpu_instances_shard_across_their_gpus(
-    module_outputs: dict[str, dict[str, Any]], region: str, gpus: int
+    module_outputs: dict[tuple[str, str], dict[str, Any]], region: str, gpus: int
 ) -> None:
-    outputs = module_outputs[region]
+    outputs = module_outputs[("tgi", region)]
     assert outputs["num_gpus"] == gpus
     assert outputs["container_environment"]["SM_NUM_GPUS"] == str(gpus)
 
 
-def test_cpu_instance_leaves_sm_num_gpus_unset(module_outputs: dict[str, dict[str, Any]]) -> None:
+def test_cpu_instance_leaves_sm_num_gpus_unset(
+    module_outputs: dict[tuple[str, str], dict[str, Any]],
+) -> None:
     # The DLC turns SM_NUM_GPUS into TGI's shard count; 0 would stop TGI from starting.
-    outputs = module_outputs["cn-north-1"]  # ml.m5.xlarge
+    outputs = module_outputs[("tgi", "cn-north-1")]  # ml.m5.xlarge
     assert outputs["num_gpus"] == 0
     assert "SM_NUM_GPUS" not in outputs["container_environment"]
     assert outputs["container_environment"]["MAX_INPUT_TOKENS"] == "1024"

@@ -29,15 +29,21 @@ class StackError(RuntimeError):
 @dataclass(frozen=True)
 class DeployedEndpoint:
     name: str
-    model_name: str
+    model_name: str | None  # None: an existing endpoint (existing_endpoint_name), not described
     variant_name: str
-    environment: Mapping[str, str]  # the TGI container's
+    environment: Mapping[str, str]  # the serving container's
+
+    @property
+    def engine(self) -> str:
+        """The container the model runs: vLLM's DLC takes SM_VLLM_* settings, TGI's the rest."""
+        return "vllm" if any(k.startswith("SM_VLLM_") for k in self.environment) else "tgi"
 
     @property
     def model_id(self) -> str:
-        model_id = self.environment.get("HF_MODEL_ID")
+        key = "SM_VLLM_MODEL" if self.engine == "vllm" else "HF_MODEL_ID"
+        model_id = self.environment.get(key)
         if not model_id:
-            raise StackError(f"the SageMaker model {self.model_name} has no HF_MODEL_ID")
+            raise StackError(f"the SageMaker model {self.model_name} has no {key}")
         return model_id
 
     def token_limit(self, *names: str) -> int | None:
@@ -52,6 +58,24 @@ class DeployedFunction:
     label: str  # e.g. "chat", from the Terraform output "chat_url"
     spec: FunctionSpec
     deployed_url: str  # https://<id>.lambda-url.<region>.on.aws/
+
+
+def read_endpoint_choice(sagemaker: Any, outputs: Mapping[str, Any]) -> DeployedEndpoint | None:
+    """The endpoint the functions call, by the root module's outputs.
+
+    None while it is paused (``endpoint_enabled = false``: there is nothing to serve, the
+    functions answer 503 themselves); an undescribed endpoint for ``existing_endpoint_name``
+    (the stack creates no model: ``serving_engine`` is null); else the created endpoint as
+    SageMaker describes it.
+    """
+    endpoint_name = outputs.get("endpoint_name")
+    if not endpoint_name:
+        raise StackError("the root module has no `endpoint_name` output")
+    if outputs.get("endpoint_enabled") is False:
+        return None
+    if outputs.get("serving_engine") is None:
+        return DeployedEndpoint(endpoint_name, None, "AllTraffic", {})
+    return read_endpoint(sagemaker, endpoint_name)
 
 
 def read_endpoint(sagemaker: Any, endpoint_name: str) -> DeployedEndpoint:

@@ -45,7 +45,7 @@ from tools.local.stack import (
     DeployedFunction,
     StackError,
     inventory,
-    read_endpoint,
+    read_endpoint_choice,
     read_functions,
 )
 from tools.model_server.embedded import EMBEDDED_MODEL_ID, WHEEL
@@ -178,11 +178,8 @@ class LocalStack:
     def _read_stack(self) -> None:
         assert self.terraform is not None
         clients = self._clients()
-        endpoint_name = self.outputs.get("endpoint_name")
-        if not endpoint_name:
-            raise StartupError("the root module has no `endpoint_name` output")
         try:
-            self.endpoint = read_endpoint(clients["sagemaker"], endpoint_name)
+            self.endpoint = read_endpoint_choice(clients["sagemaker"], self.outputs)
             resources = self.terraform.state_resources()
             self.functions = read_functions(
                 clients["lambda"],
@@ -194,7 +191,7 @@ class LocalStack:
             )
         except (StackError, ClientError) as error:
             raise StartupError(f"reading the stack back from moto: {error}") from None
-        log(f"    endpoint {self.endpoint.name}: {self.endpoint.model_id}")
+        log(f"    endpoint {self.endpoint_description}")
         for function in self.functions:
             spec = function.spec
             log(
@@ -202,8 +199,19 @@ class LocalStack:
                 f"{spec.timeout_seconds:g} s, {spec.memory_mb} MB, {spec.auth_type})"
             )
 
+    @property
+    def endpoint_description(self) -> str:
+        name = self.outputs.get("endpoint_name")
+        if self.endpoint is None:
+            return f"{name}: paused (endpoint_enabled = false); the functions answer 503"
+        if self.endpoint.model_name is None:
+            return f"{name}: an existing endpoint (existing_endpoint_name), served locally"
+        return f"{name}: {self.endpoint.model_id} on {self.endpoint.engine}"
+
     def _start_model_server(self) -> None:
-        assert self.endpoint is not None
+        if self.endpoint is None:
+            log("    none: the endpoint is paused, so the functions never call it")
+            return
         python = Path(self.args.model_server_python)
         if not python.exists():
             raise StartupError(
@@ -211,16 +219,28 @@ class LocalStack:
                 "`make model-server-venv` (Python 3.11 with the CPU build of torch)"
             )
         endpoint = self.endpoint
+        existing = endpoint.model_name is None
         if self.args.embedded:
+            deployed = (
+                f"the existing endpoint {endpoint.name}; `make local MODEL=<hub id>` serves "
+                "another model"
+                if existing
+                else f"{endpoint.model_id}, which the deployed stack runs on AWS "
+                f"({endpoint.engine}); `make local MODEL={endpoint.model_id}` serves that instead"
+            )
             log(
                 f"    model: the embedded {EMBEDDED_MODEL_ID} (pip package {WHEEL}) stands in "
-                f"for {endpoint.model_id}, which the deployed stack runs on AWS (HF_MODEL_ID); "
-                f"`make local MODEL={endpoint.model_id}` serves that instead"
+                f"for {deployed}"
             )
             model = ["--embedded"]
         else:
-            log(f"    model: {endpoint.model_id} (HF_MODEL_ID), as the deployed stack runs it")
-            model = ["--model", endpoint.model_id]
+            model_id = (
+                (self.args.model or Path(self.args.model_dir).name)
+                if existing
+                else endpoint.model_id
+            )
+            log(f"    model: {model_id}, as the deployed stack runs it")
+            model = ["--model", model_id]
         command = [
             str(python),
             "-m",
@@ -238,12 +258,10 @@ class LocalStack:
             LOCAL_ACCOUNT_ID,
             "--variant-name",
             endpoint.variant_name,
+            "--engine",
+            endpoint.engine,
         ]
-        limits = {
-            "--max-input-tokens": endpoint.token_limit("MAX_INPUT_TOKENS", "MAX_INPUT_LENGTH"),
-            "--max-total-tokens": endpoint.token_limit("MAX_TOTAL_TOKENS"),
-            "--max-stop-sequences": endpoint.token_limit("MAX_STOP_SEQUENCES"),
-        }
+        limits = self._token_limits(endpoint)
         for flag, value in limits.items():
             if value is not None:
                 command += [flag, str(value)]
@@ -275,9 +293,31 @@ class LocalStack:
         self.model_url = url[0]
         log(f"    {self.served_model} on {self.model_url}")
 
+    def _token_limits(self, endpoint: DeployedEndpoint) -> dict[str, int | None]:
+        """The container's limits: from its environment, or the functions' for an existing one."""
+        if endpoint.model_name is None:
+            # The functions budget MAX_INPUT_TOKENS + MAX_NEW_TOKENS per request: the limits an
+            # existing endpoint must allow, so the local stand-in allows exactly those.
+            environment = self.functions[0].spec.environment
+            prompt = int(environment["MAX_INPUT_TOKENS"])
+            return {
+                "--max-input-tokens": prompt,
+                "--max-total-tokens": prompt + int(environment["MAX_NEW_TOKENS"]),
+            }
+        if endpoint.engine == "vllm":
+            return {"--max-total-tokens": endpoint.token_limit("SM_VLLM_MAX_MODEL_LEN")}
+        return {
+            "--max-input-tokens": endpoint.token_limit("MAX_INPUT_TOKENS", "MAX_INPUT_LENGTH"),
+            "--max-total-tokens": endpoint.token_limit("MAX_TOTAL_TOKENS"),
+            "--max-stop-sequences": endpoint.token_limit("MAX_STOP_SEQUENCES"),
+        }
+
     @property
     def served_model(self) -> str:
-        assert self.endpoint is not None
+        if self.endpoint is None:
+            return "nothing (paused)"
+        if self.endpoint.model_name is None:
+            return EMBEDDED_MODEL_ID if self.args.embedded else str(self.args.model)
         if self.args.embedded:
             return f"{EMBEDDED_MODEL_ID} (embedded, standing in for {self.endpoint.model_id})"
         return self.endpoint.model_id
@@ -288,8 +328,9 @@ class LocalStack:
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing",
             "AWS_ENDPOINT_URL": self.moto_url,
-            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.model_url,
         }
+        if self.model_url:  # none while paused: the functions answer without calling it
+            base_env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = self.model_url
         for index, function in enumerate(self.functions):
             port = self.args.port_base + index if self.args.port_base else 0
             server = FunctionUrlServer(
@@ -316,11 +357,15 @@ class LocalStack:
 
     # -- running ------------------------------------------------------------------------------
     def banner(self) -> str:
-        assert self.endpoint is not None
+        endpoint = (
+            f"{self.outputs.get('endpoint_name')}: {self.served_model} on {self.model_url}"
+            if self.endpoint is not None
+            else self.endpoint_description
+        )
         lines = [
             "",
             "The app runs locally; Ctrl-C (or `make local-down`) stops it and destroys the stack.",
-            f"  endpoint  {self.endpoint.name}: {self.served_model} on {self.model_url}",
+            f"  endpoint  {endpoint}",
         ]
         for function in self.functions:
             lines.append(f"  {function.label + '_url':<9} {self.url_servers[function.label].url}")
@@ -353,7 +398,8 @@ class LocalStack:
                 "pid": _moto_pid(self.moto),
                 "owned": self.moto is not None,
             },
-            "endpoint_name": self.endpoint.name if self.endpoint else None,
+            "endpoint_name": self.outputs.get("endpoint_name"),
+            "endpoint_enabled": self.outputs.get("endpoint_enabled"),
             "model_server": {
                 "url": self.model_url,
                 "pid": self.model_server.pid if self.model_server else None,

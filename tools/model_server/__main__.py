@@ -32,7 +32,7 @@ from tools.model_server.embedded import (
     default_cache_dir,
 )
 from tools.model_server.protocol import launcher_int
-from tools.model_server.server import DEFAULT_ACCOUNT_ID, SageMakerTGIServer
+from tools.model_server.server import DEFAULT_ACCOUNT_ID, ENGINES, SageMakerTGIServer
 
 READY_PREFIX = "sagemaker_tgi listening on "
 
@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
         "default: the Hugging Face cache, then a download if the Hub is reachable",
     )
     parser.add_argument("--endpoint-name", required=True, help="the SageMaker endpoint to serve")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="tgi",
+        help="container to answer as: tgi (TGI's routes and errors) or vllm (vLLM's OpenAI server)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
     parser.add_argument(
@@ -158,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             account_id=args.account_id,
             variant_name=args.variant_name,
             log=log,
+            engine=args.engine,
         )
     except ValueError as error:
         parser.error(str(error))
@@ -169,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = signal_event()
     server.start()
     log(
-        f"serving endpoint {args.endpoint_name!r} with {model_id} ({backend.source}); "
+        f"serving endpoint {args.endpoint_name!r} as {args.engine} with {model_id} "
+        f"({backend.source}); "
         f"max_input_tokens={max_input} max_total_tokens={max_total} "
         f"threads={torch.get_num_threads()} dtype={args.dtype}"
     )

@@ -30,11 +30,12 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from tools.http_server import LoopbackHTTPServer, LoopbackService
-from tools.model_server import protocol
+from tools.model_server import protocol, vllm_protocol
 from tools.model_server.backend import Backend, SageMakerError
 from tools.model_server.protocol import ContainerError, Limits
 
 DEFAULT_ACCOUNT_ID = "123456789012"
+ENGINES = ("tgi", "vllm")  # the module's serving_engine values
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's documented request payload limit
 _INVOCATIONS = re.compile(
     r"^/endpoints/(?P<name>[^/]+)/(?P<route>invocations(?:-response-stream)?)$"
@@ -76,9 +77,14 @@ class SageMakerTGIServer(LoopbackService):
         account_id: str = DEFAULT_ACCOUNT_ID,
         variant_name: str = "AllTraffic",
         log: Callable[[str], None] | None = None,
+        engine: str = "tgi",
     ) -> None:
         if not endpoint_name:
             raise ValueError("endpoint_name must not be empty")
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        # Which container the endpoint runs: its request handling, answers and errors.
+        self.engine = engine
         self.backend = backend
         self.endpoint_name = endpoint_name
         self.limits = Limits(max_input_tokens, max_total_tokens, max_stop_sequences)
@@ -104,19 +110,20 @@ class SageMakerTGIServer(LoopbackService):
             )
         try:
             self._report(endpoint_name, body)
-            request = protocol.parse_body(body, content_type)
-            with self._backend_lock:
-                answer = protocol.handle(request, self.backend, self.limits)
+            answer = self._answer(body, content_type)
         except ContainerError as error:
             return self._model_error(request_id, error)
         except SageMakerError as error:
             return self._platform_error(request_id, error.code, error.status, error.message)
         except Exception as error:  # any backend failure is the container's 424
             self._log_line(f"generation failed: {traceback.format_exc().rstrip()}")
-            return self._model_error(
-                request_id,
-                ContainerError.tgi(424, f"Request failed during generation: {error}", "generation"),
-            )
+            if self.engine == "vllm":
+                failure = vllm_protocol.error(500, str(error), "InternalServerError")
+            else:
+                failure = ContainerError.tgi(
+                    424, f"Request failed during generation: {error}", "generation"
+                )
+            return self._model_error(request_id, failure)
         return Response(
             200,
             protocol.compact_json(answer),
@@ -126,6 +133,14 @@ class SageMakerTGIServer(LoopbackService):
                 "x-amzn-RequestId": request_id,
             },
         )
+
+    def _answer(self, body: bytes, content_type: str | None) -> Any:
+        if self.engine == "vllm":
+            with self._backend_lock:
+                return vllm_protocol.handle(body, self.backend, self.limits.max_total_tokens)
+        request = protocol.parse_body(body, content_type)
+        with self._backend_lock:
+            return protocol.handle(request, self.backend, self.limits)
 
     def _report(self, endpoint_name: str, body: bytes) -> None:
         if self.on_invocation is None:
