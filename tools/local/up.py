@@ -5,12 +5,9 @@
    deploy (run in ``.local/root``, a folder of symlinks to the root module's files, so that
    ``.terraform/``, the lock file and the state stay out of the working tree); only the
    endpoints and the dummy credentials differ;
-3. the model server (``python -m tools.model_server`` in its own venv) serves the endpoint with
-   the token limits read back from the SageMaker model: by default the embedded
-   SmolLM2-135M-Instruct (``tools.model_server.embedded``: no download, answers in seconds on a
-   CPU), announced as standing in for the deployed ``HF_MODEL_ID``; with ``--model HUB_ID``
-   (``make local MODEL=...``) that id is deployed as the root module's ``model_id`` and served
-   itself, and ``--model-dir`` serves the deployed model from a folder;
+3. the model server serves the endpoint with the token limits read back from what was
+   deployed: by default the embedded SmolLM2-135M-Instruct, standing in for the deployed model
+   (``tools.local.model`` says which model serves, and runs it);
 4. each function with a URL is read back from Lambda and served from its deployed zip and
    layer by ``tools.function_urls``, with ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` pointing at
    the model server and ``AWS_ENDPOINT_URL`` at moto (DynamoDB chat history);
@@ -27,19 +24,26 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from tools.devstack import MotoServer, Terraform, TerraformError, aws_env, terraform_env
 from tools.function_urls.server import FunctionUrlServer, InvocationError, write_line
 from tools.local import state
+from tools.local.model import (
+    DEFAULT_PYTHON,
+    EMBEDDED,
+    ModelChoice,
+    ModelServerError,
+    ModelServerProcess,
+    token_limits,
+)
 from tools.local.stack import (
     DeployedEndpoint,
     DeployedFunction,
@@ -48,21 +52,11 @@ from tools.local.stack import (
     read_endpoint_choice,
     read_functions,
 )
-from tools.model_server.embedded import EMBEDDED_MODEL_ID, WHEEL
+from tools.model_server.embedded import EMBEDDED_MODEL_ID
 
 REPO_ROOT = state.REPO_ROOT
-MODEL_SERVER_READY = "sagemaker_tgi listening on "  # tools.model_server.__main__.READY_PREFIX
-DEFAULT_MODEL_SERVER_PYTHON = REPO_ROOT / ".venv-model-server" / "bin" / "python"
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
 QUESTION = '["What is the capital of France?"]'
-EMBEDDED = "embedded"  # --model's default: the model that ships in the model server's venv
-# Root module settings that make local deploys unless --var or --max-new-tokens says otherwise.
-# The embedded model decodes about 22 tokens/s on 2 CPU cores (`make bench-model`), so the
-# deployed 700-token cap fits the functions' 70 s wait (READ_TIMEOUT_SECONDS); at 135 M
-# parameters its sampled answers wander, so it decodes greedily (temperature 0).
-EMBEDDED_SETTINGS: dict[str, Any] = {"temperature": 0}
-# TinyLlama decodes about 5 tokens/s there: 700 new tokens would time out, 256 take about 50 s.
-HUB_MODEL_SETTINGS: dict[str, Any] = {"max_new_tokens": 256}
 
 
 class StartupError(RuntimeError):
@@ -95,7 +89,8 @@ class LocalStack:
         self.moto_url: str = args.moto_url or ""
         self.terraform: Terraform | None = None
         self.applied = False
-        self.model_server: subprocess.Popen[bytes] | None = None
+        self.model: ModelChoice = args.model_choice
+        self.model_server: ModelServerProcess | None = None
         self.model_url = ""
         self.endpoint: DeployedEndpoint | None = None
         self.functions: list[DeployedFunction] = []
@@ -151,10 +146,8 @@ class LocalStack:
             "chat_package_path": str(build / "chat.zip"),
             "qa_package_path": str(build / "qa.zip"),
             "layer_package_path": str(build / "layer.zip"),
-            **(EMBEDDED_SETTINGS if self.args.embedded else HUB_MODEL_SETTINGS),
+            **self.model.root_variables(),
         }
-        if not self.args.embedded and self.args.model:
-            variables["model_id"] = self.args.model
         if self.args.max_new_tokens is not None:
             variables["max_new_tokens"] = self.args.max_new_tokens
         for assignment in self.args.var:
@@ -219,108 +212,30 @@ class LocalStack:
                 "`make model-server-venv` (Python 3.11 with the CPU build of torch)"
             )
         endpoint = self.endpoint
-        existing = endpoint.model_name is None
-        if self.args.embedded:
-            deployed = (
-                f"the existing endpoint {endpoint.name}; `make local MODEL=<hub id>` serves "
-                "another model"
-                if existing
-                else f"{endpoint.model_id}, which the deployed stack runs on AWS "
-                f"({endpoint.engine}); `make local MODEL={endpoint.model_id}` serves that instead"
-            )
-            log(
-                f"    model: the embedded {EMBEDDED_MODEL_ID} (pip package {WHEEL}) stands in "
-                f"for {deployed}"
-            )
-            model = ["--embedded"]
-        else:
-            model_id = (
-                (self.args.model or Path(self.args.model_dir).name)
-                if existing
-                else endpoint.model_id
-            )
-            log(f"    model: {model_id}, as the deployed stack runs it")
-            model = ["--model", model_id]
+        log(f"    {self.model.announcement(endpoint)}")
         command = [
-            str(python),
-            "-m",
-            "tools.model_server",
-            *model,
-            "--endpoint-name",
-            endpoint.name,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.args.model_port),
-            "--region",
-            self.args.region,
-            "--account-id",
-            LOCAL_ACCOUNT_ID,
-            "--variant-name",
-            endpoint.variant_name,
-            "--engine",
-            endpoint.engine,
+            *(str(python), "-m", "tools.model_server", *self.model.server_arguments(endpoint)),
+            *("--endpoint-name", endpoint.name, "--host", "127.0.0.1"),
+            *("--port", str(self.args.model_port), "--region", self.args.region),
+            *("--account-id", LOCAL_ACCOUNT_ID, "--variant-name", endpoint.variant_name),
+            *("--engine", endpoint.engine),
         ]
-        limits = self._token_limits(endpoint)
+        limits = token_limits(endpoint, self.functions[0].spec.environment)
         for flag, value in limits.items():
             if value is not None:
                 command += [flag, str(value)]
-        if self.args.model_dir:
-            command += ["--model-dir", str(Path(self.args.model_dir).resolve())]
-        if self.args.offline:
-            command.append("--offline")
-        self.model_server = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,  # `-m tools.model_server` is found from the repository root
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # Ctrl-C goes to us; we stop it in order
-        )
-        self._save("starting")
-        ready = threading.Event()
-        url: list[str] = []
-        _relay(self.model_server.stderr, "[model] ")
-        _relay(self.model_server.stdout, "[model] ", on_line=lambda line: _ready(line, url, ready))
-        while not ready.wait(0.2):
-            if self.model_server.poll() is not None:
-                raise StartupError(
-                    f"the model server exited with status {self.model_server.returncode} "
-                    "before serving (its message is above)"
-                )
-            if self.stop.is_set():
-                raise StartupError("stopped while the model server was loading")
-        self.model_url = url[0]
+        self.model_server = ModelServerProcess(command, log)
+        try:
+            self.model_url = self.model_server.start(self.stop, lambda: self._save("starting"))
+        except ModelServerError as error:
+            raise StartupError(str(error)) from None
         log(f"    {self.served_model} on {self.model_url}")
-
-    def _token_limits(self, endpoint: DeployedEndpoint) -> dict[str, int | None]:
-        """The container's limits: from its environment, or the functions' for an existing one."""
-        if endpoint.model_name is None:
-            # The functions budget MAX_INPUT_TOKENS + MAX_NEW_TOKENS per request: the limits an
-            # existing endpoint must allow, so the local stand-in allows exactly those.
-            environment = self.functions[0].spec.environment
-            prompt = int(environment["MAX_INPUT_TOKENS"])
-            return {
-                "--max-input-tokens": prompt,
-                "--max-total-tokens": prompt + int(environment["MAX_NEW_TOKENS"]),
-            }
-        if endpoint.engine == "vllm":
-            return {"--max-total-tokens": endpoint.token_limit("SM_VLLM_MAX_MODEL_LEN")}
-        return {
-            "--max-input-tokens": endpoint.token_limit("MAX_INPUT_TOKENS", "MAX_INPUT_LENGTH"),
-            "--max-total-tokens": endpoint.token_limit("MAX_TOTAL_TOKENS"),
-            "--max-stop-sequences": endpoint.token_limit("MAX_STOP_SEQUENCES"),
-        }
 
     @property
     def served_model(self) -> str:
         if self.endpoint is None:
             return "nothing (paused)"
-        if self.endpoint.model_name is None:
-            return EMBEDDED_MODEL_ID if self.args.embedded else str(self.args.model)
-        if self.args.embedded:
-            return f"{EMBEDDED_MODEL_ID} (embedded, standing in for {self.endpoint.model_id})"
-        return self.endpoint.model_id
+        return self.model.served(self.endpoint)
 
     def _start_urls(self) -> None:
         base_env = {
@@ -420,8 +335,9 @@ class LocalStack:
     def wait(self) -> None:
         """Until asked to stop, or until the model server dies."""
         while not self.stop.wait(0.5):
-            if self.model_server is not None and self.model_server.poll() is not None:
-                log(f"the model server exited with status {self.model_server.returncode}")
+            status = self.model_server.exit_status() if self.model_server else None
+            if status is not None:
+                log(f"the model server exited with status {status}")
                 return
 
     # -- teardown -----------------------------------------------------------------------------
@@ -437,7 +353,7 @@ class LocalStack:
                     problems.append(f"stopping {label}: {error}")
         if self.model_server is not None:
             log("==> stopping the model server")
-            _stop_process(self.model_server)
+            self.model_server.stop()
         if self.applied and self.terraform is not None:
             log("==> terraform destroy (Ctrl-C is ignored until it finishes)")
             try:
@@ -460,41 +376,6 @@ class LocalStack:
         return [
             f"left in moto after the destroy: {kind}: {names}" for kind, names in leftovers.items()
         ]
-
-
-def _ready(line: str, url: list[str], ready: threading.Event) -> bool:
-    """Catch the model server's ready line; True to keep it out of the log."""
-    if line.startswith(MODEL_SERVER_READY):
-        url.append(line.removeprefix(MODEL_SERVER_READY).strip())
-        ready.set()
-        return True
-    return False
-
-
-def _relay(stream: IO[bytes] | None, prefix: str, on_line: Any = None) -> threading.Thread:
-    def pump() -> None:
-        assert stream is not None
-        for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", errors="replace").rstrip()
-            if on_line is None or not on_line(line):
-                log(prefix + line)
-        stream.close()
-
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
-    return thread
-
-
-def _stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def _moto_pid(moto: MotoServer | None) -> int | None:
@@ -574,7 +455,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--offline", action="store_true", help="never contact the Hugging Face Hub")
     parser.add_argument(
         "--model-server-python",
-        default=str(DEFAULT_MODEL_SERVER_PYTHON),
+        default=str(DEFAULT_PYTHON),
         help="the model server's interpreter (default .venv-model-server/bin/python)",
     )
     parser.add_argument(
@@ -595,12 +476,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for assignment in args.var:
         if "=" not in assignment:
             parser.error(f"--var expects NAME=VALUE, got {assignment!r}")
-    if args.model == EMBEDDED and args.model_dir:
-        parser.error(f"--model {EMBEDDED} and --model-dir name two different models: choose one")
-    if args.model == EMBEDDED or (args.model is None and not args.model_dir):
-        args.embedded, args.model = True, None
-    else:
-        args.embedded = False
+    try:
+        args.model_choice = ModelChoice.from_arguments(args.model, args.model_dir, args.offline)
+    except ValueError as error:
+        parser.error(str(error))
     args.state_dir = args.state_dir.resolve()
     return args
 
