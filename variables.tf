@@ -448,3 +448,14 @@ variable "chat_history_kms_key_arn" {
     error_message = "chat_history_kms_key_arn must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), or null."
   }
 }
+
+# -----------------------------------------------------------------------------
+# Cold start
+# -----------------------------------------------------------------------------
+
+variable "snap_start" {
+  description = "Whether Lambda SnapStart snapshots each function's published version after its init, so cold starts restore it instead of importing LangChain again (billed per GB cached and restored, see README; unavailable in Asia Pacific (New Zealand) and (Taipei): set false there)."
+  type        = bool
+  default     = true
+  nullable    = false
+}

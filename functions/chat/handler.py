@@ -18,12 +18,14 @@ from llm_app.errors import AppError, ErrorCode
 from llm_app.function_url import HttpRequest, parse_json
 from llm_app.model import Endpoint
 from llm_app.service import serve
+from llm_app.snap_start import register_restore_hooks
 
 # Built once per container, reused by every request it serves.
 logger = Logger()
 SETTINGS = Settings.from_env()
 ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
 OPEN_HISTORY = history_opener(SETTINGS)  # None: memory is off
+register_restore_hooks()  # SnapStart: what a restored copy must redo
 
 
 def ask(request: HttpRequest) -> Mapping[str, Any]:

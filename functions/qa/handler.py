@@ -12,12 +12,14 @@ from llm_app.config import Settings
 from llm_app.function_url import HttpRequest, parse_json
 from llm_app.model import Endpoint
 from llm_app.service import serve
+from llm_app.snap_start import register_restore_hooks
 from qa.document_qa import build_qa_messages, parse_qa_request
 
 # Built once per container, reused by every request it serves.
 logger = Logger()
 SETTINGS = Settings.from_env()
 ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
+register_restore_hooks()  # SnapStart: what a restored copy must redo
 
 
 def answer(request: HttpRequest) -> Mapping[str, Any]:

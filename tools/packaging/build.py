@@ -17,8 +17,9 @@ The zips are reproducible: sorted entries, fixed timestamps (SOURCE_DATE_EPOCH, 
 1980-01-01) and permissions, nothing machine- or path-specific (the bytecode names the Lambda
 paths, /var/task and /opt/python, and is compiled with a fixed hash seed), so an unchanged
 build keeps its sha256 and `terraform plan` shows no change. An artifact whose inputs (file
-contents, pins, this script, the compiling interpreter's version) are unchanged is not rebuilt. At the end the sizes are printed and checked against
-Lambda's limits; artifacts.json records them once the check passes.
+contents, pins, this script, the compiling interpreter's version) are unchanged is not rebuilt.
+At the end the sizes are printed and checked against Lambda's limits; artifacts.json records
+them once the check passes.
 """
 
 from __future__ import annotations
