@@ -176,7 +176,7 @@ def test_function_configuration(stack: Stack, function: str) -> None:
         .get_function(FunctionName=f"{NAME}-{function}")["Configuration"]
     )
     assert config["FunctionName"] == stack.outputs[f"{function}_function_name"]
-    assert config["Handler"] == f"{function}_handler.handler"
+    assert config["Handler"] == f"{function}.handler.handler"
     assert config["Runtime"] == "python3.12"
     assert config["Architectures"] == ["x86_64"]
     assert config["Timeout"] == 180
