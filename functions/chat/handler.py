@@ -5,6 +5,10 @@ DELETE `?session_id=...` forgets a session.
 
 from __future__ import annotations
 
+# First: pauses the cyclic garbage collector while the imports below run (see init_phase).
+from llm_app import init_phase
+
+# isort: split
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,3 +55,6 @@ def forget(request: HttpRequest) -> Mapping[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return serve(event, routes={"POST": ask, "DELETE": forget}, settings=SETTINGS, logger=logger)
+
+
+init_phase.finish()  # the last line of the init

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# First: pauses the cyclic garbage collector while the imports below run (see init_phase).
+from llm_app import init_phase
+
+# isort: split
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,3 +39,6 @@ def answer(request: HttpRequest) -> Mapping[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return serve(event, routes={"POST": answer}, settings=SETTINGS, logger=logger)
+
+
+init_phase.finish()  # the last line of the init

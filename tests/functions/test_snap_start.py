@@ -31,3 +31,15 @@ def test_restored_copies_of_one_generator_state_diverge_after_the_reseed() -> No
         snap_start.reseed_random()
         draws.append([random.random() for _ in range(4)])
     assert draws[0] != draws[1]
+
+
+@pytest.mark.parametrize("module", ["chat.handler", "qa.handler"])
+def test_the_init_ends_collecting_again_with_its_objects_frozen(load_handler, module: str) -> None:
+    import gc
+
+    gc.unfreeze()
+    load_handler(module)
+
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > 0
+    gc.unfreeze()
