@@ -51,6 +51,7 @@ def apply() -> None:
     _patch_lambda_permissions()
     _patch_lambda_snap_start()
     _patch_lambda_qualified_function_urls()
+    _patch_lambda_alias_permissions()
     _applied = True
 
 
@@ -311,3 +312,56 @@ def _patch_lambda_qualified_function_urls() -> None:
     LambdaResponse.get_function_url_config = get_function_url_config  # type: ignore[method-assign]
     LambdaResponse.update_function_url_config = update_function_url_config  # type: ignore[method-assign]
     LambdaResponse.delete_function_url_config = delete_function_url_config  # type: ignore[method-assign]
+
+
+def _patch_lambda_alias_permissions() -> None:
+    """Resource-policy statements on an alias stay with the alias, as on AWS.
+
+    moto files a statement added with an alias as ``Qualifier`` under the version the alias
+    points at, so when a new version is published and the alias moves (every code change, with
+    ``publish = true``), the alias seems to lose its public URL statements and the provider
+    plans to add them again. Here each alias has its own policy, on the function.
+    """
+    from moto.awslambda.models import LambdaBackend
+    from moto.awslambda.policy import Policy
+    from moto.awslambda.responses import LambdaResponse
+
+    def alias_policy(backend: Any, function_name: str, qualifier: str | None) -> Any:
+        if not qualifier:
+            return None
+        function = backend._lambdas.get_function_by_name_or_arn_forbid_qualifier(function_name)
+        if qualifier not in backend._lambdas._get_function_aliases(function.function_name):
+            return None  # a version: moto's own handling
+        policies = function.__dict__.setdefault("devstack_alias_policies", {})
+        return policies.setdefault(qualifier, Policy(function))
+
+    original_add = LambdaBackend.add_permission
+    original_get = LambdaBackend.get_policy
+    original_remove = LambdaResponse.remove_permission
+
+    def add_permission(self: Any, function_name: str, qualifier: str, raw: str) -> Any:
+        policy = alias_policy(self, function_name, qualifier)
+        if policy is None:
+            return original_add(self, function_name, qualifier, raw)
+        statement, _ = policy.add_statement(raw, qualifier)
+        return statement
+
+    def get_policy(self: Any, function_name: str, qualifier: str | None = None) -> str:
+        policy = alias_policy(self, function_name, qualifier)
+        if policy is None:
+            return original_get(self, function_name, qualifier)
+        return str(policy.wire_format())
+
+    def remove_permission(self: Any) -> Any:
+        function_name = unquote(self.path.split("/")[-3])
+        statement_id = self.path.split("/")[-1].split("?")[0]
+        qualifier = self.querystring.get("Qualifier", [None])[0]
+        policy = alias_policy(self.backend, function_name, qualifier)
+        if policy is None:
+            return original_remove(self)
+        policy.del_statement(statement_id, (self.querystring.get("RevisionId") or [""])[0])
+        return 204, {"status": 204}, "{}"
+
+    LambdaBackend.add_permission = add_permission  # type: ignore[method-assign]
+    LambdaBackend.get_policy = get_policy  # type: ignore[method-assign]
+    LambdaResponse.remove_permission = remove_permission  # type: ignore[method-assign]
