@@ -242,6 +242,7 @@ module "functions" {
   memory_size                    = var.function_memory_size
   timeout                        = var.function_timeout
   reserved_concurrent_executions = var.function_reserved_concurrency
+  snap_start                     = var.snap_start
   tracing_mode                   = var.tracing_mode
   authorization_type             = var.url_authorization_type
   cors                           = var.url_cors

@@ -109,6 +109,16 @@ output "qa_function_arn" {
   value       = module.functions["qa"].function_arn
 }
 
+output "chat_alias_arn" {
+  description = "ARN of the alias the chat URL serves (the latest published version), for lambda:InvokeFunctionUrl and lambda:InvokeFunction grants to callers."
+  value       = module.functions["chat"].alias_arn
+}
+
+output "qa_alias_arn" {
+  description = "ARN of the alias the QA URL serves (the latest published version), for lambda:InvokeFunctionUrl and lambda:InvokeFunction grants to callers."
+  value       = module.functions["qa"].alias_arn
+}
+
 output "chat_role_name" {
   description = "Name of the chat function's execution role."
   value       = module.functions["chat"].role_name

@@ -571,4 +571,12 @@ variable "qa_map_concurrency" {
     condition     = var.qa_map_concurrency >= 1 && var.qa_map_concurrency <= 64 && floor(var.qa_map_concurrency) == var.qa_map_concurrency
     error_message = "qa_map_concurrency must be a whole number from 1 to 64."
   }
+# Cold start
+# -----------------------------------------------------------------------------
+
+variable "snap_start" {
+  description = "Whether Lambda SnapStart snapshots each function's published version after its init, so cold starts restore it instead of importing LangChain again (billed per GB cached and restored, see README; unavailable in Asia Pacific (New Zealand) and (Taipei): set false there)."
+  type        = bool
+  default     = true
+  nullable    = false
 }

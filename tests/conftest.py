@@ -5,6 +5,7 @@ Helpers that tests import live in tests/support: a conftest holds fixtures only.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import os
@@ -66,6 +67,7 @@ def load_handler(
 
     yield load
     purge_function_modules()
+    gc.enable()  # a handler whose init failed never resumed it (llm_app.init_phase)
 
 
 @pytest.fixture(scope="session")

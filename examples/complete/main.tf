@@ -183,7 +183,7 @@ data "aws_iam_policy_document" "callers" {
   statement {
     sid       = "CallFunctionUrls"
     actions   = ["lambda:InvokeFunctionUrl"]
-    resources = [module.langchain_tgi.chat_function_arn, module.langchain_tgi.qa_function_arn]
+    resources = [module.langchain_tgi.chat_alias_arn, module.langchain_tgi.qa_alias_arn]
     condition {
       test     = "StringEquals"
       variable = "lambda:FunctionUrlAuthType"
@@ -195,7 +195,7 @@ data "aws_iam_policy_document" "callers" {
   statement {
     sid       = "InvokeFunctions"
     actions   = ["lambda:InvokeFunction"]
-    resources = [module.langchain_tgi.chat_function_arn, module.langchain_tgi.qa_function_arn]
+    resources = [module.langchain_tgi.chat_alias_arn, module.langchain_tgi.qa_alias_arn]
   }
 }
 

@@ -6,6 +6,10 @@ a public URL (NONE) continues only ids it issued.
 
 from __future__ import annotations
 
+# First: pauses the cyclic garbage collector while the imports below run (see init_phase).
+from llm_app import init_phase
+
+# isort: split
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,12 +23,14 @@ from llm_app.errors import AppError, ErrorCode
 from llm_app.function_url import HttpRequest, parse_json
 from llm_app.model import Endpoint
 from llm_app.service import serve
+from llm_app.snap_start import register_restore_hooks
 
 # Built once per container, reused by every request it serves.
 logger = Logger()
 SETTINGS = Settings.from_env()
 ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
 OPEN_HISTORY = history_opener(SETTINGS)  # None: memory is off
+register_restore_hooks()  # SnapStart: what a restored copy must redo
 
 
 def ask(request: HttpRequest) -> Mapping[str, Any]:
@@ -54,3 +60,6 @@ def forget(request: HttpRequest) -> Mapping[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return serve(event, routes={"POST": ask, "DELETE": forget}, settings=SETTINGS, logger=logger)
+
+
+init_phase.finish()  # the last line of the init

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# First: pauses the cyclic garbage collector while the imports below run (see init_phase).
+from llm_app import init_phase
+
+# isort: split
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +16,7 @@ from llm_app.config import Settings
 from llm_app.function_url import HttpRequest, parse_json
 from llm_app.model import Endpoint
 from llm_app.service import serve
+from llm_app.snap_start import register_restore_hooks
 from qa.chains import CallGuard, ChainResult, Deadline, run_before_deadline
 from qa.document_qa import answer_documents, load_documents, parse_qa_request
 from qa.documents import DocumentStore, build_s3_client
@@ -22,6 +27,7 @@ SETTINGS = Settings.from_env()
 ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
 # The S3 client is built on the first S3 document only (see DocumentStore).
 DOCUMENTS = DocumentStore(SETTINGS.document_buckets, lambda: build_s3_client(SETTINGS))
+register_restore_hooks()  # SnapStart: what a restored copy must redo
 
 
 def answer(request: HttpRequest, context: LambdaContext) -> Mapping[str, Any]:
@@ -55,3 +61,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         settings=SETTINGS,
         logger=logger,
     )
+
+
+init_phase.finish()  # the last line of the init

@@ -1,6 +1,8 @@
 locals {
   source_code_hash = var.source_code_hash != null ? var.source_code_hash : filebase64sha256(var.filename)
   public           = var.authorization_type == "NONE"
+  # SnapStart for Python needs 3.12 or later (python3.10 and 3.11 have none).
+  snap_start_runtimes = ["python3.12", "python3.13"]
 }
 
 # -----------------------------------------------------------------------------
@@ -116,6 +118,16 @@ resource "aws_lambda_function" "this" {
   reserved_concurrent_executions = var.reserved_concurrent_executions
   kms_key_arn                    = var.kms_key_arn
   tags                           = var.tags
+  # Every change publishes a version and the alias below moves to it: SnapStart snapshots
+  # published versions only, and the URL serves the alias, whether SnapStart is on or off.
+  publish = true
+
+  dynamic "snap_start" {
+    for_each = var.snap_start ? [1] : []
+    content {
+      apply_on = "PublishedVersions"
+    }
+  }
 
   dynamic "environment" {
     for_each = length(var.environment_variables) > 0 ? [var.environment_variables] : []
@@ -129,6 +141,22 @@ resource "aws_lambda_function" "this" {
   }
 
   depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this]
+
+  lifecycle {
+    precondition {
+      condition     = !var.snap_start || contains(local.snap_start_runtimes, var.runtime)
+      error_message = "snap_start needs a Python runtime of 3.12 or later (${join(", ", local.snap_start_runtimes)}); set snap_start = false for ${var.runtime}."
+    }
+  }
+}
+
+# The published version the URL serves. Invocations of the alias restore SnapStart snapshots
+# of that version; $LATEST (unqualified) would always initialise from scratch.
+resource "aws_lambda_alias" "this" {
+  name             = var.alias_name
+  description      = "The version the Function URL serves"
+  function_name    = aws_lambda_function.this.function_name
+  function_version = aws_lambda_function.this.version
 }
 
 # -----------------------------------------------------------------------------
@@ -145,6 +173,7 @@ resource "aws_lambda_permission" "public_url" {
   statement_id           = "FunctionURLAllowPublicAccess"
   action                 = "lambda:InvokeFunctionUrl"
   function_name          = aws_lambda_function.this.function_name
+  qualifier              = aws_lambda_alias.this.name
   principal              = "*"
   function_url_auth_type = "NONE"
 }
@@ -158,12 +187,14 @@ resource "aws_lambda_permission" "public_invoke" {
   statement_id  = "FunctionURLInvokeAllowPublicAccess"
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.this.function_name
+  qualifier     = aws_lambda_alias.this.name
   principal     = "*"
 }
 
 resource "aws_lambda_function_url" "this" {
   #checkov:skip=CKV_AWS_258:authorization_type is a variable, AWS_IAM by default; NONE (a public URL) is only ever an explicit choice, as in examples/stateless-public.
   function_name      = aws_lambda_function.this.function_name
+  qualifier          = aws_lambda_alias.this.name
   authorization_type = var.authorization_type
   invoke_mode        = var.invoke_mode
 

@@ -14,8 +14,28 @@ output "function_name" {
 }
 
 output "function_arn" {
-  description = "ARN of the function, e.g. for lambda:InvokeFunctionUrl permissions of callers."
+  description = "Unqualified ARN of the function. Grant URL callers lambda:InvokeFunctionUrl on alias_arn: the URL is the alias's."
   value       = aws_lambda_function.this.arn
+}
+
+output "alias_arn" {
+  description = "ARN of the alias the URL serves (function ARN:alias), for lambda:InvokeFunctionUrl and lambda:InvokeFunction grants to callers."
+  value       = aws_lambda_alias.this.arn
+}
+
+output "alias_name" {
+  description = "Name of the alias the URL serves; the Function URL's qualifier."
+  value       = aws_lambda_alias.this.name
+}
+
+output "version" {
+  description = "The published version the alias points at (and SnapStart snapshots when snap_start is on)."
+  value       = aws_lambda_function.this.version
+}
+
+output "snap_start" {
+  description = "Whether SnapStart is on for the published versions."
+  value       = var.snap_start
 }
 
 output "role_arn" {

@@ -166,6 +166,25 @@ variable "tracing_mode" {
   }
 }
 
+variable "snap_start" {
+  description = "Whether Lambda SnapStart snapshots each published version after its init, so cold starts restore the snapshot instead of importing the code again (Python 3.12+; billed per GB cached and restored; unavailable in Asia Pacific (New Zealand) and (Taipei), and with provisioned concurrency, EFS or ephemeral storage over 512 MB)."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "alias_name" {
+  description = "Name of the alias that points at the latest published version; the Function URL and its permissions are on it."
+  type        = string
+  default     = "live"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[A-Za-z_-][A-Za-z0-9_-]{0,127}$", var.alias_name)) && !can(regex("^[0-9]+$", var.alias_name)) && var.alias_name != "$LATEST"
+    error_message = "alias_name must be 1-128 letters, digits, hyphens or underscores, not starting with a digit (a version number)."
+  }
+}
+
 variable "kms_key_arn" {
   description = "KMS key ARN that encrypts the environment variables; null for the AWS managed key. The role gets kms:Decrypt on it."
   type        = string

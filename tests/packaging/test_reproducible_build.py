@@ -1,9 +1,12 @@
-"""Same sources and pins, any checkout path, any mtimes: byte-identical zips, so Terraform's
-filebase64sha256 stays put and an unchanged build plans no change."""
+"""Same sources, pins and interpreter version, any checkout path, any mtimes: byte-identical
+zips, bytecode included, so Terraform's filebase64sha256 stays put and an unchanged build plans
+no change."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -60,12 +63,70 @@ def test_zip_entries_carry_nothing_machine_specific(built_artifacts: Path, name:
     assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
     assert {(info.external_attr >> 16) & 0o7777 for info in infos} == {0o644}
     assert {info.create_system for info in infos} == {3}
-    assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".pyo"))]
+    assert not [n for n in names if n.endswith(".pyo")]
     assert not [n for n in names if n.startswith("python/bin/")]
     install_records = ("/RECORD", "/INSTALLER", "/REQUESTED", "/direct_url.json")
     assert not [n for n in names if ".dist-info/" in n and n.endswith(install_records)]
     assert str(REPO_ROOT).encode() not in contents
     assert str(built_artifacts).encode() not in contents
+
+
+def cache_name(source: str) -> str:
+    """Where CPython 3.12 looks for the bytecode of `source` (PEP 3147)."""
+    folder, _, file = source.rpartition("/")
+    return f"{folder}/__pycache__/{file.removesuffix('.py')}.cpython-312.pyc".lstrip("/")
+
+
+@pytest.mark.parametrize("name", package.ARTIFACTS)
+def test_every_module_ships_unchecked_hash_based_bytecode_of_the_runtime(
+    built_artifacts: Path, name: str
+) -> None:
+    with zipfile.ZipFile(built_artifacts / f"{name}.zip") as archive:
+        names = set(archive.namelist())
+        sources = sorted(n for n in names if n.endswith(".py"))
+        missing = [s for s in sources if cache_name(s) not in names]
+        headers = {archive.read(cache_name(s))[:8] for s in sources if cache_name(s) in names}
+        orphans = [n for n in names if n.endswith(".pyc") and "/__pycache__/" not in f"/{n}"]
+
+    assert sources
+    assert missing == []
+    assert orphans == []  # no sourceless .pyc: tracebacks keep their source lines
+    # PEP 552 header: the 3.12 magic number, then flags 0b01 (hash-based, source not checked).
+    magic = importlib.util.MAGIC_NUMBER
+    assert headers == {magic + (1).to_bytes(4, "little")}
+
+
+@pytest.mark.parametrize("name", package.ARTIFACTS)
+def test_the_bytecode_names_the_files_where_lambda_puts_them(
+    built_artifacts: Path, name: str
+) -> None:
+    import marshal
+
+    where = "/var/task/" if name in package.FUNCTION_SOURCES else "/opt/"
+    with zipfile.ZipFile(built_artifacts / f"{name}.zip") as archive:
+        pyc = sorted(n for n in archive.namelist() if n.endswith(".pyc"))[0]
+        code = marshal.loads(archive.read(pyc)[16:])
+
+    source = pyc.replace("__pycache__/", "").replace(".cpython-312.pyc", ".py")
+    assert code.co_filename == where + source
+
+
+def test_the_compiling_interpreter_is_recorded_and_part_of_the_inputs(
+    built_artifacts: Path, monkeypatch
+) -> None:
+    recorded = json.loads((built_artifacts / "artifacts.json").read_text())
+    assert {entry["compiled_by"] for entry in recorded.values()} == {package.compiler_version()}
+    assert package.compiler_version().startswith("CPython 3.12.")
+
+    before = package._inputs_digest("layer", REPO_ROOT, package.ZIP_EPOCH)
+    monkeypatch.setattr(package, "compiler_version", lambda: "CPython 3.12.99")
+    assert package._inputs_digest("layer", REPO_ROOT, package.ZIP_EPOCH) != before
+
+
+def test_another_python_than_the_runtimes_is_refused(monkeypatch) -> None:
+    monkeypatch.setattr(package, "PYTHON_VERSION", "3.11")
+    with pytest.raises(package.PackagingError, match=r"must be compiled by CPython 3\.11"):
+        package.check_compiler()
 
 
 def test_function_zips_hold_the_function_and_the_shared_package_at_their_root(
@@ -75,6 +136,7 @@ def test_function_zips_hold_the_function_and_the_shared_package_at_their_root(
         with zipfile.ZipFile(built_artifacts / f"{name}.zip") as archive:
             names = set(archive.namelist())
         expected = {f"{name}/{p.name}" for p in (REPO_ROOT / "functions" / name).glob("*.py")}
+        expected |= {cache_name(source) for source in expected}
         assert f"{name}/handler.py" in names
         assert expected <= names
         assert "llm_app/__init__.py" in names

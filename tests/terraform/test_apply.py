@@ -28,6 +28,7 @@ pytestmark = pytest.mark.stack
 
 REGION = "eu-west-1"
 NAME = "stack-test"
+ALIAS = "live"  # modules/lambda-url's alias_name default
 TAGS = {"project": "langchain-tgi-lambda", "suite": "stack"}
 IMAGE = (
     "763104351884.dkr.ecr.eu-west-1.amazonaws.com/huggingface-pytorch-tgi-inference:"
@@ -218,15 +219,51 @@ def test_functions_deploy_the_built_packages(stack: Stack) -> None:
 @pytest.mark.parametrize("function", ["chat", "qa"])
 def test_function_url_requires_iam_and_is_not_public(stack: Stack, function: str) -> None:
     client = stack.live().client("lambda")
-    url = client.get_function_url_config(FunctionName=f"{NAME}-{function}")
+    url = client.get_function_url_config(FunctionName=f"{NAME}-{function}", Qualifier=ALIAS)
     assert url["AuthType"] == "AWS_IAM"
     assert url["FunctionUrl"] == stack.outputs[f"{function}_url"]
-    # No resource-policy statement opens the function to everyone.
-    try:
-        policy = json.loads(client.get_policy(FunctionName=f"{NAME}-{function}")["Policy"])
-    except client.exceptions.ResourceNotFoundException:
-        policy = {"Statement": []}
-    assert [s for s in policy["Statement"] if s.get("Principal") in ("*", {"AWS": "*"})] == []
+    # No resource-policy statement opens the function, or its alias, to everyone.
+    for qualifier in ({}, {"Qualifier": ALIAS}):
+        try:
+            policy = json.loads(
+                client.get_policy(FunctionName=f"{NAME}-{function}", **qualifier)["Policy"]
+            )
+        except client.exceptions.ResourceNotFoundException:
+            policy = {"Statement": []}
+        assert [s for s in policy["Statement"] if s.get("Principal") in ("*", {"AWS": "*"})] == []
+
+
+@pytest.mark.parametrize("function", ["chat", "qa"])
+def test_the_url_serves_an_alias_of_the_published_version(stack: Stack, function: str) -> None:
+    client = stack.live().client("lambda")
+    name = f"{NAME}-{function}"
+    deployed = stack.tf.state_resources()[
+        f'module.functions["{function}"].aws_lambda_function.this'
+    ]
+    alias = client.get_alias(FunctionName=name, Name=ALIAS)
+
+    assert deployed["publish"] is True
+    assert alias["FunctionVersion"] == deployed["version"] != "$LATEST"
+    assert stack.outputs[f"{function}_alias_arn"] == alias["AliasArn"]
+    assert alias["AliasArn"].endswith(f":function:{name}:{ALIAS}")
+    url = client.get_function_url_config(FunctionName=name, Qualifier=ALIAS)
+    assert url["FunctionArn"] == alias["AliasArn"]
+    # The URL is the alias's alone: the unqualified function ($LATEST) has none.
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_function_url_config(FunctionName=name)
+
+
+@pytest.mark.parametrize("function", ["chat", "qa"])
+def test_snap_start_is_on_for_the_published_version(stack: Stack, function: str) -> None:
+    client = stack.live().client("lambda")
+    name = f"{NAME}-{function}"
+    version = client.get_alias(FunctionName=name, Name=ALIAS)["FunctionVersion"]
+
+    published = client.get_function_configuration(FunctionName=name, Qualifier=version)
+    latest = client.get_function_configuration(FunctionName=name)
+
+    assert published["SnapStart"] == {"ApplyOn": "PublishedVersions", "OptimizationStatus": "On"}
+    assert latest["SnapStart"] == {"ApplyOn": "PublishedVersions", "OptimizationStatus": "Off"}
 
 
 @pytest.mark.parametrize("function", ["chat", "qa"])

@@ -67,12 +67,12 @@ def test_url_is_public_with_both_required_statements(
 ) -> None:
     client = aws("lambda")
     name = f"{NAME}-{function}"
-    url = client.get_function_url_config(FunctionName=name)
+    # The URL and its public statements are on the alias (modules/lambda-url, for SnapStart).
+    url = client.get_function_url_config(FunctionName=name, Qualifier="live")
     assert url["AuthType"] == "NONE"
     assert url["Cors"]["AllowOrigins"] == ["https://example.com"]
-    statements = {
-        s["Sid"]: s for s in json.loads(client.get_policy(FunctionName=name)["Policy"])["Statement"]
-    }
+    policy = client.get_policy(FunctionName=name, Qualifier="live")["Policy"]
+    statements = {s["Sid"]: s for s in json.loads(policy)["Statement"]}
     assert set(statements) == {"FunctionURLAllowPublicAccess", "FunctionURLInvokeAllowPublicAccess"}
     url_statement = statements["FunctionURLAllowPublicAccess"]
     assert url_statement["Action"] == "lambda:InvokeFunctionUrl"

@@ -131,8 +131,8 @@ def run_isolated(
     """Start `python -I -S -B [flags] runtime.py run` with only `sys_path`; fail loudly if it fails.
 
     -I: no environment-driven paths, user site or script folder; -S: no site-packages; -B: no
-    bytecode written, as on Lambda's read-only file system, so every cold start compiles its
-    imports.
+    bytecode written, as on Lambda's read-only file system, so every cold start reads the
+    shipped .pyc files and compiles only what has none.
     """
     with tempfile.TemporaryDirectory(prefix="lambda-run-") as scratch:
         spec_file, result_file = Path(scratch) / "spec.json", Path(scratch) / "result.json"

@@ -64,6 +64,11 @@ class FunctionSpec:
     account_id: str = "123456789012"
     auth_type: str = "NONE"  # the Function URL's: NONE or AWS_IAM
     url_id: str | None = None  # the <url-id> of https://<url-id>.lambda-url.<region>.on.aws
+    version: str = "$LATEST"  # the published version the URL serves (through `alias`)
+    alias: str | None = None  # the URL's qualifier; None: the unqualified function
+    # SnapStart on the version: each worker's init runs in full (there is no snapshot here),
+    # with AWS_LAMBDA_INITIALIZATION_TYPE=snap-start, as in the snapshotted init on AWS.
+    snap_start: bool = False
 
     def __post_init__(self) -> None:
         if not self.runtime.startswith("python3."):
@@ -79,6 +84,11 @@ class FunctionSpec:
     @property
     def arn(self) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.name}"
+
+    @property
+    def invoked_arn(self) -> str:
+        """The ARN an invocation through the URL names: qualified by the alias, if any."""
+        return f"{self.arn}:{self.alias}" if self.alias else self.arn
 
     @property
     def python_version(self) -> str:
@@ -182,7 +192,7 @@ class _Worker:
                 "request_id": request_id,
                 "event": event,
                 "deadline_ms": deadline_ms,
-                "invoked_function_arn": self.spec.arn,
+                "invoked_function_arn": self.spec.invoked_arn,
             }
         )
         message = self._receive(deadline)
@@ -392,11 +402,11 @@ def function_env(
         "LAMBDA_RUNTIME_DIR": str(RUNTIME_SCRIPT.parent),
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
         "AWS_LAMBDA_FUNCTION_NAME": spec.name,
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
-        "AWS_LAMBDA_LOG_STREAM_NAME": f"{stream_date}/[$LATEST]{uuid.uuid4().hex}",
-        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_LAMBDA_LOG_STREAM_NAME": f"{stream_date}/[{spec.version}]{uuid.uuid4().hex}",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start" if spec.snap_start else "on-demand",
         "AWS_REGION": spec.region,
         "AWS_DEFAULT_REGION": spec.region,
         "_HANDLER": spec.handler,

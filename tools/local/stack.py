@@ -2,7 +2,9 @@
 
 The AWS API is the source of truth for configuration: the endpoint's model and its container
 environment (``HF_MODEL_ID``, ``MAX_INPUT_TOKENS``, ...), each function's handler, runtime,
-timeout, memory, environment, layers and URL. Lambda's API does not hand code back (moto's
+timeout, memory, environment, layers and URL. A URL on an alias (``modules/lambda-url`` puts
+it there, for SnapStart) serves the published version the alias points at, so that version's
+configuration and code are what runs. Lambda's API does not hand code back (moto's
 ``Code.Location`` is not downloadable), so each artifact's path comes from the state
 (``filename`` of the function and layer resources) and is checked against the ``CodeSha256``
 Lambda recorded: what runs locally is byte for byte what was deployed.
@@ -117,39 +119,60 @@ def read_functions(
     for page in paginator.paginate():
         for summary in page["Functions"]:
             name = summary["FunctionName"]
-            try:
-                url_config = lambda_client.get_function_url_config(FunctionName=name)
-            except lambda_client.exceptions.ResourceNotFoundException:
-                continue  # no URL: nothing to serve
-            functions.append(
-                _deployed_function(
-                    lambda_client,
-                    name,
-                    url_config,
-                    label_of_url,
-                    state_resources,
-                    root_dir=root_dir,
-                    region=region,
-                    account_id=account_id,
+            for qualifier, url_config in _function_urls(lambda_client, name):
+                functions.append(
+                    _deployed_function(
+                        lambda_client,
+                        name,
+                        qualifier,
+                        url_config,
+                        label_of_url,
+                        state_resources=state_resources,
+                        root_dir=root_dir,
+                        region=region,
+                        account_id=account_id,
+                    )
                 )
-            )
     if not functions:
         raise StackError("the stack has no Lambda function with a Function URL")
     return sorted(functions, key=lambda f: f.label)
 
 
+def _function_urls(lambda_client: Any, name: str) -> list[tuple[str | None, Mapping[str, Any]]]:
+    """(qualifier, URL configuration) of each URL of the function: unqualified, or an alias's."""
+    aliases = lambda_client.list_aliases(FunctionName=name).get("Aliases") or []
+    found = []
+    for qualifier in [None, *(alias["Name"] for alias in aliases)]:
+        try:
+            found.append(
+                (
+                    qualifier,
+                    lambda_client.get_function_url_config(
+                        FunctionName=name, **({"Qualifier": qualifier} if qualifier else {})
+                    ),
+                )
+            )
+        except lambda_client.exceptions.ResourceNotFoundException:
+            continue  # no URL there: nothing to serve
+    return found
+
+
 def _deployed_function(
     lambda_client: Any,
     name: str,
+    qualifier: str | None,
     url_config: Mapping[str, Any],
     label_of_url: Mapping[str, str],
-    state_resources: Mapping[str, Mapping[str, Any]],
     *,
+    state_resources: Mapping[str, Mapping[str, Any]],
     root_dir: Path,
     region: str,
     account_id: str,
 ) -> DeployedFunction:
-    config = lambda_client.get_function_configuration(FunctionName=name)
+    # The alias's version: its code and configuration are what the URL serves.
+    config = lambda_client.get_function_configuration(
+        FunctionName=name, **({"Qualifier": qualifier} if qualifier else {})
+    )
     if config.get("PackageType", "Zip") != "Zip":
         raise StackError(f"{name} is a container image function; only zip packages run locally")
     if url_config.get("InvokeMode", "BUFFERED") != "BUFFERED":
@@ -187,6 +210,9 @@ def _deployed_function(
         region=region,
         account_id=account_id,
         auth_type=url_config["AuthType"],
+        version=str(config.get("Version") or "$LATEST"),
+        alias=qualifier,
+        snap_start=(config.get("SnapStart") or {}).get("ApplyOn") == "PublishedVersions",
         url_id=urlsplit(url).hostname.split(".", 1)[0] if urlsplit(url).hostname else None,
     )
     return DeployedFunction(label=label_of_url.get(url, name), spec=spec, deployed_url=url)

@@ -9,11 +9,17 @@
   installed for the Lambda runtime (CPython 3.12, manylinux x86_64 wheels only), whatever
   machine builds them, and trimmed by LAYER_POLICY.
 
+Every module ships compiled: unchecked hash-based .pyc files (PEP 552) next to the sources,
+compiled by this interpreter, which must be the runtime's CPython 3.12, so Lambda's read-only
+/var/task and /opt serve bytecode instead of compiling every import on each cold start.
+
 The zips are reproducible: sorted entries, fixed timestamps (SOURCE_DATE_EPOCH, else
-1980-01-01) and permissions, nothing machine- or path-specific, so an unchanged build keeps its
-sha256 and `terraform plan` shows no change. An artifact whose inputs (file contents, pins, this
-script) are unchanged is not rebuilt. At the end the sizes are printed and checked against
-Lambda's limits; artifacts.json records them once the check passes.
+1980-01-01) and permissions, nothing machine- or path-specific (the bytecode names the Lambda
+paths, /var/task and /opt/python, and is compiled with a fixed hash seed), so an unchanged
+build keeps its sha256 and `terraform plan` shows no change. An artifact whose inputs (file
+contents, pins, this script, the compiling interpreter's version) are unchanged is not rebuilt.
+At the end the sizes are printed and checked against Lambda's limits; artifacts.json records
+them once the check passes.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import argparse
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import stat
@@ -75,7 +82,11 @@ ZIP_EPOCH = 315_532_800
 # executed), and ignoring the build machine's modes keeps Windows and umask out of the hash.
 FILE_MODE = 0o644
 # Bumped when the layout of the artifacts changes in a way the inputs digest cannot see.
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+# Where Lambda puts the artifacts: the bytecode's file names point there (tracebacks name the
+# deployed file), never at the build folder.
+LAMBDA_TASK_ROOT = "/var/task"
+LAMBDA_LAYER_PYTHON = "/opt/python"
 
 
 @dataclass(frozen=True)
@@ -159,7 +170,8 @@ def _sha256_file(path: Path) -> str:
 def _inputs_digest(name: str, repo_root: Path, epoch: int) -> str:
     """Digest of everything the artifact's bytes depend on; equal digests mean equal zips."""
     digest = hashlib.sha256()
-    for part in (FORMAT_VERSION, str(epoch), Path(__file__).read_text(encoding="utf-8")):
+    parts = (FORMAT_VERSION, str(epoch), compiler_version(), Path(__file__).read_text("utf-8"))
+    for part in parts:
         digest.update(part.encode() + b"\0")
     if name == LAYER:
         digest.update(REQUIREMENTS.read_bytes())
@@ -178,6 +190,57 @@ def source_date_epoch() -> int:
         return max(int(raw), ZIP_EPOCH)
     except ValueError:
         raise PackagingError(f"SOURCE_DATE_EPOCH={raw!r} is not an integer.") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Bytecode
+# ---------------------------------------------------------------------------------------------
+def compiler_version() -> str:
+    """The interpreter that compiles the bytecode, e.g. "CPython 3.12.1": recorded with the
+    artifacts and part of their inputs, so another patch release rebuilds them."""
+    return f"{platform.python_implementation()} {platform.python_version()}"
+
+
+def check_compiler() -> None:
+    """The bytecode must be the runtime's: CPython 3.12 (its magic number is per minor release;
+    another would be ignored by Lambda's Python and every import compiled again)."""
+    runtime = tuple(int(part) for part in PYTHON_VERSION.split("."))
+    if platform.python_implementation() != "CPython" or sys.version_info[:2] != runtime:
+        raise PackagingError(
+            f"the packager runs on {compiler_version()}, but the bytecode must be compiled by "
+            f"CPython {PYTHON_VERSION}, the Lambda runtime's: run it with the .venv's Python "
+            "(`make package`), or name a 3.12 with PYTHON=/path/to/python3.12 when creating it."
+        )
+
+
+def compile_tree(root: Path, lambda_dir: str) -> None:
+    """Compile every .py under `root` to unchecked hash-based .pyc files in __pycache__/.
+
+    Unchecked: Lambda's files carry zip timestamps, and the runtime should trust the shipped
+    bytecode without reading and hashing each source. A fresh interpreter with a fixed hash seed
+    compiles the sorted files one by one, so the same sources give the same bytes (set and
+    frozenset constants are ordered by string hashes). `lambda_dir` is where `root` lands on
+    Lambda; the code objects name files there.
+    """
+    check_compiler()
+    script = (
+        "import compileall, py_compile, sys\n"
+        "ok = compileall.compile_dir(sys.argv[1], ddir=sys.argv[2], quiet=1, workers=1,\n"
+        "    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)\n"
+        "sys.exit(0 if ok else 1)\n"
+    )
+    # Not -I: it would ignore PYTHONHASHSEED; the environment is only that, and -S -s keep
+    # site-packages out.
+    env = {"PYTHONHASHSEED": "0"}
+    result = subprocess.run(
+        [sys.executable, "-S", "-s", "-c", script, str(root), lambda_dir],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise PackagingError(f"compiling {root.name} failed:\n{result.stdout}{result.stderr}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,7 +374,7 @@ def _unused_botocore_models(site: Path, services: frozenset[str]) -> list[Path]:
 def prune_layer(site: Path, policy: LayerPolicy) -> int:
     """Remove what the runtime never loads; returns the bytes removed."""
     # Console scripts (their shebang is the build interpreter's path; Lambda runs none), pip's
-    # install records, and bytecode (it embeds the build's paths).
+    # install records, and any bytecode a wheel carries (compile_tree writes the shipped one).
     doomed = [site / "bin", *site.rglob("__pycache__")]
     doomed += [path for path in site.glob("*.dist-info/*") if path.name in _INSTALL_RECORD_FILES]
     if policy.botocore_services is not None:
@@ -335,21 +398,39 @@ def build_layer(
     epoch: int,
     policy: LayerPolicy = LAYER_POLICY,
     requirements: Path = REQUIREMENTS,
+    *,
+    bytecode: bool = True,
 ) -> int:
-    """Build layer.zip at `dest` (dependencies under python/); returns the bytes pruned."""
+    """Build layer.zip at `dest` (dependencies under python/, compiled unless `bytecode` is
+    False, which only the benchmark's what-if asks for); returns the bytes pruned."""
     staging = work_dir / "layer-staging"
     shutil.rmtree(staging, ignore_errors=True)
     try:
         install_dependencies(staging / "python", policy, requirements)
         pruned = prune_layer(staging / "python", policy)
+        if bytecode:
+            compile_tree(staging / "python", LAMBDA_LAYER_PYTHON)
         write_reproducible_zip(dest, _tree_entries(staging / "python", "python/"), epoch)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return pruned
 
 
-def build_function(name: str, dest: Path, epoch: int, repo_root: Path = REPO_ROOT) -> None:
-    write_reproducible_zip(dest, function_sources(name, repo_root), epoch)
+def build_function(
+    name: str, dest: Path, work_dir: Path, epoch: int, repo_root: Path = REPO_ROOT
+) -> None:
+    """Build <name>.zip at `dest`: the function's sources and their bytecode."""
+    staging = work_dir / f"{name}-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        for arcname, path in function_sources(name, repo_root):
+            target = staging / arcname
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        compile_tree(staging, LAMBDA_TASK_ROOT)
+        write_reproducible_zip(dest, _tree_entries(staging, ""), epoch)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,7 +465,7 @@ def build_artifact(
         pruned = build_layer(dest, state_dir, epoch)
         detail = f", {pruned / MIB:.1f} MiB pruned"
     else:
-        build_function(name, dest, epoch)
+        build_function(name, dest, state_dir, epoch)
         detail = ""
     state_file.write_text(
         json.dumps({"inputs": inputs, "sha256": _sha256_file(dest)}, indent=2) + "\n",
@@ -451,6 +532,8 @@ def report(
             {
                 name: {
                     "path": f"{name}.zip",
+                    # The bytecode's interpreter; Lambda's python3.12 runs any 3.12.x's.
+                    "compiled_by": compiler_version(),
                     "sha256": _sha256_file(build_dir / f"{name}.zip"),
                     "zipped_bytes": sizes.zipped,
                     "unzipped_bytes": sizes.unzipped,
