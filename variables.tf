@@ -571,6 +571,9 @@ variable "qa_map_concurrency" {
     condition     = var.qa_map_concurrency >= 1 && var.qa_map_concurrency <= 64 && floor(var.qa_map_concurrency) == var.qa_map_concurrency
     error_message = "qa_map_concurrency must be a whole number from 1 to 64."
   }
+}
+
+# -----------------------------------------------------------------------------
 # Cold start
 # -----------------------------------------------------------------------------
 
