@@ -28,7 +28,7 @@ READY_PREFIX = "sagemaker_tgi listening on "  # tools.model_server.__main__.READ
 DEFAULT_PYTHON = REPO_ROOT / ".venv-model-server" / "bin" / "python"
 EMBEDDED = "embedded"  # --model's default: the model that ships in the model server's venv
 # Root module settings that make local deploys unless --var or --max-new-tokens says otherwise.
-# The embedded model decodes about 22 tokens/s on 2 CPU cores (`make bench-model`), so the
+# The embedded model decodes about 25 tokens/s on 2 CPU cores (`make bench-model`), so the
 # deployed 700-token cap fits the functions' 70 s wait (READ_TIMEOUT_SECONDS); at 135 M
 # parameters its sampled answers wander, so it decodes greedily (temperature 0).
 EMBEDDED_SETTINGS: dict[str, Any] = {"temperature": 0}

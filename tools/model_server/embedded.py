@@ -97,7 +97,7 @@ def converted_model_folder(
     cache_dir.mkdir(parents=True, exist_ok=True)
     log(
         f"converting the embedded {EMBEDDED_MODEL_ID} ({model.gguf_path.name}, "
-        f"{model.gguf_path.stat().st_size / 1e6:.0f} MB) to safetensors, once (20-90 s on 2 "
+        f"{model.gguf_path.stat().st_size / 1e6:.0f} MB) to safetensors, once (15-60 s on 2 "
         f"cores); later starts load it from {folder} in about a second"
     )
     started = time.monotonic()
