@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tools.packaging import PackagingError, bytecode
 from tools.packaging import build as package
 from tools.paths import REPO_ROOT
 
@@ -124,9 +125,9 @@ def test_the_compiling_interpreter_is_recorded_and_part_of_the_inputs(
 
 
 def test_another_python_than_the_runtimes_is_refused(monkeypatch) -> None:
-    monkeypatch.setattr(package, "PYTHON_VERSION", "3.11")
-    with pytest.raises(package.PackagingError, match=r"must be compiled by CPython 3\.11"):
-        package.check_compiler()
+    monkeypatch.setattr(bytecode, "PYTHON_VERSION", "3.11")
+    with pytest.raises(PackagingError, match=r"must be compiled by CPython 3\.11"):
+        bytecode.check_compiler()
 
 
 def test_function_zips_hold_the_function_and_the_shared_package_at_their_root(

@@ -28,7 +28,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import stat
@@ -41,6 +40,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.packaging import PackagingError, bytecode
+from tools.packaging.bytecode import (
+    LAMBDA_LAYER_PYTHON,
+    LAMBDA_TASK_ROOT,
+    PYTHON_VERSION,
+    compile_tree,
+    compiler_version,
+)
 from tools.paths import REPO_ROOT
 
 try:
@@ -59,7 +66,6 @@ LAYER = "layer"
 ARTIFACTS = (*FUNCTION_SOURCES, LAYER)
 
 # The Lambda runtime: python3.12 runs on Amazon Linux 2023 (glibc 2.34, x86_64 by default).
-PYTHON_VERSION = "3.12"
 GLIBC_MINOR_MAX = 34
 # Newest first, as pip prefers the first matching tag; the legacy aliases are listed because
 # wheels are tagged with either spelling and pip (before 24) does not expand one to the other.
@@ -83,10 +89,6 @@ ZIP_EPOCH = 315_532_800
 FILE_MODE = 0o644
 # Bumped when the layout of the artifacts changes in a way the inputs digest cannot see.
 FORMAT_VERSION = "2"
-# Where Lambda puts the artifacts: the bytecode's file names point there (tracebacks name the
-# deployed file), never at the build folder.
-LAMBDA_TASK_ROOT = "/var/task"
-LAMBDA_LAYER_PYTHON = "/opt/python"
 
 
 @dataclass(frozen=True)
@@ -122,10 +124,6 @@ _UNUSED_FILE_NAMES = frozenset({"py.typed", "examples-1.json"})
 # pip's install records: they name the installer, how a package was requested and each file's
 # hash, vary with how and where pip ran, and nothing reads them at run time.
 _INSTALL_RECORD_FILES = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
-
-
-class PackagingError(Exception):
-    """A build that cannot produce valid artifacts; the message says what to do."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,7 +168,13 @@ def _sha256_file(path: Path) -> str:
 def _inputs_digest(name: str, repo_root: Path, epoch: int) -> str:
     """Digest of everything the artifact's bytes depend on; equal digests mean equal zips."""
     digest = hashlib.sha256()
-    parts = (FORMAT_VERSION, str(epoch), compiler_version(), Path(__file__).read_text("utf-8"))
+    packager = (Path(__file__), Path(bytecode.__file__))  # how the bytes are made
+    parts = (
+        FORMAT_VERSION,
+        str(epoch),
+        compiler_version(),
+        *(p.read_text("utf-8") for p in packager),
+    )
     for part in parts:
         digest.update(part.encode() + b"\0")
     if name == LAYER:
@@ -190,57 +194,6 @@ def source_date_epoch() -> int:
         return max(int(raw), ZIP_EPOCH)
     except ValueError:
         raise PackagingError(f"SOURCE_DATE_EPOCH={raw!r} is not an integer.") from None
-
-
-# ---------------------------------------------------------------------------------------------
-# Bytecode
-# ---------------------------------------------------------------------------------------------
-def compiler_version() -> str:
-    """The interpreter that compiles the bytecode, e.g. "CPython 3.12.1": recorded with the
-    artifacts and part of their inputs, so another patch release rebuilds them."""
-    return f"{platform.python_implementation()} {platform.python_version()}"
-
-
-def check_compiler() -> None:
-    """The bytecode must be the runtime's: CPython 3.12 (its magic number is per minor release;
-    another would be ignored by Lambda's Python and every import compiled again)."""
-    runtime = tuple(int(part) for part in PYTHON_VERSION.split("."))
-    if platform.python_implementation() != "CPython" or sys.version_info[:2] != runtime:
-        raise PackagingError(
-            f"the packager runs on {compiler_version()}, but the bytecode must be compiled by "
-            f"CPython {PYTHON_VERSION}, the Lambda runtime's: run it with the .venv's Python "
-            "(`make package`), or name a 3.12 with PYTHON=/path/to/python3.12 when creating it."
-        )
-
-
-def compile_tree(root: Path, lambda_dir: str) -> None:
-    """Compile every .py under `root` to unchecked hash-based .pyc files in __pycache__/.
-
-    Unchecked: Lambda's files carry zip timestamps, and the runtime should trust the shipped
-    bytecode without reading and hashing each source. A fresh interpreter with a fixed hash seed
-    compiles the sorted files one by one, so the same sources give the same bytes (set and
-    frozenset constants are ordered by string hashes). `lambda_dir` is where `root` lands on
-    Lambda; the code objects name files there.
-    """
-    check_compiler()
-    script = (
-        "import compileall, py_compile, sys\n"
-        "ok = compileall.compile_dir(sys.argv[1], ddir=sys.argv[2], quiet=1, workers=1,\n"
-        "    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)\n"
-        "sys.exit(0 if ok else 1)\n"
-    )
-    # Not -I: it would ignore PYTHONHASHSEED; the environment is only that, and -S -s keep
-    # site-packages out.
-    env = {"PYTHONHASHSEED": "0"}
-    result = subprocess.run(
-        [sys.executable, "-S", "-s", "-c", script, str(root), lambda_dir],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise PackagingError(f"compiling {root.name} failed:\n{result.stdout}{result.stderr}")
 
 
 # ---------------------------------------------------------------------------------------------
