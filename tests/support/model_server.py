@@ -21,12 +21,12 @@ import pytest
 from botocore.config import Config
 
 from tests.support.tools import missing_tool
+from tools.model_server.server import READY_PREFIX
 from tools.paths import REPO_ROOT
 
 TINY_MODEL_SCRIPT = Path(__file__).with_name("tiny_model.py")
 # The id the SageMaker model carries; the tiny model stands in for its weights.
 MODEL_ID = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
-READY_PREFIX = "sagemaker_tgi listening on "  # tools.model_server.__main__.READY_PREFIX
 
 
 def model_server_env(**overrides: str) -> dict[str, str]:

@@ -22,9 +22,9 @@ from typing import IO, Any
 
 from tools.local.stack import DeployedEndpoint
 from tools.model_server.embedded import EMBEDDED_MODEL_ID, WHEEL
+from tools.model_server.server import READY_PREFIX
 from tools.paths import REPO_ROOT
 
-READY_PREFIX = "sagemaker_tgi listening on "  # tools.model_server.__main__.READY_PREFIX
 DEFAULT_PYTHON = REPO_ROOT / ".venv-model-server" / "bin" / "python"
 EMBEDDED = "embedded"  # --model's default: the model that ships in the model server's venv
 # Root module settings that make local deploys unless --var or --max-new-tokens says otherwise.

@@ -32,9 +32,7 @@ from tools.model_server.embedded import (
     default_cache_dir,
 )
 from tools.model_server.protocol import launcher_int
-from tools.model_server.server import DEFAULT_ACCOUNT_ID, ENGINES, SageMakerTGIServer
-
-READY_PREFIX = "sagemaker_tgi listening on "
+from tools.model_server.server import DEFAULT_ACCOUNT_ID, ENGINES, READY_PREFIX, SageMakerTGIServer
 
 
 def _env_int(*names: str) -> int | None:

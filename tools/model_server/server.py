@@ -35,6 +35,8 @@ from tools.model_server.backend import Backend, SageMakerError
 from tools.model_server.protocol import ContainerError, Limits
 
 DEFAULT_ACCOUNT_ID = "123456789012"
+# `python -m tools.model_server` prints it, then its URL, once it serves; starters wait for it.
+READY_PREFIX = "sagemaker_tgi listening on "
 ENGINES = ("tgi", "vllm")  # the module's serving_engine values
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's documented request payload limit
 _INVOCATIONS = re.compile(
