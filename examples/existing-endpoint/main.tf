@@ -3,10 +3,6 @@
 # invoke that one endpoint. It must answer the Messages API on /invocations (TGI >= 2.4, or a
 # vLLM image); the token limits must be ones it allows.
 
-provider "aws" {
-  region = var.region
-}
-
 module "langchain_tgi" {
   source = "../.."
 

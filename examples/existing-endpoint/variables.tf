@@ -4,12 +4,6 @@ variable "name" {
   default     = "langchain-shared"
 }
 
-variable "region" {
-  description = "AWS region of the endpoint; null to take it from AWS_REGION or the AWS profile."
-  type        = string
-  default     = null
-}
-
 variable "endpoint_name" {
   description = "Name of the existing SageMaker endpoint the functions call."
   type        = string

@@ -1,12 +1,6 @@
+# This configuration declares no provider of its own: the AWS provider's bounds are the module's
+# (versions.tf at the repository root), which Terraform applies wherever the module is called
+# from, and its region comes from AWS_REGION or the AWS profile.
 terraform {
   required_version = ">= 1.5"
-
-  required_providers {
-    aws = {
-      source = "hashicorp/aws"
-      # 5.100 is the oldest release the test suite applies against; the stack is deployable, so
-      # it stops short of the next major, whose breaking changes it has not been checked with.
-      version = ">= 5.100, < 7.0"
-    }
-  }
 }

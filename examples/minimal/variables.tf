@@ -3,9 +3,3 @@ variable "name" {
   type        = string
   default     = "langchain-tgi"
 }
-
-variable "region" {
-  description = "AWS region to deploy to; null to take it from AWS_REGION or the AWS profile."
-  type        = string
-  default     = null
-}

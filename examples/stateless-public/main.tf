@@ -3,10 +3,6 @@
 # hours, so reserved concurrency caps how many requests run at once, and the endpoint runs
 # on the cheaper CPU instance the original example used.
 
-provider "aws" {
-  region = var.region
-}
-
 module "langchain_tgi" {
   source = "../.."
 
