@@ -118,7 +118,7 @@ docs: $(VENV)/.installed ## Write the terraform-docs blocks (inputs, outputs, re
 	$(VENV_PY) -m tools.tf_docs --write
 
 .PHONY: images
-images: $(VENV)/.installed ## Regenerate the serving images' region tables (modules/sagemaker-tgi/images.tf) from the pinned sagemaker-core
+images: $(VENV)/.installed ## Regenerate the serving images' region tables (modules/sagemaker-tgi/images.json) from the pinned sagemaker-core
 	$(VENV_PY) -m tools.image_tables
 
 # ---------------------------------------------------------------------------

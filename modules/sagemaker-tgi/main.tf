@@ -9,7 +9,9 @@ locals {
   partition  = data.aws_partition.current.partition
   account_id = data.aws_caller_identity.current.account_id
 
-  # The engine's newest image in the SageMaker SDK's table (images.tf, generated).
+  # Each engine's newest image and the registry host of every region that has it, from the
+  # SageMaker SDK's tables: images.json is generated data (`make images`), as in the SDK itself.
+  serving_images = jsondecode(file("${path.module}/images.json")).serving_images
   serving_image  = local.serving_images[var.serving_engine]
   image_tag      = coalesce(var.image_tag, local.serving_image.tag)
   image_registry = lookup(local.serving_image.registries, local.region, null)

@@ -1,4 +1,4 @@
-"""The committed image tables (modules/sagemaker-tgi/images.tf) are the pinned SDK's.
+"""The committed image tables (modules/sagemaker-tgi/images.json) are the pinned SDK's.
 
 Two checks: the committed file is what `python -m tools.image_tables` writes from the pinned
 sagemaker-core (so a hand edit or a new pin without `make images` fails), and what it writes
@@ -69,8 +69,8 @@ def test_every_partition_is_covered_with_its_dns_suffix(image_uris: Any) -> None
 def test_check_mode_reports_drift(tmp_path, monkeypatch, capsys) -> None:
     from tools.image_tables import generate as module
 
-    stale = tmp_path / "images.tf"
-    stale.write_text("locals {}\n", encoding="utf-8")
+    stale = tmp_path / "images.json"
+    stale.write_text("{}\n", encoding="utf-8")
     monkeypatch.setattr(module, "OUTPUT", stale)
     monkeypatch.setattr(module, "REPO_ROOT", tmp_path)
     assert module.main(["--check"]) == 1

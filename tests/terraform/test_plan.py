@@ -17,12 +17,19 @@ import pytest
 from tests.support.terraform import init
 from tests.support.tools import missing_tool
 from tools.devstack import Terraform
+from tools.paths import REPO_ROOT
 
 pytestmark = pytest.mark.stack
 
 REGION = "eu-west-1"
 TGI_TAG = "2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04"
 VLLM_TAG = "0.30.0-gpu-py312-cu130-ubuntu24.04-sagemaker"
+# Where the vLLM image is published: the regions a plan elsewhere must offer instead.
+VLLM_REGIONS = sorted(
+    json.loads((REPO_ROOT / "modules" / "sagemaker-tgi" / "images.json").read_text())[
+        "serving_images"
+    ]["vllm"]["registries"]
+)
 
 # Each plan: (region, variables over a valid base, the error details it must report, one each).
 # Variable validations are independent of each other, so several bad values share one plan.
@@ -113,7 +120,10 @@ ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
     "unsupported region": (
         "cn-north-1",
         {"serving_engine": "vllm"},
-        ["No vLLM image is published in region cn-north-1. Set image_uri"],
+        [
+            "No vLLM image is published in region cn-north-1. Set image_uri to a vLLM image in an"
+            " ECR repository of that region, or deploy to one of: " + ", ".join(VLLM_REGIONS) + "."
+        ],
     ),
     "unsupported region with image_uri": (
         "cn-north-1",

@@ -24,9 +24,10 @@ from tools.paths import REPO_ROOT
 DEFAULT_PLUGIN_CACHE = REPO_ROOT / "build" / ".terraform-plugin-cache"
 MIRROR_ENV = "TF_PROVIDER_MIRROR"
 
-# What a Terraform configuration is made of; everything else (state, .terraform, lock files,
-# build outputs) stays behind when a tree is staged.
-_TERRAFORM_SOURCES = ("*.tf", "*.tf.json", "*.tftpl", "*.tfvars.example")
+# What a Terraform configuration is made of (*.json: *.tf.json and the data files a module
+# reads with file(), such as sagemaker-tgi's images.json); everything else (state, .terraform,
+# lock files, build outputs) stays behind when a tree is staged.
+_TERRAFORM_SOURCES = ("*.tf", "*.json", "*.tftpl", "*.tfvars.example")
 _REGISTRY_FAILURES = (
     "Failed to query available provider packages",
     "could not connect to registry.terraform.io",
