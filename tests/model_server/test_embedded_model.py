@@ -20,8 +20,7 @@ from tests.support.model_server import (
     invoke_json,
     model_server_env,
     runtime_client,
-    start_model_server,
-    stop_model_server,
+    serving,
 )
 from tools.paths import REPO_ROOT
 
@@ -33,12 +32,11 @@ COMPLETE_MARKER = "converted-from.txt"  # tools.model_server.embedded.COMPLETE_M
 
 def serve_embedded(python: Path, cache_dir: Path) -> tuple[str, str]:
     """Start the embedded model on ``cache_dir``, ask the seed question; (answer, log)."""
-    server = start_model_server(
+    with serving(
         python,
         ["--embedded", "--cache-dir", str(cache_dir), "--endpoint-name", ENDPOINT, "--port", "0"],
         model_server_env(),
-    )
-    try:
+    ) as server:
         completion = invoke_json(
             runtime_client(server.url),
             ENDPOINT,
@@ -48,10 +46,7 @@ def serve_embedded(python: Path, cache_dir: Path) -> tuple[str, str]:
                 "temperature": 0,
             },
         )
-        answer = completion["choices"][0]["message"]["content"]
-    finally:
-        stop_model_server(server)
-    return answer, server.log
+    return completion["choices"][0]["message"]["content"], server.log
 
 
 def cache_key(python: Path) -> str:
