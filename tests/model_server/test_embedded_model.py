@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.commands import run_tool
 from tests.support.model_server import (
     invoke_json,
     model_server_env,
@@ -96,17 +97,12 @@ def test_converted_once_then_loaded_from_the_cache(
 def test_embedded_and_a_model_folder_are_refused_together(
     model_server_python: Path, tmp_path: Path
 ) -> None:
-    proc = subprocess.run(
-        [
-            *(str(model_server_python), "-m", "tools.model_server", "--embedded"),
-            *("--model-dir", str(tmp_path), "--endpoint-name", ENDPOINT),
-        ],
-        cwd=REPO_ROOT,
+    proc = run_tool(
+        "tools.model_server",
+        *("--embedded", "--model-dir", str(tmp_path), "--endpoint-name", ENDPOINT),
+        python=model_server_python,
         env=model_server_env(),
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
     assert proc.returncode == 2  # argparse's usage error, before anything loads
     assert "--embedded and --model-dir name two different models: choose one" in proc.stderr

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support.commands import run_tool
 from tests.support.model_server import (
     MODEL_ID,
     ModelServer,
@@ -28,7 +29,6 @@ from tests.support.model_server import (
     runtime_client,
     serving,
 )
-from tools.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.local, pytest.mark.model_server]
 
@@ -48,15 +48,7 @@ RENDERED = (
 def run_model_server(python: Path, args: list[str], env: dict[str, str]) -> tuple[int, str, float]:
     """Run a model server expected to exit; returns (status, stderr, seconds)."""
     started = time.monotonic()
-    proc = subprocess.run(
-        [str(python), "-m", "tools.model_server", *args],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = run_tool("tools.model_server", *args, python=python, env=env, timeout=120)
     return proc.returncode, proc.stderr, time.monotonic() - started
 
 
