@@ -35,6 +35,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.support.commands import run_tool
 from tests.support.tools import missing_tool
 from tools.devstack import MotoServer
 from tools.local.stack import inventory
@@ -174,15 +175,7 @@ def local_stack(
             assert all(alive(pid) for pid in processes)
             yield RunningStack(state, urls, log)
         finally:
-            down = subprocess.run(
-                [sys.executable, "-m", "tools.local.down", "--state-dir", str(state_dir)],
-                cwd=REPO_ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=240,
-                check=False,
-            )
+            down = run_tool("tools.local.down", "--state-dir", str(state_dir), env=env, timeout=240)
             if up.poll() is None:
                 up.kill()
         # `make local-down` leaves nothing running, listening, or deployed.

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tools.paths import REPO_ROOT
+from tests.support.commands import run_tool
 
 pytestmark = [pytest.mark.local, pytest.mark.model_server]
 
 
 def test_the_model_benchmark_prints_a_row_per_model(model_server_python: Path) -> None:
     quick = ["--tokens", "4", "--prompt-tokens", "8", "--repeats", "1"]
-    proc = subprocess.run(
-        [
-            *(str(model_server_python), "-m", "tools.model_server.bench"),
-            *("--models", "tiny-test", "smollm2-135m", *quick),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
+    proc = run_tool(
+        "tools.model_server.bench",
+        *("--models", "tiny-test", "smollm2-135m", *quick),
+        python=model_server_python,
         timeout=300,
-        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     header, *rows = proc.stdout.splitlines()[-3:]

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.commands import run_tool
 from tests.support.model_server import (
     invoke_json,
     model_server_env,
     runtime_client,
-    start_model_server,
-    stop_model_server,
+    serving,
 )
 from tools.paths import REPO_ROOT
 
@@ -33,12 +33,11 @@ COMPLETE_MARKER = "converted-from.txt"  # tools.model_server.embedded.COMPLETE_M
 
 def serve_embedded(python: Path, cache_dir: Path) -> tuple[str, str]:
     """Start the embedded model on ``cache_dir``, ask the seed question; (answer, log)."""
-    server = start_model_server(
+    with serving(
         python,
         ["--embedded", "--cache-dir", str(cache_dir), "--endpoint-name", ENDPOINT, "--port", "0"],
         model_server_env(),
-    )
-    try:
+    ) as server:
         completion = invoke_json(
             runtime_client(server.url),
             ENDPOINT,
@@ -48,10 +47,7 @@ def serve_embedded(python: Path, cache_dir: Path) -> tuple[str, str]:
                 "temperature": 0,
             },
         )
-        answer = completion["choices"][0]["message"]["content"]
-    finally:
-        stop_model_server(server)
-    return answer, server.log
+    return completion["choices"][0]["message"]["content"], server.log
 
 
 def cache_key(python: Path) -> str:
@@ -101,17 +97,12 @@ def test_converted_once_then_loaded_from_the_cache(
 def test_embedded_and_a_model_folder_are_refused_together(
     model_server_python: Path, tmp_path: Path
 ) -> None:
-    proc = subprocess.run(
-        [
-            *(str(model_server_python), "-m", "tools.model_server", "--embedded"),
-            *("--model-dir", str(tmp_path), "--endpoint-name", ENDPOINT),
-        ],
-        cwd=REPO_ROOT,
+    proc = run_tool(
+        "tools.model_server",
+        *("--embedded", "--model-dir", str(tmp_path), "--endpoint-name", ENDPOINT),
+        python=model_server_python,
         env=model_server_env(),
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
     assert proc.returncode == 2  # argparse's usage error, before anything loads
     assert "--embedded and --model-dir name two different models: choose one" in proc.stderr

@@ -20,16 +20,15 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support.commands import run_tool
 from tests.support.model_server import (
     MODEL_ID,
     ModelServer,
     invoke_json,
     model_server_env,
     runtime_client,
-    start_model_server,
-    stop_model_server,
+    serving,
 )
-from tools.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.local, pytest.mark.model_server]
 
@@ -49,15 +48,7 @@ RENDERED = (
 def run_model_server(python: Path, args: list[str], env: dict[str, str]) -> tuple[int, str, float]:
     """Run a model server expected to exit; returns (status, stderr, seconds)."""
     started = time.monotonic()
-    proc = subprocess.run(
-        [str(python), "-m", "tools.model_server", *args],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = run_tool("tools.model_server", *args, python=python, env=env, timeout=120)
     return proc.returncode, proc.stderr, time.monotonic() - started
 
 
@@ -94,7 +85,7 @@ def tokens(model_server_python: Path, tiny_model: Path) -> Any:
 
 @pytest.fixture(scope="module")
 def tiny_server(model_server_python: Path, tiny_model: Path) -> Iterator[ModelServer]:
-    server = start_model_server(
+    with serving(
         model_server_python,
         [
             "--model",
@@ -112,9 +103,8 @@ def tiny_server(model_server_python: Path, tiny_model: Path) -> Iterator[ModelSe
             "--offline",
         ],
         model_server_env(HF_HUB_OFFLINE="1"),
-    )
-    yield server
-    stop_model_server(server)
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +278,7 @@ def test_weights_in_the_hugging_face_cache_load_without_network(
     shutil.copytree(tiny_model, repo / "snapshots" / commit)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
-    server = start_model_server(
+    with serving(
         model_server_python,
         [
             "--model",
@@ -301,11 +291,8 @@ def test_weights_in_the_hugging_face_cache_load_without_network(
             "256",
         ],
         model_server_env(HF_HOME=str(tmp_path / "hf-home"), HF_ENDPOINT=closed_port_url()),
-    )
-    try:
+    ) as server:
         answer = invoke(runtime_client(server.url), {"messages": MESSAGES, "max_tokens": 3})
         assert answer["usage"]["completion_tokens"] >= 1
         assert any("from the Hugging Face cache" in line for line in server.stderr)
         assert any("max_input_tokens=255 max_total_tokens=256" in line for line in server.stderr)
-    finally:
-        stop_model_server(server)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tools.packaging import build as package
+from tests.support.commands import run_tool
 
 pytestmark = pytest.mark.packaging
 
@@ -16,21 +14,8 @@ pytestmark = pytest.mark.packaging
 def test_the_benchmark_prints_its_tables_for_the_built_artifacts(built_artifacts: Path) -> None:
     quick = ["--cold-runs", "1", "--warm-requests", "20"]
     skipped = ["--skip-variants", "--skip-build-times", "--skip-bytecode"]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tools.bench",
-            "--build-dir",
-            str(built_artifacts),
-            *quick,
-            *skipped,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=package.REPO_ROOT,
-        timeout=600,
+    result = run_tool(
+        "tools.bench", "--build-dir", str(built_artifacts), *quick, *skipped, timeout=600
     )
 
     assert result.returncode == 0, result.stderr

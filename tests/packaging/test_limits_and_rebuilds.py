@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.commands import run_tool
 from tools.packaging import build as package
 from tools.paths import REPO_ROOT
 
@@ -51,13 +52,7 @@ def build_copy(built_artifacts: Path, tmp_path: Path) -> Path:
 
 
 def package_cli(build_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tools.packaging", "--build-dir", str(build_dir), *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_tool("tools.packaging", "--build-dir", str(build_dir), *args)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ import json
 import os
 import subprocess
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,16 +69,17 @@ class ModelServer:
     process: subprocess.Popen[str]
     url: str
     stderr: list[str] = field(default_factory=list)
-    stderr_reader: threading.Thread | None = None
 
     @property
     def log(self) -> str:
-        """What it wrote to stderr (all of it once ``stop_model_server`` returned)."""
+        """What it wrote to stderr (all of it once ``serving`` has stopped it)."""
         return "".join(self.stderr)
 
 
-def start_model_server(python: Path, args: list[str], env: dict[str, str]) -> ModelServer:
-    """``python -m tools.model_server ARGS``, once it says it is listening."""
+@contextmanager
+def serving(python: Path, args: list[str], env: dict[str, str]) -> Iterator[ModelServer]:
+    """``python -m tools.model_server ARGS`` once it says it is listening; stopped on leaving,
+    whatever happened inside, and the stop must be clean (SIGTERM, status 0)."""
     process = subprocess.Popen(
         [str(python), "-m", "tools.model_server", *args],
         cwd=REPO_ROOT,
@@ -86,25 +89,23 @@ def start_model_server(python: Path, args: list[str], env: dict[str, str]) -> Mo
         text=True,
     )
     server = ModelServer(process, "")
-    server.stderr_reader = threading.Thread(
+    stderr_reader = threading.Thread(
         target=lambda: server.stderr.extend(iter(process.stderr.readline, "")),  # type: ignore[union-attr]
         daemon=True,
     )
-    server.stderr_reader.start()
+    stderr_reader.start()
     line = process.stdout.readline()  # type: ignore[union-attr]
     if not line.startswith(READY_PREFIX):
         process.kill()
         process.wait()
         pytest.fail(f"the model server did not start: {line!r}\n{''.join(server.stderr)}")
     server.url = line.removeprefix(READY_PREFIX).strip()
-    return server
-
-
-def stop_model_server(server: ModelServer) -> None:
-    server.process.terminate()
-    assert server.process.wait(timeout=30) == 0  # SIGTERM is a clean stop
-    if server.stderr_reader is not None:
-        server.stderr_reader.join(timeout=10)
+    try:
+        yield server
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0  # SIGTERM is a clean stop
+        stderr_reader.join(timeout=10)
 
 
 def runtime_client(url: str, region: str = "us-east-1") -> Any:

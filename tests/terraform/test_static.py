@@ -7,12 +7,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from tests.support.commands import run_tool
 from tests.support.terraform import REPO_ROOT, TERRAFORM_DIRS, init
 from tests.support.tools import missing_tool
 from tools.devstack import Terraform, TerraformError
@@ -133,13 +133,7 @@ def test_every_checkov_skip_is_inline_with_a_reason(checkov_report: dict) -> Non
 
 
 def run_tf_docs(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tools.tf_docs", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_tool("tools.tf_docs", *args)
 
 
 def test_readme_tables_match_the_tf_files() -> None:

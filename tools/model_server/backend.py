@@ -12,16 +12,15 @@ from typing import Protocol
 FINISH_REASONS = ("length", "eos_token", "stop_sequence")
 
 
-@dataclass(frozen=True)
-class GenerateParams:
-    """Validated generation parameters, in TGI's meaning.
+@dataclass(frozen=True, kw_only=True)
+class DecodingParams:
+    """How the next token is chosen and where generation stops, in TGI's meaning.
 
-    ``None`` means "not set": no temperature scaling, no top-p/top-k filtering, no penalty.
-    ``do_sample`` is already resolved the way TGI resolves it (sampling is on when asked for
-    or when any sampling parameter is set), so a backend only needs to obey it.
+    Declared once for both sides: what a request asks for (``protocol.Sampling``) and what a
+    backend obeys (``GenerateParams``). ``None`` means "not set": no temperature scaling, no
+    top-p/top-k filtering, no penalty.
     """
 
-    max_new_tokens: int
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
@@ -29,6 +28,17 @@ class GenerateParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     repetition_penalty: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerateParams(DecodingParams):
+    """Validated generation parameters: what a backend obeys.
+
+    ``do_sample`` is already resolved the way TGI resolves it (sampling is on when asked for
+    or when any sampling parameter is set), so a backend only needs to obey it.
+    """
+
+    max_new_tokens: int
 
 
 @dataclass(frozen=True)

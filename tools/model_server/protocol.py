@@ -30,7 +30,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tools.model_server.backend import Backend, ChatTemplateError, GenerateParams, Generation
+from tools.model_server.backend import (
+    Backend,
+    ChatTemplateError,
+    DecodingParams,
+    GenerateParams,
+    Generation,
+)
 
 DEFAULT_MAX_NEW_TOKENS = 100  # TGI's default_max_new_tokens() when the field is absent
 DEFAULT_GENERATION_LENGTH = 1024  # TGI's cap when max_new_tokens is explicitly null
@@ -207,18 +213,15 @@ def _object(name: str, value: Any) -> Mapping[str, Any]:
 # ---------------------------------------------------------------------------
 # Requests
 # ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Sampling:
-    """TGI's GenerateParameters after parsing, before validation."""
+@dataclass(frozen=True, kw_only=True)
+class Sampling(DecodingParams):
+    """TGI's GenerateParameters after parsing, before validation.
+
+    ``validate`` turns it into the backend's ``GenerateParams``: it resolves ``max_new_tokens``
+    (None: as many as fit), ``do_sample`` and ``seed``, and checks or refuses the rest.
+    """
 
     max_new_tokens: int | None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    do_sample: bool = False
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    repetition_penalty: float | None = None
     frequency_penalty: float | None = None
     typical_p: float | None = None
     best_of: int | None = None
