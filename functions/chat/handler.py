@@ -22,6 +22,7 @@ from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.function_url import HttpRequest, parse_json
 from llm_app.model import Endpoint
+from llm_app.redaction import session_tag
 from llm_app.service import serve
 from llm_app.snap_start import register_restore_hooks
 
@@ -38,7 +39,10 @@ def ask(request: HttpRequest) -> Mapping[str, Any]:
     memory = OPEN_HISTORY is not None
     owner = session_owner(request.caller, SETTINGS) if memory else None
     reply = chat(ENDPOINT, SETTINGS, chat_request, OPEN_HISTORY, owner)
-    logger.append_keys(session_id=reply.session_id, history_turns=reply.history_turns)
+    if owner is not None and reply.session_id is not None:
+        # Never the id itself: on a public URL it is the conversation's only credential.
+        logger.append_keys(session_tag=session_tag(owner.key, reply.session_id))
+    logger.append_keys(history_turns=reply.history_turns)
     if SETTINGS.log_prompts:
         logger.info("exchange", extra={"question": chat_request.question, "answer": reply.answer})
     return reply.as_json(memory=memory)
@@ -54,6 +58,7 @@ def forget(request: HttpRequest) -> Mapping[str, Any]:
     require_issued(owner, session_id)
     # Only the caller's own session: another caller's id deletes nothing and says 0.
     deleted = OPEN_HISTORY(owner, session_id).clear_counting()
+    logger.append_keys(session_tag=session_tag(owner.key, session_id), deleted_turns=deleted)
     return {"session_id": session_id, "deleted_turns": deleted}
 
 

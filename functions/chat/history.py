@@ -10,7 +10,9 @@ TTL deletes it within days.
 
 Conversations belong to their caller: the partition key (attribute `session_id`, kept so
 existing tables work) is `<owner>#<session id>`, where the owner is the signed IAM caller
-(`iam:<account>:<userId>`) or, on a public URL, `public` with ids only the function issues.
+(`iam:<account>:<userId>`; with chat_session_scope = "role", an assumed role's
+`iam:<account>:<role unique id>` for all its sessions) or, on a public URL, `public` with ids
+only the function issues.
 The code calls exactly Query, PutItem and DeleteItem; the role grants exactly those
 (tests/terraform checks it against the calls the tests record).
 """
@@ -33,6 +35,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
+from llm_app.identity import scoped_caller
 
 if TYPE_CHECKING:  # the stubs are a development dependency, not shipped
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -71,7 +74,9 @@ def session_owner(caller: str | None, settings: Settings) -> SessionOwner:
             "This URL uses AWS_IAM auth, but the request carries no caller identity "
             "(requestContext.authorizer.iam): call it through its URL with a signed request.",
         )
-    return SessionOwner(f"iam:{caller}", issued_ids_only=False)
+    return SessionOwner(
+        f"iam:{scoped_caller(caller, settings.chat_session_scope)}", issued_ids_only=False
+    )
 
 
 def unknown_session() -> AppError:

@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from llm_app.identity import SESSION_SCOPES
+
 # The seed app's system prompt; Terraform's `system_prompt` variable overrides it.
 DEFAULT_SYSTEM_PROMPT = (
     "You are a cool and aloof robot, answering questions very briefly and directly."
@@ -59,6 +61,9 @@ class Settings:
     # The chat URL's auth type: AWS_IAM scopes sessions to the signed caller; NONE (public)
     # accepts only session ids the function issued.
     url_authorization_type: str = "AWS_IAM"
+    # Chat, AWS_IAM only: whose conversations a signed request reaches. "caller": the account
+    # and userId; "role": the account and an assumed role's unique id, whatever its session name.
+    chat_session_scope: str = "caller"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -107,6 +112,10 @@ class Settings:
             (
                 self.url_authorization_type in ("AWS_IAM", "NONE"),
                 "URL_AUTHORIZATION_TYPE must be AWS_IAM or NONE",
+            ),
+            (
+                self.chat_session_scope in SESSION_SCOPES,
+                "CHAT_SESSION_SCOPE must be caller or role",
             ),
         ]
         problems = [message for ok, message in checks if not ok]

@@ -74,10 +74,14 @@ class AppError(Exception):
         *,
         retry_after: int | None = None,
         headers: Mapping[str, str] | None = None,
+        log_message: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        # The message without text from outside our code (a container's error sentence may
+        # quote the request): what the log shows unless log_prompts is on.
+        self.log_message = message if log_message is None else log_message
         self.retry_after = retry_after
         self.headers = dict(headers or {})
 

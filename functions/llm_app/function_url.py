@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_app.errors import AppError, ErrorCode
+from llm_app.identity import iam_caller
 
 JSON_HEADERS = {"content-type": "application/json"}
 
@@ -62,23 +63,8 @@ def read_request(event: object, *, max_body_bytes: int) -> HttpRequest:
         query={k: v for k, v in query.items() if isinstance(v, str)}
         if isinstance(query, Mapping)
         else {},
-        caller=_iam_caller(_dig(event, "requestContext", "authorizer", "iam")),
+        caller=iam_caller(_dig(event, "requestContext", "authorizer", "iam")),
     )
-
-
-def _iam_caller(iam: object) -> str | None:
-    """Who signed the request, as Lambda verified it: the account and the principal's unique id.
-
-    userId is AIDA... for an IAM user, AROA...:<session name> for an assumed role,
-    <account>:<name> for a federated user: unique ids, so a deleted and re-created user or
-    role of the same name is a different caller (userArn would not tell them apart).
-    """
-    if not isinstance(iam, Mapping):
-        return None
-    account, user = iam.get("accountId"), iam.get("userId")
-    if not (isinstance(account, str) and account and isinstance(user, str) and user):
-        return None
-    return f"{account}:{user}"
 
 
 def parse_json(body: bytes) -> Any:

@@ -49,6 +49,11 @@ class TgiMessagesContentHandler(ChatModelContentHandler):
     content_type = "application/json"
     accepts = "application/json"
 
+    def __init__(self, *, quote_replies: bool = False) -> None:
+        # The start of an unreadable reply joins the error only with log_prompts: it is
+        # the model's output, user data like the answer.
+        self.quote_replies = quote_replies
+
     def transform_input(self, prompt: list[dict[str, Any]], model_kwargs: dict[str, Any]) -> bytes:
         return json.dumps({"messages": prompt, **model_kwargs, "stream": False}).encode("utf-8")
 
@@ -62,9 +67,10 @@ class TgiMessagesContentHandler(ChatModelContentHandler):
                 raise TypeError("content is not a string")
         except (ValueError, LookupError, TypeError) as error:
             excerpt = raw[:200].decode("utf-8", errors="replace")
+            quoted = f": {excerpt!r}" if self.quote_replies else ""
             raise AppError(
                 ErrorCode.BAD_MODEL_OUTPUT,
-                f"The endpoint's response is not a chat completion ({error}): {excerpt!r}",
+                f"The endpoint's response is not a chat completion ({error}){quoted}",
             ) from None
         return AIMessage(
             content=content,
@@ -90,7 +96,7 @@ def build_chat_model(settings: Settings, client: Any) -> ChatSagemakerEndpoint:
     return ChatSagemakerEndpoint(
         endpoint_name=settings.endpoint_name,
         client=client,
-        content_handler=TgiMessagesContentHandler(),
+        content_handler=TgiMessagesContentHandler(quote_replies=settings.log_prompts),
         model_kwargs=settings.generation_kwargs,
     )
 
@@ -171,10 +177,13 @@ def translate_client_error(error: ClientError, endpoint_name: str) -> AppError:
                 ErrorCode.MODEL_UNAVAILABLE,
                 f"The model is overloaded: {model_message}",
                 retry_after=5,
+                log_message="The model is overloaded (HTTP 429).",
             )
+        # The container's sentence may quote the request: the caller sees it, the log does not.
         return AppError(
             ErrorCode.MODEL_ERROR,
             f"The model rejected the request (HTTP {original_status}): {model_message}",
+            log_message=f"The model rejected the request (HTTP {original_status}).",
         )
     if code == "ValidationError" and "not found" in message.lower():
         return AppError(

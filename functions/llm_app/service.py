@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.function_url import HttpRequest, error_response, json_response, read_request
+from llm_app.redaction import exception_summary, loggable_message
 
 Route = Callable[[HttpRequest], Mapping[str, Any]]
 
@@ -42,9 +43,16 @@ def serve(
         response = error_response(error)
         error_code = error.code.value
         if error.status >= 500:
-            logger.warning("request failed upstream", extra={"error_message": error.message})
-    except Exception:
-        logger.exception("unhandled error")
+            logger.warning(
+                "request failed upstream",
+                extra={"error_message": loggable_message(error, log_prompts=settings.log_prompts)},
+            )
+    except Exception as error:
+        # Not logger.exception: an exception's message may quote the question or the reply.
+        logger.error(
+            "unhandled error",
+            extra={"traceback": exception_summary(error, log_prompts=settings.log_prompts)},
+        )
         response = error_response(
             AppError(
                 ErrorCode.INTERNAL_ERROR,

@@ -50,6 +50,16 @@ class S3Location:
     def uri(self) -> str:
         return f"{S3_SCHEME}{self.bucket}/{self.key}"
 
+    def unavailable(self, message: str, *, retry_after: int | None = None) -> AppError:
+        """A 502 naming the object to the caller, and only its bucket to the log (a key may
+        say what the document is about)."""
+        return AppError(
+            ErrorCode.DOCUMENT_UNAVAILABLE,
+            message,
+            retry_after=retry_after,
+            log_message=message.replace(self.uri, f"{S3_SCHEME}{self.bucket}/<key>"),
+        )
+
 
 def is_s3_uri(entry: str) -> bool:
     return entry.startswith(S3_SCHEME)
@@ -119,8 +129,7 @@ class DocumentStore:
         except ClientError as error:
             raise _translate_s3_error(error, location) from error
         except BotoCoreError as error:
-            raise AppError(
-                ErrorCode.DOCUMENT_UNAVAILABLE,
+            raise location.unavailable(
                 f"Could not read {location.uri} from S3 ({type(error).__name__}); retry.",
                 retry_after=5,
             ) from error
@@ -169,13 +178,10 @@ def _translate_s3_error(error: ClientError, location: S3Location) -> AppError:
     if code in {"AccessDenied", "403", "AllAccessDisabled", "KMS.DisabledException"}:
         # The role may read objects but not list the bucket, so S3 reports a missing key
         # as AccessDenied too.
-        return AppError(
-            ErrorCode.DOCUMENT_UNAVAILABLE,
+        return location.unavailable(
             f"S3 denied reading {location.uri}: the object may not exist, or a bucket policy "
-            "or KMS key refuses the function's role.",
+            "or KMS key refuses the function's role."
         )
-    return AppError(
-        ErrorCode.DOCUMENT_UNAVAILABLE,
-        f"S3 failed reading {location.uri} ({code or 'unknown error'}); retry.",
-        retry_after=5,
+    return location.unavailable(
+        f"S3 failed reading {location.uri} ({code or 'unknown error'}); retry.", retry_after=5
     )

@@ -197,13 +197,23 @@ def garbage_runtime() -> Iterator[str]:
         server.server_close()
 
 
-def test_unreadable_model_output_is_502(load_handler, garbage_runtime, lambda_context):
+def test_unreadable_model_output_is_502_quoted_only_with_log_prompts(
+    load_handler, garbage_runtime, lambda_context
+):
     function = load_handler("qa.handler", AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=garbage_runtime)
     response = function.handler(function_url_event(), lambda_context)
     assert response["statusCode"] == 502
     error = error_of(response)
     assert error["code"] == "bad_model_output"
-    assert "upstream proxy error" in error["message"]
+    assert "Expecting value" in error["message"]
+    # The reply is the model's output, user data like an answer.
+    assert "upstream proxy error" not in error["message"]
+
+    debugging = load_handler(
+        "qa.handler", AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=garbage_runtime, LOG_PROMPTS="true"
+    )
+    response = debugging.handler(function_url_event(), lambda_context)
+    assert "upstream proxy error" in error_of(response)["message"]
 
 
 def test_unreachable_runtime_is_503(load_handler, lambda_context):
