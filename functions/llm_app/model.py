@@ -32,6 +32,7 @@ from langchain_core.messages.ai import UsageMetadata
 
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
+from llm_app.redaction import keep_library_logs_free_of_user_data
 
 # Seconds a caller should wait before retrying, by SageMaker error code.
 _RETRY_AFTER_SECONDS: Mapping[str, int] = {
@@ -93,6 +94,7 @@ def build_sagemaker_client(settings: Settings) -> Any:
 
 
 def build_chat_model(settings: Settings, client: Any) -> ChatSagemakerEndpoint:
+    keep_library_logs_free_of_user_data(log_prompts=settings.log_prompts)
     return ChatSagemakerEndpoint(
         endpoint_name=settings.endpoint_name,
         client=client,

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import traceback
 
 from llm_app.errors import AppError
 
+LANGCHAIN_SAGEMAKER_LOGGER = "langchain_aws.chat_models.sagemaker_endpoint"
 TAG_HEX_CHARS = 16  # 64 bits: enough to tell a function's sessions apart in its logs
 
 
@@ -55,3 +57,23 @@ def exception_summary(error: BaseException, *, log_prompts: bool) -> str:
         else:
             current = None if current.__suppress_context__ else current.__context__
     return "\nwhich happened while handling:\n".join(parts)
+
+
+class _DropLangChainSageMakerRecords(logging.Filter):
+    """langchain-aws logs the endpoint's errors (quoting the container's sentence, so maybe the
+    request) and, at DEBUG, the messages sent: on the root logger and on its module's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.module == "sagemaker_endpoint" and "langchain_aws" in record.pathname)
+
+
+def keep_library_logs_free_of_user_data(*, log_prompts: bool) -> None:
+    """Unless log_prompts, drop langchain-aws's SageMaker log records (once per container).
+
+    Nothing is lost: Endpoint maps the same errors to AppErrors, which serve() logs safely.
+    """
+    if log_prompts:
+        return
+    for logger in (logging.getLogger(), logging.getLogger(LANGCHAIN_SAGEMAKER_LOGGER)):
+        if not any(isinstance(f, _DropLangChainSageMakerRecords) for f in logger.filters):
+            logger.addFilter(_DropLangChainSageMakerRecords())

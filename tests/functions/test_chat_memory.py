@@ -14,6 +14,7 @@ from chat.history import DynamoDBTurnHistory
 from tests.support.environment import create_history_table
 from tests.support.events import ALICE, BOB, function_url_event, response_json
 from tests.support.moto import moto_client
+from tools.lambda_sandbox.events import iam_authorizer
 from tools.model_server.backend import SageMakerError
 
 TABLE = "test-chat-history"
@@ -286,6 +287,69 @@ def test_principals_are_told_apart_by_unique_id_not_by_name(
     recreated = {**ALICE, "userId": "AIDAJQABLZS4A3QDU576Q", "callerId": "AIDAJQABLZS4A3QDU576Q"}
     ask(chat, lambda_context, "Hello", SESSION, caller=recreated)
     assert fake_endpoint.last_request["messages"][1:] == [{"role": "user", "content": "Hello"}]
+
+
+# Two replicas of one backend service: the same role, each with its own session name.
+ROLE_ID = "AROA3XFRBF535PLBIFPI4"
+REPLICA_A = iam_authorizer(
+    f"{ROLE_ID}:a",
+    "arn:aws:sts::123456789012:assumed-role/ChatBackend/a",
+    account_id="123456789012",
+)
+REPLICA_B = iam_authorizer(
+    f"{ROLE_ID}:b",
+    "arn:aws:sts::123456789012:assumed-role/ChatBackend/b",
+    account_id="123456789012",
+)
+
+
+def test_by_default_two_sessions_of_one_role_are_two_callers(
+    chat, fake_endpoint, dynamodb, lambda_context
+):
+    fake_endpoint.reply("Noted.", "I do not know.")
+    ask(chat, lambda_context, "My name is Ada.", SESSION, caller=REPLICA_A)
+
+    ask(chat, lambda_context, "What is my name?", SESSION, caller=REPLICA_B)
+
+    assert fake_endpoint.last_request["messages"][1:] == [
+        {"role": "user", "content": "What is my name?"}
+    ]
+
+
+def test_role_scope_lets_every_session_of_a_role_continue_one_conversation(
+    load_chat, fake_endpoint, dynamodb, lambda_context
+):
+    chat = load_chat(CHAT_SESSION_SCOPE="role")
+    fake_endpoint.reply("Noted.", "Ada.")
+    ask(chat, lambda_context, "My name is Ada.", SESSION, caller=REPLICA_A)
+
+    reply = ask(chat, lambda_context, "What is my name?", SESSION, caller=REPLICA_B)
+
+    assert reply["answer"] == "Ada."
+    assert fake_endpoint.last_request["messages"][1:] == [
+        {"role": "user", "content": "My name is Ada."},
+        {"role": "assistant", "content": "Noted."},
+        {"role": "user", "content": "What is my name?"},
+    ]
+    # Stored under the role's unique id, without a session name.
+    assert {item["session_id"]["S"] for item in all_items(dynamodb)} == {
+        f"iam:123456789012:{ROLE_ID}#{SESSION}"
+    }
+    # Another replica may also forget it; another principal (an IAM user) still cannot.
+    assert response_json(forget(chat, lambda_context, SESSION, caller=ALICE))["deleted_turns"] == 0
+    deleted = response_json(forget(chat, lambda_context, SESSION, caller=REPLICA_A))
+    assert deleted["deleted_turns"] == 2
+
+
+def test_role_scope_keeps_iam_users_apart(load_chat, fake_endpoint, dynamodb, lambda_context):
+    chat = load_chat(CHAT_SESSION_SCOPE="role")
+    fake_endpoint.reply("Noted.", "I do not know.")
+    ask(chat, lambda_context, "My name is Ada.", SESSION, caller=ALICE)
+    recreated = {**ALICE, "userId": "AIDAJQABLZS4A3QDU576Q", "callerId": "AIDAJQABLZS4A3QDU576Q"}
+    ask(chat, lambda_context, "What is my name?", SESSION, caller=recreated)
+    assert fake_endpoint.last_request["messages"][1:] == [
+        {"role": "user", "content": "What is my name?"}
+    ]
 
 
 def test_an_aws_iam_url_without_a_caller_identity_is_refused(

@@ -44,6 +44,10 @@ def test_empty_optional_values_fall_back_to_defaults():
             {"ENDPOINT_NAME": "e", "URL_AUTHORIZATION_TYPE": "PUBLIC"},
             "URL_AUTHORIZATION_TYPE must be AWS_IAM or NONE",
         ),
+        (
+            {"ENDPOINT_NAME": "e", "CHAT_SESSION_SCOPE": "session"},
+            "CHAT_SESSION_SCOPE must be caller or role",
+        ),
     ],
 )
 def test_bad_environment_fails_with_a_message_naming_the_variable(env, message):
