@@ -1,4 +1,11 @@
-data "aws_partition" "current" {}
+data "aws_partition" "current" {
+  lifecycle {
+    precondition {
+      condition     = var.url_authorization_type != "NONE" || length(var.qa_document_buckets) == 0 || var.qa_public_document_reading
+      error_message = "url_authorization_type = \"NONE\" makes the QA URL public, and qa_document_buckets lets it read every object in ${join(", ", var.qa_document_buckets)}: anyone on the internet could have it quote any of them. Use AWS_IAM, empty qa_document_buckets, or accept that these buckets are public by setting qa_public_document_reading = true."
+    }
+  }
+}
 data "aws_caller_identity" "current" {}
 
 data "aws_region" "current" {
@@ -187,6 +194,38 @@ resource "aws_dynamodb_table" "chat_history" {
 }
 
 # -----------------------------------------------------------------------------
+# Who may call the URLs
+# -----------------------------------------------------------------------------
+
+# What a caller needs for the two AWS_IAM URLs, and nothing more: Function URLs check
+# lambda:InvokeFunctionUrl and (since October 2025) lambda:InvokeFunction. The condition keeps
+# the second from allowing the Invoke API itself, where a hand-made event could name any caller
+# in requestContext.authorizer.iam and reach that caller's conversations.
+data "aws_iam_policy_document" "url_callers" {
+  statement {
+    sid       = "CallFunctionUrls"
+    actions   = ["lambda:InvokeFunctionUrl"]
+    resources = [for function in module.functions : function.alias_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "lambda:FunctionUrlAuthType"
+      values   = ["AWS_IAM"]
+    }
+  }
+
+  statement {
+    sid       = "InvokeThroughFunctionUrlsOnly"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [for function in module.functions : function.alias_arn]
+    condition {
+      test     = "Bool"
+      variable = "lambda:InvokedViaFunctionUrl"
+      values   = ["true"]
+    }
+  }
+}
+
+# -----------------------------------------------------------------------------
 # Functions behind URLs
 # -----------------------------------------------------------------------------
 
@@ -205,6 +244,8 @@ locals {
         HISTORY_MAX_TURNS  = tostring(var.chat_history_max_turns)
         # AWS_IAM: sessions belong to the signed caller; NONE: only ids the function issued.
         URL_AUTHORIZATION_TYPE = var.url_authorization_type
+        # caller: account + userId; role: account + an assumed role's unique id.
+        CHAT_SESSION_SCOPE = var.chat_session_scope
       }
       # Read a session (Query), save a turn (PutItem), forget a session (Query + DeleteItem).
       policy_statements = var.chat_history_enabled ? [{

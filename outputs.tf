@@ -26,6 +26,16 @@ output "qa_url" {
   value       = module.functions["qa"].function_url
 }
 
+output "url_caller_policy_json" {
+  description = "IAM policy document (JSON) to attach to the users or roles that call the two URLs: lambda:InvokeFunctionUrl and lambda:InvokeFunction on the aliases the URLs serve, the latter only through a Function URL (lambda:InvokedViaFunctionUrl). Null with url_authorization_type = NONE, where anyone may call."
+  value       = var.url_authorization_type == "AWS_IAM" ? data.aws_iam_policy_document.url_callers.json : null
+}
+
+output "chat_session_scope" {
+  description = "Whose conversations a signed chat request reaches: caller (account + userId) or role (account + the assumed role's unique id)."
+  value       = var.chat_session_scope
+}
+
 output "url_authorization_type" {
   description = "Authorization of both URLs: AWS_IAM (SigV4-signed requests) or NONE (public)."
   value       = var.url_authorization_type

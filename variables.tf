@@ -449,6 +449,18 @@ variable "url_cors" {
   }
 }
 
+variable "chat_session_scope" {
+  description = "Whose conversations a signed chat request reaches with url_authorization_type = AWS_IAM (CHAT_SESSION_SCOPE): \"caller\" (the account and the caller's userId: every role session has its own) or \"role\" (an assumed role's account and unique id AROA..., whatever the session name: all replicas of a backend service share one set of conversations and keep their users apart by session id). IAM users and public URLs behave the same either way. Switching it leaves existing conversations unreachable."
+  type        = string
+  default     = "caller"
+  nullable    = false
+
+  validation {
+    condition     = contains(["caller", "role"], var.chat_session_scope)
+    error_message = "chat_session_scope must be \"caller\" (each role session has its own conversations) or \"role\" (every session of one role shares them)."
+  }
+}
+
 # -----------------------------------------------------------------------------
 # Chat history (DynamoDB)
 # -----------------------------------------------------------------------------
@@ -523,6 +535,13 @@ variable "qa_document_buckets" {
     condition     = alltrue([for b in var.qa_document_buckets : can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", b))])
     error_message = "qa_document_buckets must hold bucket names (3-63 lower-case letters, digits, dots and hyphens), not ARNs or s3:// URIs."
   }
+}
+
+variable "qa_public_document_reading" {
+  description = "Whether a public QA URL (url_authorization_type = NONE) may read the objects of qa_document_buckets: then anyone on the internet can have the function quote any object in those buckets. Without it such a plan fails."
+  type        = bool
+  default     = false
+  nullable    = false
 }
 
 variable "qa_document_kms_key_arns" {

@@ -159,6 +159,7 @@ module "langchain_tgi" {
 
   # URLs: IAM-authenticated; callers need the policy below
   url_authorization_type = "AWS_IAM"
+  chat_session_scope     = "caller" # "role": every session of one role shares its conversations
 
   # Chat history
   chat_history_enabled                = true
@@ -179,29 +180,11 @@ module "langchain_tgi" {
 # Who may call the URLs: attach this policy to the users or roles of your clients
 # -----------------------------------------------------------------------------
 
-data "aws_iam_policy_document" "callers" {
-  statement {
-    sid       = "CallFunctionUrls"
-    actions   = ["lambda:InvokeFunctionUrl"]
-    resources = [module.langchain_tgi.chat_alias_arn, module.langchain_tgi.qa_alias_arn]
-    condition {
-      test     = "StringEquals"
-      variable = "lambda:FunctionUrlAuthType"
-      values   = ["AWS_IAM"]
-    }
-  }
-
-  # Function URLs created since October 2025 also check lambda:InvokeFunction.
-  statement {
-    sid       = "InvokeFunctions"
-    actions   = ["lambda:InvokeFunction"]
-    resources = [module.langchain_tgi.chat_alias_arn, module.langchain_tgi.qa_alias_arn]
-  }
-}
-
+# The module's ready policy: both URLs' aliases, lambda:InvokeFunction only through a Function URL
+# (lambda:InvokedViaFunctionUrl), so a caller cannot call Invoke with an event naming another.
 resource "aws_iam_policy" "callers" {
   name        = "${var.name}-url-callers"
   description = "Call the ${var.name} chat and QA function URLs"
-  policy      = data.aws_iam_policy_document.callers.json
+  policy      = module.langchain_tgi.url_caller_policy_json
   tags        = var.tags
 }

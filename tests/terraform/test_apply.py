@@ -175,6 +175,7 @@ EXPECTED_ENV = {
         "HISTORY_TTL_DAYS": "7",
         "HISTORY_MAX_TURNS": "20",
         "URL_AUTHORIZATION_TYPE": "AWS_IAM",
+        "CHAT_SESSION_SCOPE": "caller",
     },
     "qa": {
         **COMMON_ENV,

@@ -68,6 +68,7 @@ ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
             "chat_history_ttl_days": 0,
             "chat_history_max_turns": 101,
             "max_question_chars": 0,
+            "chat_session_scope": "session",
         },
         [
             "name must be 3-32 characters",
@@ -77,7 +78,28 @@ ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
             "chat_history_ttl_days must be a whole number of days from 1 to 365",
             "chat_history_max_turns must be a whole number from 1 to 100",
             "max_question_chars must be a whole number from 1 to 32768",
+            'chat_session_scope must be "caller"',
         ],
+    ),
+    # A public QA URL that reads buckets publishes them: only an explicit opt-in allows it.
+    "public URL reading document buckets": (
+        REGION,
+        {"url_authorization_type": "NONE", "qa_document_buckets": ["team-docs"]},
+        [
+            'url_authorization_type = "NONE" makes the QA URL public, and qa_document_buckets '
+            "lets it read every object in team-docs: anyone on the internet could have it quote "
+            "any of them. Use AWS_IAM, empty qa_document_buckets, or accept that these buckets "
+            "are public by setting qa_public_document_reading = true."
+        ],
+    ),
+    "public URL reading document buckets, opted in": (
+        REGION,
+        {
+            "url_authorization_type": "NONE",
+            "qa_document_buckets": ["team-docs"],
+            "qa_public_document_reading": True,
+        },
+        [],
     ),
     "bad document QA values": (
         REGION,
