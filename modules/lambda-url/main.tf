@@ -184,6 +184,8 @@ resource "aws_lambda_permission" "public_invoke" {
 
   # AWS's own statement also carries `lambda:InvokedViaFunctionUrl = true`; provider 5.x cannot
   # express that condition, so anyone may call Invoke directly, which the public URL allows anyway.
+  # Provider 6.29 added `invoked_via_function_url`; this module still supports 5.100
+  # (docs/security.md).
   statement_id  = "FunctionURLInvokeAllowPublicAccess"
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.this.function_name

@@ -212,7 +212,9 @@ def test_no_error_path_logs_user_text_or_session_ids(world, code, capsys, caplog
     assert_nothing_secret(everything_logged(capsys, caplog))
 
 
-def test_answers_and_session_ids_stay_out_of_the_logs(world, capsys, caplog):
+@pytest.mark.parametrize("log_level", ["INFO", "DEBUG"])
+def test_answers_and_session_ids_stay_out_of_the_logs(world, capsys, caplog, log_level):
+    world.monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", log_level)
     world.fake_endpoint.reply(REPLY, REPLY, REPLY, REPLY)
     chat = world.chat()
     assert post(chat, [QUESTION, SESSION])["statusCode"] == 200
