@@ -20,6 +20,7 @@ SageMaker, TGI's generate route returns the prompt too unless `return_full_text`
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -59,6 +60,10 @@ _RETRY_AFTER_SECONDS: Mapping[str, int] = {
     "InternalStreamFailure": 5,
 }
 
+
+# langchain-aws logs every failed streamed call with its traceback on stderr; each one is
+# already mapped to an AppError and logged once, structured, by llm_app.service.
+logging.getLogger("langchain_aws.chat_models.sagemaker_endpoint").setLevel(logging.CRITICAL)
 
 # Asked of a streamed call: TGI (>= 2.4) and vLLM then report the call's usage in the stream.
 STREAM_KWARGS: Mapping[str, Any] = {"stream": True, "stream_options": {"include_usage": True}}
