@@ -8,6 +8,7 @@ after the test has read the one before it, so no timing is involved.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 
@@ -15,7 +16,13 @@ import pytest
 
 from llm_app.web import FunctionApp
 from tests.support.environment import create_history_table
-from tests.support.events import ALICE, function_url_event, response_json
+from tests.support.events import (
+    ALICE,
+    FUNCTION_NAME,
+    REQUEST_ID,
+    function_url_event,
+    response_json,
+)
 from tests.support.moto import moto_client
 from tests.support.web import (
     SseReader,
@@ -305,18 +312,67 @@ def test_a_failed_stream_stores_nothing(memory_url, fake_endpoint, dynamodb):
     assert stored_answers(dynamodb) == []
 
 
-def test_a_client_that_leaves_mid_stream_stores_nothing(memory_url, fake_endpoint, dynamodb):
+def test_a_client_that_leaves_mid_stream_stores_nothing(
+    load_handler, moto_url, dynamodb, fake_endpoint
+):
+    """Driven through the ASGI interface itself, so the disconnect arrives at a known point:
+    right after the first token was sent."""
+    chat = load_handler(
+        "chat.handler", HISTORY_TABLE_NAME=TABLE, AWS_ENDPOINT_URL_DYNAMODB=moto_url
+    )
     gate = fake_endpoint.stream_reply(["Paris", " is", " nice."], gated=True)
-    response = ask(memory_url)
-    SseReader(response).next_event()
-    response.close()  # the client hangs up after the first token
-    gate.release(3)
-    # The function noticed at the next piece and closed the endpoint's stream, storing nothing.
-    next_answer = fake_endpoint.stream_reply(["Bye."])
-    events = SseReader(ask(memory_url)).events()
-    assert text_of(events) == "Bye."
-    assert next_answer.sent >= 1
-    assert stored_answers(dynamodb) == ["Bye."]
+    event = function_url_event(accept=SSE)
+    sent: list[dict] = []
+
+    async def call() -> None:
+        gone = asyncio.Event()
+        messages = [{"type": "http.request", "body": event["body"].encode(), "more_body": False}]
+
+        async def receive() -> dict:
+            if messages:
+                return messages.pop(0)
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+            if message.get("body", b"").startswith(b"data: "):
+                gone.set()  # the client hangs up once it has the first token
+                gate.release()
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/",
+            "query_string": b"",
+            "headers": [(k.encode(), v.encode()) for k, v in forwarded(event).items()],
+        }
+        await door(chat)(scope, receive, send)
+
+    asyncio.run(call())
+
+    bodies = [m["body"] for m in sent if m["type"] == "http.response.body"]
+    assert text_of(parse_sse(b"".join(bodies))) in ("Paris", "Paris is")
+    assert not any(b"[DONE]" in body for body in bodies)
+    assert gate.sent < 4  # the rest of the answer was never asked for
+    assert stored_answers(dynamodb) == []
+    gate.open()  # let the abandoned stream end at the endpoint, for the next test
+
+
+def test_door_2_logs_carry_the_lambda_request_id(capsys, load_handler, fake_endpoint):
+    chat = load_handler("chat.handler")  # after capsys: its Logger writes to the captured stdout
+    fake_endpoint.stream_reply(["Paris."])
+    with serving(door(chat)) as address:
+        SseReader(ask(address)).events()
+    lines = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
+    ]
+    request = next(line for line in lines if line["message"] == "request")
+    assert request["function_request_id"] == REQUEST_ID
+    assert request["function_name"] == FUNCTION_NAME
+    assert request["streamed"] is True
+    assert request["completed"] is True
+    assert request["first_token_ms"] <= request["model_ms"]
 
 
 # ---------------------------------------------------------------------------------------------

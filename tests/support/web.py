@@ -98,7 +98,8 @@ def open_stream(
 ) -> http.client.HTTPResponse:
     """Send the request; the response is read by the caller, as it arrives."""
     connection = http.client.HTTPConnection(address, timeout=30)
-    connection.request(method, path, body=body, headers=dict(headers))
+    # One request per connection, so that stopping the server never waits for an idle one.
+    connection.request(method, path, body=body, headers={**headers, "connection": "close"})
     return connection.getresponse()
 
 
