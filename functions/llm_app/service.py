@@ -17,11 +17,12 @@ The request's log line is written when the body has been sent (or abandoned).
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
@@ -34,7 +35,7 @@ from llm_app.function_url import (
     plain_text_preferred,
     read_request,
 )
-from llm_app.generation import Answer, Part, Progress, close_iterator, joined_text
+from llm_app.generation import Answer, Part, Progress, Usage, close_iterator, joined_text
 
 Route = Callable[[HttpRequest], Mapping[str, Any] | Answer]
 
@@ -115,12 +116,13 @@ def respond(
     except Exception:
         logger.exception("unhandled error")
         return log.whole(error_response(_internal_error()), _internal_error())
+    stream: StreamFormat
     if plain_text_preferred(request.accept):
-        render, headers = _text_chunks, TEXT_HEADERS
+        stream = PlainText()
     else:
-        render, headers = _sse_chunks(settings.endpoint_name, request.request_id), SSE_HEADERS
-    body = log.streamed(render(result, first, parts))
-    return HttpResponse(200, {**headers, **result.headers}, body)
+        stream = ServerSentEvents(settings.endpoint_name, request.request_id)
+    body = log.streamed(_stream_body(stream, result, first, parts))
+    return HttpResponse(200, {**stream.headers, **result.headers}, body)
 
 
 def _json(status: int, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,102 +140,103 @@ def _internal_error() -> AppError:
     )
 
 
-def _pieces(first: Part | None, parts: Iterator[Part]) -> Iterator[Part]:
-    if first is not None:
-        yield first
-        yield from parts
-
-
 # ---------------------------------------------------------------------------------------------
 # Streamed renderings: errors after the first byte become the stream's last event
 # ---------------------------------------------------------------------------------------------
-Renderer = Callable[[Answer, Part | None, Iterator[Part]], Iterator[bytes]]
+class StreamFormat(Protocol):
+    headers: Mapping[str, str]
+
+    def part(self, part: Part) -> bytes | None: ...
+    def end(self, fields: Mapping[str, Any]) -> bytes: ...
+    def error(self, error: AppError) -> bytes: ...
 
 
-def _sse_chunks(model: str, request_id: str) -> Renderer:
-    created = int(time.time())
-    completion_id = f"chatcmpl-{request_id}"
+class ServerSentEvents:
+    """OpenAI `chat.completion.chunk` events, QA's `event: progress`, then `data: [DONE]`."""
 
-    def chunk(delta: Mapping[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    headers: Mapping[str, str] = SSE_HEADERS
+
+    def __init__(self, model: str, request_id: str) -> None:
+        self.model = model
+        self.completion_id = f"chatcmpl-{request_id}"
+        self.created = int(time.time())
+        self.role: dict[str, str] = {"role": "assistant"}  # the first chunk's, as OpenAI does
+
+    def _chunk(self, delta: Mapping[str, Any], finish_reason: str | None) -> dict[str, Any]:
         return {
-            "id": completion_id,
+            "id": self.completion_id,
             "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
+            "created": self.created,
+            "model": self.model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
         }
 
-    def render(answer: Answer, first: Part | None, parts: Iterator[Part]) -> Iterator[bytes]:
-        role: dict[str, str] = {"role": "assistant"}  # on the first piece only, as OpenAI does
-        for part in _pieces(first, parts):
-            if isinstance(part, Progress):
-                yield _sse("progress", {"done": part.done, "total": part.total})
-            else:
-                yield _sse(None, chunk({**role, "content": part}))
-                role = {}
-        fields = dict(answer.fields)
-        finish_reason = fields.pop("finish_reason", None)
-        usage = fields.pop("usage", {})
-        last = chunk({}, finish_reason)
-        last["usage"] = {
-            "prompt_tokens": usage.get("input_tokens", 0),
-            "completion_tokens": usage.get("output_tokens", 0),
-            "total_tokens": usage.get("input_tokens", 0) + usage.get("output_tokens", 0),
-        }
-        yield _sse(None, {**last, **fields})
-        yield b"data: [DONE]\n\n"
+    def part(self, part: Part) -> bytes:
+        if isinstance(part, Progress):
+            return _sse({"done": part.done, "total": part.total}, event="progress")
+        delta, self.role = {**self.role, "content": part}, {}
+        return _sse(self._chunk(delta, None))
 
-    return _guarded(render, lambda error: _sse(None, _error_body(error)))
+    def end(self, fields: Mapping[str, Any]) -> bytes:
+        """The last chunk: finish_reason, usage in OpenAI's names, the answer's other fields."""
+        rest = dict(fields)
+        last = self._chunk({}, rest.pop("finish_reason", None))
+        last["usage"] = Usage(**rest.pop("usage", {})).as_openai()
+        return _sse({**last, **rest}) + b"data: [DONE]\n\n"
+
+    def error(self, error: AppError) -> bytes:
+        return _sse({"error": {"code": error.code.value, "message": error.message}})
 
 
-def _text_chunks_unguarded(
-    answer: Answer, first: Part | None, parts: Iterator[Part]
-) -> Iterator[bytes]:
-    for part in _pieces(first, parts):
-        if isinstance(part, str):
-            yield part.encode("utf-8")
-    yield b"\n"
+class PlainText:
+    """The answer's text as it comes (for `curl -N`), a newline at its end."""
+
+    headers: Mapping[str, str] = TEXT_HEADERS
+
+    def part(self, part: Part) -> bytes | None:
+        return part.encode("utf-8") if isinstance(part, str) else None
+
+    def end(self, fields: Mapping[str, Any]) -> bytes:
+        return b"\n"
+
+    def error(self, error: AppError) -> bytes:
+        return f"\n[error] {error.code.value}: {error.message}\n".encode()
 
 
-def _text_error(error: AppError) -> bytes:
-    return f"\n[error] {error.code.value}: {error.message}\n".encode()
-
-
-def _guarded(render: Renderer, error_event: Callable[[AppError], bytes]) -> Renderer:
-    """`render`, with an error after the first byte sent as the stream's last event."""
-
-    def guarded(answer: Answer, first: Part | None, parts: Iterator[Part]) -> Iterator[bytes]:
-        try:
-            yield from render(answer, first, parts)
-        except AppError as error:
-            raise _StreamFailed(error, error_event(error)) from error
-        except Exception as error:
-            raise _StreamFailed(None, error_event(_internal_error())) from error
-        finally:
-            close_iterator(parts)  # a client gone: the domain stops (and stores nothing)
-
-    return guarded
-
-
-_text_chunks: Renderer = _guarded(_text_chunks_unguarded, _text_error)
-
-
-def _sse(event: str | None, data: Mapping[str, Any]) -> bytes:
+def _sse(data: Mapping[str, Any], *, event: str | None = None) -> bytes:
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
-
-
-def _error_body(error: AppError) -> dict[str, Any]:
-    return {"error": {"code": error.code.value, "message": error.message}}
 
 
 class _StreamFailed(Exception):
     """A stream's failure after its first byte: the last event to send, and what to log."""
 
     def __init__(self, error: AppError | None, event: bytes) -> None:
-        super().__init__(event)
+        super().__init__(error)
         self.error = error
         self.event = event
+
+
+def _stream_body(
+    stream: StreamFormat, answer: Answer, first: Part | None, parts: Iterator[Part]
+) -> Iterator[bytes]:
+    """The answer in `stream`'s format; a failure raises _StreamFailed with its last event.
+
+    Closing this iterator (a client gone) closes the answer's parts: the domain stops, and
+    chat stores nothing.
+    """
+    try:
+        if first is not None:
+            for part in itertools.chain((first,), parts):
+                if (data := stream.part(part)) is not None:
+                    yield data
+        yield stream.end(answer.fields)
+    except AppError as error:
+        raise _StreamFailed(error, stream.error(error)) from error
+    except Exception as error:
+        raise _StreamFailed(None, stream.error(_internal_error())) from error
+    finally:
+        close_iterator(parts)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -122,8 +122,8 @@ class FunctionApp:
         def read() -> Any:
             if too_large is not None:
                 check_body_size(too_large, self.settings.max_body_bytes)
-            try:
-                context = json.loads(request_context)
+            try:  # JSON in UTF-8 (ASGI hands header values over as bytes, read as latin-1)
+                context = json.loads(request_context.encode("latin-1"))
             except ValueError:
                 context = None
             return request_from_context(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 
 import pytest
 
@@ -18,6 +19,7 @@ from llm_app.web import FunctionApp
 from tests.support.environment import create_history_table
 from tests.support.events import (
     ALICE,
+    BOB,
     FUNCTION_NAME,
     REQUEST_ID,
     function_url_event,
@@ -26,6 +28,7 @@ from tests.support.events import (
 from tests.support.moto import moto_client
 from tests.support.web import (
     SseReader,
+    adapter_headers,
     forwarded,
     open_stream,
     parse_sse,
@@ -432,3 +435,46 @@ def test_qa_validation_errors_keep_their_status_when_streaming(load_handler, fak
         reply = send(address, event["body"], forwarded(event))
     assert reply.status == 400
     assert reply.json()["error"]["code"] == "invalid_request"
+
+
+def test_qa_that_runs_out_of_time_mid_stream_ends_with_deadline_exceeded(
+    load_handler, fake_endpoint
+):
+    qa = load_handler("qa.handler", QA_DEADLINE_RESERVE_SECONDS="1", QA_MAP_CONCURRENCY="1")
+
+    def slow_note(_prompt: str) -> str:
+        time.sleep(0.3)
+        return "A note."
+
+    fake_endpoint.backend.respond_with(slow_note)
+    body = json.dumps({"question": "What?", "documents": [long_document()], "stream": True})
+    event = function_url_event(body)
+    headers = {**forwarded(event), **adapter_headers(event, seconds_left=2.5)}
+    with serving(door(qa)) as address:
+        started = time.monotonic()
+        events = SseReader(open_stream(address, event["body"], headers)).events()
+        answered_after = time.monotonic() - started
+
+    assert answered_after < 2.5  # before Lambda would have stopped the function
+    assert events[0][0] == "progress"  # the status (200) was sent with the first progress
+    assert json.loads(events[-1][1])["error"]["code"] == "deadline_exceeded"
+    assert (None, "[DONE]") not in events
+
+
+def test_door_2_knows_the_caller_only_from_the_adapters_request_context(
+    load_handler, moto_url, dynamodb, fake_endpoint
+):
+    chat = load_handler(
+        "chat.handler", HISTORY_TABLE_NAME=TABLE, AWS_ENDPOINT_URL_DYNAMODB=moto_url
+    )
+    fake_endpoint.reply("Paris.", "Who knows?")
+    with serving(door(chat)) as address:
+        alice = ask(address, caller=ALICE)
+        session = alice.getheader("x-session-id")
+        SseReader(alice).events()
+        # Bob continues Alice's session id: his own, empty session.
+        SseReader(ask(address, json.dumps(["And its size?", session]), caller=BOB)).events()
+
+    assert fake_endpoint.last_request["messages"][1:] == [
+        {"role": "user", "content": "And its size?"}
+    ]
