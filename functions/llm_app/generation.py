@@ -142,9 +142,12 @@ def close_fields(fields: dict[str, Any], finish_reason: str | None, usage: Usage
 def relay(generation: Generation) -> Generator[str, None, str]:
     """Yield a generation's pieces; return its whole text (stripped) once it completed."""
     pieces: list[str] = []
-    for piece in generation:
-        pieces.append(piece)
-        yield piece
+    try:
+        for piece in generation:
+            pieces.append(piece)
+            yield piece
+    finally:
+        generation.close()  # a `for` does not close what it reads: a reader gone stops the call
     return "".join(pieces).strip()
 
 
@@ -174,10 +177,13 @@ def answer_with(
 def tap(parts: Iterator[Part], on_complete: Callable[[str], None]) -> Iterator[Part]:
     """`parts` unchanged; `on_complete(text)` once they are all out (e.g. to log the exchange)."""
     pieces: list[str] = []
-    for part in parts:
-        if isinstance(part, str):
-            pieces.append(part)
-        yield part
+    try:
+        for part in parts:
+            if isinstance(part, str):
+                pieces.append(part)
+            yield part
+    finally:
+        close_iterator(parts)
     on_complete("".join(pieces).strip())
 
 

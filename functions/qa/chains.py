@@ -91,10 +91,6 @@ class Deadline:
         self._clock = clock
         self._end = clock() + seconds_left
 
-    @classmethod
-    def from_remaining_ms(cls, remaining_ms: int, reserve_seconds: float) -> Deadline:
-        return cls(remaining_ms / 1000 - reserve_seconds)
-
     def seconds_left(self) -> float:
         return self._end - self._clock()
 
@@ -219,11 +215,11 @@ def stream_before_deadline(
                 error = deadline_error(guard.calls, guard.deadline.seconds_left())
                 guard.stop(error)
                 raise error from None
-            if item is _DONE:
-                return
             if isinstance(item, BaseException):
                 raise item
-            yield item  # type: ignore[misc]
+            if not isinstance(item, str | Progress):
+                return  # _DONE: produce finished
+            yield item
     finally:
         guard.stop(AppError(ErrorCode.INTERNAL_ERROR, "The answer was abandoned."))
 
