@@ -39,7 +39,12 @@ from aws_lambda_powertools import Logger
 
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.function_url import check_body_size, error_response, request_from_context
+from llm_app.function_url import (
+    HttpRequest,
+    check_body_size,
+    error_response,
+    request_from_context,
+)
 from llm_app.generation import close_iterator
 from llm_app.service import HttpResponse, Route, respond
 from llm_app.snap_start import reseed_random
@@ -51,8 +56,6 @@ Send = Callable[[Message], Awaitable[None]]
 
 REQUEST_CONTEXT_HEADER = "x-amzn-request-context"
 LAMBDA_CONTEXT_HEADER = "x-amzn-lambda-context"
-# Lambda's longest timeout: the deadline when the adapter sends no Lambda context.
-MAX_FUNCTION_SECONDS = 900
 
 
 class LambdaContextHeader:
@@ -103,7 +106,7 @@ class FunctionApp:
             self.hooks[path] = reseed_random
 
         @logger.inject_lambda_context(clear_state=True)
-        def handle(read: Callable[[], Any], context: LambdaContextHeader) -> HttpResponse:
+        def handle(read: Callable[[], HttpRequest], context: LambdaContextHeader) -> HttpResponse:
             return respond(read, routes=routes, settings=settings, logger=logger)
 
         self._handle = handle
@@ -119,7 +122,7 @@ class FunctionApp:
         body, too_large = await _read_body(receive, self.settings.max_body_bytes)
         lambda_context = LambdaContextHeader(headers.get(LAMBDA_CONTEXT_HEADER))
 
-        def read() -> Any:
+        def read() -> HttpRequest:
             if too_large is not None:
                 check_body_size(too_large, self.settings.max_body_bytes)
             try:  # JSON in UTF-8 (ASGI hands header values over as bytes, read as latin-1)
