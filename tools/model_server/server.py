@@ -453,9 +453,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_stream(self, stream: PayloadStream) -> None:
         """Each frame as one HTTP chunk, written (unbuffered) the moment it exists."""
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
         try:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
             for frame in stream.frames():
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
             self.wfile.write(b"0\r\n\r\n")
