@@ -334,6 +334,27 @@ def test_the_model_stream_error_carries_sagemakers_error_code(endpoint: Endpoint
     assert json.loads(last.payload)["ErrorCode"] == "ModelInvocationTimeExceeded"
 
 
+def test_an_engine_error_mid_stream_is_its_error_event_then_done(endpoint: Endpoint) -> None:
+    server, backend, client = endpoint.server, endpoint.backend, endpoint.client
+    backend.script(
+        ScriptedStream(("Paris",), fail_after=1, engine_error=True, message="CUDA out of memory")
+    )
+    data = sse_data(b"".join(payload_parts(stream(client, chat()))))
+    assert data[-1] == "[DONE]"  # the SageMaker stream itself ends normally
+    if server.engine == "tgi":
+        assert data[-2] == '{"error":{"message":"CUDA out of memory","http_status_code":422}}'
+    else:
+        assert json.loads(data[-2]) == {
+            "error": {
+                "message": "CUDA out of memory",
+                "type": "InternalServerError",
+                "param": None,
+                "code": 500,
+            }
+        }
+    assert "finish_reason" not in "".join(data[-2:])
+
+
 def test_an_unexpected_backend_error_mid_stream_is_stream_broken(endpoint: Endpoint) -> None:
     backend, client = endpoint.backend, endpoint.client
 

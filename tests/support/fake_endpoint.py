@@ -52,6 +52,7 @@ class FakeEndpoint:
         generated_tokens: int | None = None,
         fail_after: int | None = None,
         error_code: str = "StreamBroken",
+        engine_error: bool = False,
         split_at: Sequence[int] = (),
         gated: bool = False,
     ) -> Gate:
@@ -63,7 +64,9 @@ class FakeEndpoint:
           number of tokens); it is sent when the request asks for it
           (``stream_options.include_usage``).
         - ``fail_after=N``: after N tokens the stream ends with SageMaker's
-          ``ModelStreamError`` (``error_code``); boto3 raises ``EventStreamError``.
+          ``ModelStreamError`` (``error_code``); boto3 raises ``EventStreamError``. With
+          ``engine_error`` the engine reports the failure in its own stream instead: one
+          ``data: {"error": ...}`` event (TGI's or vLLM's shape), then ``data: [DONE]``.
         - ``split_at``: byte offsets at which every SSE event is cut into several
           PayloadParts (mid-line, mid-JSON, mid-character), for this and later streams of the
           test.
@@ -81,6 +84,7 @@ class FakeEndpoint:
                 generated_tokens=generated_tokens,
                 fail_after=fail_after,
                 error_code=error_code,
+                engine_error=engine_error,
                 gate=gate,
             )
         )

@@ -42,7 +42,12 @@ from transformers import (
 from transformers.generation.streamers import BaseStreamer
 from transformers.utils import logging as transformers_logging
 
-from tools.model_server.backend import ChatTemplateError, GenerateParams, Generation
+from tools.model_server.backend import (
+    ChatTemplateError,
+    GenerateParams,
+    Generation,
+    GenerationFailure,
+)
 
 _HUB_PROBE_TIMEOUT_SECONDS = 5.0
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -182,7 +187,7 @@ class TransformersBackend:
         thread = start()
         try:
             ended = False
-            for token_id in tokens:
+            for token_id in _reported(tokens):
                 ids.append(token_id)
                 if token_id in self._eos_token_ids:
                     finish_reason, ended = "eos_token", True
@@ -231,6 +236,14 @@ class TransformersBackend:
             top_k=params.top_k or 0,
             **common,
         )
+
+
+def _reported(tokens: Iterator[int]) -> Iterator[int]:
+    """A failure of ``model.generate`` is TGI's GenerationError, which it reports in-stream."""
+    try:
+        yield from tokens
+    except Exception as error:
+        raise GenerationFailure(f"Request failed during generation: {error}") from error
 
 
 class _TokenQueue(BaseStreamer):
