@@ -445,6 +445,8 @@ def test_each_token_leaves_the_server_before_the_next_exists(endpoint: Endpoint)
     rest = b"".join(event["PayloadPart"]["Bytes"] for event in events)
     assert sse_data(rest)[-1] == "[DONE]"
     assert gate.sent == 4  # three tokens and the end
+    assert len(gate.sent_at) == 4
+    assert gate.sent_at == sorted(gate.sent_at)
 
 
 def test_a_gate_not_released_ends_the_stream_instead_of_hanging(endpoint: Endpoint) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,13 +39,16 @@ class Gate:
     ``[DONE]``) or a scripted failure. The first piece goes out at once; each later one waits
     for one ``release()``. So a test that reads token 1, then releases, then reads token 2
     proves that token 1 left the server before token 2 existed. ``sent`` counts the pieces
-    let out. A piece not released within ``timeout`` seconds ends the stream with SageMaker's
-    ``ModelInvocationTimeExceeded``, so a test that forgets to release fails instead of hanging.
+    let out, ``sent_at`` says when (``time.monotonic()``: the endpoint's first token, for a
+    latency figure). A piece not released within ``timeout`` seconds ends the stream with
+    SageMaker's ``ModelInvocationTimeExceeded``, so a test that forgets to release fails
+    instead of hanging.
     """
 
     def __init__(self, timeout: float = DEFAULT_GATE_TIMEOUT_SECONDS) -> None:
         self.timeout = timeout
         self.sent = 0
+        self.sent_at: list[float] = []
         self._permits = threading.Semaphore(1)
         self._open = False
 
@@ -66,6 +70,7 @@ class Gate:
                 "ModelInvocationTimeExceeded",
             )
         self.sent += 1
+        self.sent_at.append(time.monotonic())
 
 
 @dataclass(frozen=True)
