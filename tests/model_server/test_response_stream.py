@@ -64,6 +64,7 @@ def endpoint(
     backend.reset()
     server.engine = engine
     server.payload_split_at = ()
+    server.payload_events_per_part = 1
     yield Endpoint(server, backend, client)
     server.engine = "tgi"
 
@@ -84,6 +85,18 @@ def payload_parts(response: dict[str, Any]) -> list[bytes]:
         assert list(event) == ["PayloadPart"]
         parts.append(event["PayloadPart"]["Bytes"])
     return parts
+
+
+def parts_until_error(response: dict[str, Any]) -> tuple[list[bytes], EventStreamError]:
+    """The PayloadParts received before the stream's exception event, and what boto3 raised."""
+    parts: list[bytes] = []
+
+    def read_all() -> None:
+        parts.extend(event["PayloadPart"]["Bytes"] for event in response["Body"])
+
+    with pytest.raises(EventStreamError) as caught:
+        read_all()
+    return parts, caught.value
 
 
 def sse_data(raw: bytes) -> list[str]:
@@ -288,6 +301,17 @@ def test_payload_parts_can_end_mid_line_mid_json_and_mid_character(endpoint: End
     assert len(rejoined) == len(whole)
 
 
+def test_one_payload_part_can_carry_several_events(endpoint: Endpoint) -> None:
+    server, backend, client = endpoint.server, endpoint.backend, endpoint.client
+    backend.script(ScriptedStream(("a", " b", " c"), fail_after=3))
+    server.payload_events_per_part = 2
+    received, _ = parts_until_error(stream(client, chat()))
+    per_part = [len(sse_data(part)) for part in received]
+    # The events before the failure arrive first, the odd one out in a part of its own.
+    assert per_part == ([2, 1] if server.engine == "tgi" else [2, 2])
+    assert text_of([json.loads(d) for d in sse_data(b"".join(received))]) == "a b c"
+
+
 # ---------------------------------------------------------------------------
 # Failures
 # ---------------------------------------------------------------------------
@@ -296,15 +320,8 @@ def test_a_failure_mid_stream_is_a_model_stream_error_boto3_raises(endpoint: End
     backend.script(
         ScriptedStream(("Paris", " is", " the"), fail_after=2, message="the container died")
     )
-    response = stream(client, chat())
-    received: list[bytes] = []
-
-    def read_all() -> None:
-        received.extend(event["PayloadPart"]["Bytes"] for event in response["Body"])
-
-    with pytest.raises(EventStreamError) as caught:
-        read_all()
-    assert caught.value.response["Error"] == {
+    received, error = parts_until_error(stream(client, chat()))
+    assert error.response["Error"] == {
         "Code": "ModelStreamError",
         "Message": "the container died",
     }
