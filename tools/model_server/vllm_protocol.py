@@ -106,6 +106,8 @@ def prepare(body: bytes, backend: Backend, max_model_len: int) -> PreparedChat:
     stream_options = document.get("stream_options") or {}
     if not isinstance(stream_options, Mapping):
         raise error(400, "stream_options: Input should be a valid dictionary")
+    if stream_options and not document.get("stream"):  # ChatCompletionRequest's validator
+        raise error(400, "Stream options can only be defined when `stream=True`.")
     raw_messages = document["messages"]
     if not isinstance(raw_messages, list) or not raw_messages:
         raise error(400, "messages: Input should be a non-empty list")
