@@ -114,6 +114,19 @@ def test_sse_split_mid_line_across_payload_parts_is_reassembled(chat_url, fake_e
     assert chunk(events[-2][1])["choices"][0]["finish_reason"] == "stop"
 
 
+@pytest.mark.parametrize("engine", ["tgi", "vllm"])
+def test_several_sse_events_in_one_payload_part_are_each_a_token(chat_url, fake_endpoint, engine):
+    fake_endpoint.use_engine(engine)
+    tokens = ["Paris", " is", " the", " capital", "."]
+    fake_endpoint.stream_reply(tokens, events_per_part=3)
+
+    events = SseReader(ask(chat_url)).events()
+
+    deltas = [chunk(data)["choices"][0]["delta"].get("content") for _, data in events[:-2]]
+    assert deltas == tokens
+    assert chunk(events[-2][1])["choices"][0]["finish_reason"] == "stop"
+
+
 def test_text_plain_gets_the_raw_text_as_it_comes(chat_url, fake_endpoint):
     gate = fake_endpoint.stream_reply(["Paris", " is", " nice."], gated=True)
 
