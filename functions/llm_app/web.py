@@ -248,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         lifespan="off",
         interface="asgi3",
         access_log=False,
+        # Powertools owns the logging: uvicorn configures none (its warnings reach stderr).
+        log_config=None,
         log_level="warning",
         server_header=False,
     )
