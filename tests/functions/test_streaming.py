@@ -16,6 +16,7 @@ import time
 import pytest
 
 from llm_app.web import FunctionApp
+from tests.support.aws_calls import recording_function_calls
 from tests.support.environment import create_history_table
 from tests.support.events import (
     ALICE,
@@ -491,3 +492,16 @@ def test_door_2_knows_the_caller_only_from_the_adapters_request_context(
     assert fake_endpoint.last_request["messages"][1:] == [
         {"role": "user", "content": "And its size?"}
     ]
+
+
+def test_a_streamed_answer_needs_the_same_iam_action_as_a_buffered_one(load_handler, fake_endpoint):
+    """InvokeEndpointWithResponseStream is authorized as sagemaker:InvokeEndpoint: the
+    functions' role needs no new grant for streaming."""
+    fake_endpoint.reply("Paris.")
+    with recording_function_calls("eu-west-1", "123456789012") as recorder:
+        chat = load_handler("chat.handler")
+        with serving(door(chat)) as address:
+            SseReader(ask(address)).events()
+
+    assert fake_endpoint.last_request["stream"] is True
+    assert [call.action for call in recorder.calls] == ["sagemaker:InvokeEndpoint"]

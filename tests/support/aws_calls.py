@@ -47,6 +47,13 @@ RESOURCE_ARNS: Mapping[str, ResourceArn] = {
 }
 
 
+# Operations that IAM authorizes under another action's name (Service Authorization Reference):
+# a streamed invocation needs sagemaker:InvokeEndpoint, like a buffered one.
+IAM_ACTIONS: Mapping[str, str] = {
+    "sagemaker:InvokeEndpointWithResponseStream": "sagemaker:InvokeEndpoint",
+}
+
+
 @dataclass
 class CallRecorder:
     region: str
@@ -58,7 +65,8 @@ class CallRecorder:
         if not _called_from_functions():
             return
         prefix = model.service_model.signing_name
-        action = f"{prefix}:{model.name}"
+        operation = f"{prefix}:{model.name}"
+        action = IAM_ACTIONS.get(operation, operation)
         to_arn = RESOURCE_ARNS.get(prefix)
         if to_arn is None:
             self.unknown.append(action)
