@@ -271,6 +271,15 @@ def test_the_buffered_handler_delivers_the_same_sse_whole(chat, fake_endpoint, l
     assert events[-1] == (None, "[DONE]")
 
 
+def test_the_buffered_handler_delivers_plain_text_whole(chat, fake_endpoint, lambda_context):
+    fake_endpoint.stream_reply(["Paris", " is", " nice."])
+    response = chat.handler(function_url_event(accept="text/plain"), lambda_context)
+    assert response["statusCode"] == 200
+    assert response["headers"]["content-type"] == "text/plain; charset=utf-8"
+    assert "x-session-id" not in response["headers"]  # memory is off: no session
+    assert response["body"] == "Paris is nice.\n"
+
+
 def test_a_json_answer_cut_at_max_new_tokens_says_length(
     load_handler, fake_endpoint, lambda_context
 ):
