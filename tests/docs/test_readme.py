@@ -126,6 +126,19 @@ def test_the_settings_defaults_are_the_functions(setting):
         assert first == default
 
 
+ADAPTER_SETTINGS = doc_table(API, "What for")
+LAMBDA_URL_TF = (ROOT / "modules" / "lambda-url" / "main.tf").read_text()
+
+
+@pytest.mark.parametrize("setting", sorted(ADAPTER_SETTINGS))
+def test_an_adapter_setting_is_set_as_docs_api_says(setting):
+    value = ADAPTER_SETTINGS[setting][0].strip("`")
+    where = MAIN_TF + LAMBDA_URL_TF
+    assert re.search(rf'^\s*{setting}\s*=\s*"{re.escape(value)}"', where, re.M), (
+        f"docs/api.md says {setting} is {value}; main.tf and modules/lambda-url do not set it so"
+    )
+
+
 def test_every_docs_page_is_linked_from_the_readme():
     for page in DOC_PAGES:
         if page.startswith("docs/"):
@@ -150,7 +163,7 @@ def test_every_repository_path_the_docs_name_exists():
 def test_the_readme_stays_the_users_page():
     lines = len(README.splitlines())
     assert lines <= README_MAX_LINES, (
-        f"README.md has {lines} lines (at most {README_MAX_LINES}): move reference material to docs/"
+        f"README.md has {lines} lines (at most {README_MAX_LINES}): move reference to docs/"
     )
     assert "](docs/api.md)" in README
 
