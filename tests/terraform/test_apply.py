@@ -14,8 +14,9 @@ tests/terraform/test_plan.py, region by region.
 
 from __future__ import annotations
 
+import importlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -409,6 +410,126 @@ def exercise_qa(qa: Any, context: Any, live: Any) -> None:
 EXERCISES = {"chat": exercise_chat, "qa": exercise_qa}
 
 
+# Through the door the adapter calls (functions/llm_app/web.py, served as run.sh serves it):
+# JSON requests read the model's whole answer, streamed ones its stream.
+def stream_chat(address: str, web: Any, live: Stack) -> None:
+    """Every route of streaming chat: a JSON answer starting a session, a streamed answer
+    continuing it, and forgetting it."""
+    event = function_url_event('["Hi"]')
+    first = web.send(address, event["body"], web.forwarded(event))
+    assert first.status == 200, first.body
+    session_id = first.json()["session_id"]
+    event = function_url_event(json.dumps(["Again", session_id]), accept="text/event-stream")
+    events = web.SseReader(web.open_stream(address, event["body"], web.forwarded(event))).events()
+    assert events[-1] == (None, "[DONE]"), events
+    event = function_url_event(None, method="DELETE", query={"session_id": session_id})
+    forgotten = web.send(
+        address, None, web.forwarded(event), method="DELETE", path=f"/?session_id={session_id}"
+    )
+    assert forgotten.json() == {"session_id": session_id, "deleted_turns": 2}
+
+
+def stream_qa(address: str, web: Any, live: Stack) -> None:
+    """Every route of streaming QA: the seed's document as JSON, and documents from each
+    bucket it may read, streamed."""
+    s3 = live.client("s3")
+    uris = []
+    for bucket in DOCUMENT_BUCKETS:
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_object(Bucket=bucket, Key="notes.txt", Body=b"Peter is here.")
+        uris.append(f"s3://{bucket}/notes.txt")
+    try:
+        event = function_url_event('["How long was Elizabeth hospitalized?"]')
+        answer = web.send(address, event["body"], web.forwarded(event))
+        assert answer.status == 200, answer.body
+        event = function_url_event(json.dumps(["Who?", uris]), accept="text/event-stream")
+        stream = web.open_stream(address, event["body"], web.forwarded(event))
+        events = web.SseReader(stream).events()
+        assert events[-1] == (None, "[DONE]"), events
+    finally:
+        for bucket in DOCUMENT_BUCKETS:
+            s3.delete_object(Bucket=bucket, Key="notes.txt")
+            s3.delete_bucket(Bucket=bucket)
+
+
+STREAMING_EXERCISES = {"chat": stream_chat, "qa": stream_qa}
+
+
+def check_role_against_calls(
+    live: Stack,
+    function: str,
+    load_handler: Any,
+    exercise: Callable[[Any, dict[str, str], Stack], None],
+) -> None:
+    """Run ``exercise`` on the function's code, loaded with its deployed environment against
+    a local endpoint and moto, recording its AWS calls; its role must grant each call, and
+    each of its grants must serve some call."""
+    account = live.outputs["endpoint_arn"].split(":")[4]
+    environment = live.client("lambda").get_function_configuration(
+        FunctionName=f"{NAME}-{function}"
+    )["Environment"]["Variables"]
+    endpoint = SageMakerTGIServer(
+        ScriptedBackend(),
+        environment["ENDPOINT_NAME"],
+        max_input_tokens=int(environment["MAX_INPUT_TOKENS"]),
+        max_total_tokens=2048,
+    ).start()
+    try:
+        with recording_function_calls(REGION, account) as recorder:
+            handler = load_handler(
+                f"{function}.handler",
+                **environment,
+                AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=endpoint.url,
+                AWS_ENDPOINT_URL_DYNAMODB=live.moto.url,
+                AWS_ENDPOINT_URL_S3=live.moto.url,
+                AWS_REGION=REGION,
+                AWS_DEFAULT_REGION=REGION,
+            )
+            exercise(handler, environment, live)
+    finally:
+        endpoint.stop()
+
+    granted = {
+        (action, resource)
+        for s in live.role_statements(f"{NAME}-{function}")
+        if s["Effect"] == "Allow" and s.get("Sid") not in RUNTIME_STATEMENTS
+        for action in as_list(s["Action"])
+        for resource in as_list(s["Resource"])
+    }
+    calls = sorted(recorder.calls)
+    assert calls, "the exercise made no AWS call: it cannot check anything"
+    missing = [
+        c
+        for c in calls
+        if not any(a == c.action and fnmatchcase(c.resource, r) for a, r in granted)
+    ]
+    assert missing == [], f"{function}'s code calls what its role lacks"
+    unused = sorted(
+        (a, r)
+        for a, r in granted
+        if not any(a == c.action and fnmatchcase(c.resource, r) for c in calls)
+    )
+    assert unused == [], f"{function}'s role grants what its code never calls"
+
+
+@pytest.mark.parametrize("function", ["chat", "qa"])
+def test_each_streaming_role_grants_exactly_what_its_code_calls(
+    stack: Stack, function: str, load_handler
+) -> None:
+    """As the buffered test below, through the door the adapter calls: the app run.sh serves."""
+    pytest.importorskip("llm_app.web", reason="the functions' streaming door is not in this tree")
+    web = pytest.importorskip("tests.support.web", reason="its test helpers are not either")
+
+    def exercise(handler: Any, environment: dict[str, str], live: Stack) -> None:
+        # Imported after the handler, from the same fresh modules (load_handler re-imports them).
+        door = importlib.import_module("llm_app.web")
+        app = door.FunctionApp(handler.ROUTES, handler.SETTINGS, handler.logger, env=environment)
+        with web.serving(app) as address:
+            STREAMING_EXERCISES[function](address, web, live)
+
+    check_role_against_calls(stack.live(), function, load_handler, exercise)
+
+
 @pytest.mark.parametrize("function", ["chat", "qa"])
 def test_log_groups_exist_with_retention(stack: Stack, function: str) -> None:
     groups = (
@@ -659,53 +780,11 @@ def test_each_role_grants_exactly_what_its_code_calls(
 ) -> None:
     """The deployed function's code, run with its deployed environment, on every route:
     each AWS call it makes is granted by its role, and each grant is used by some call."""
-    live = buffered_stack.live()
-    account = live.outputs["endpoint_arn"].split(":")[4]
-    environment = live.client("lambda").get_function_configuration(
-        FunctionName=f"{NAME}-{function}"
-    )["Environment"]["Variables"]
-    endpoint = SageMakerTGIServer(
-        ScriptedBackend(),
-        environment["ENDPOINT_NAME"],
-        max_input_tokens=int(environment["MAX_INPUT_TOKENS"]),
-        max_total_tokens=2048,
-    ).start()
-    try:
-        with recording_function_calls(REGION, account) as recorder:
-            handler = load_handler(
-                f"{function}.handler",
-                **environment,
-                AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=endpoint.url,
-                AWS_ENDPOINT_URL_DYNAMODB=live.moto.url,
-                AWS_ENDPOINT_URL_S3=live.moto.url,
-                AWS_REGION=REGION,
-                AWS_DEFAULT_REGION=REGION,
-            )
-            EXERCISES[function](handler, lambda_context, live)
-    finally:
-        endpoint.stop()
 
-    granted = {
-        (action, resource)
-        for s in live.role_statements(f"{NAME}-{function}")
-        if s["Effect"] == "Allow" and s.get("Sid") not in RUNTIME_STATEMENTS
-        for action in as_list(s["Action"])
-        for resource in as_list(s["Resource"])
-    }
-    calls = sorted(recorder.calls)
-    assert calls, "the exercise made no AWS call: it cannot check anything"
-    missing = [
-        c
-        for c in calls
-        if not any(a == c.action and fnmatchcase(c.resource, r) for a, r in granted)
-    ]
-    assert missing == [], f"{function}'s code calls what its role lacks"
-    unused = sorted(
-        (a, r)
-        for a, r in granted
-        if not any(a == c.action and fnmatchcase(c.resource, r) for c in calls)
-    )
-    assert unused == [], f"{function}'s role grants what its code never calls"
+    def exercise(handler: Any, environment: dict[str, str], live: Stack) -> None:
+        EXERCISES[function](handler, lambda_context, live)
+
+    check_role_against_calls(buffered_stack.live(), function, load_handler, exercise)
 
 
 def test_buffered_destroy_leaves_nothing_behind(buffered_stack: Stack) -> None:
