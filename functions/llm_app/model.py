@@ -181,23 +181,38 @@ class Endpoint:
     """
 
     def __init__(
-        self, model: BaseChatModel, endpoint_name: str, logger: Logger, *, enabled: bool = True
+        self,
+        model: BaseChatModel,
+        endpoint_name: str,
+        logger: Logger,
+        *,
+        enabled: bool = True,
+        streaming: bool = False,
     ) -> None:
         self.model = model
         self.endpoint_name = endpoint_name
         self.logger = logger
         self.enabled = enabled
+        # False in the buffered door: a streamed answer is then read whole (InvokeEndpoint) and
+        # rendered in the stream's format, delivered at once (Settings.streams_model_calls).
+        self.streaming = streaming
 
     @classmethod
     def from_settings(cls, settings: Settings, logger: Logger) -> Endpoint:
         """The endpoint's client and chat model, built once per container."""
         model = build_chat_model(settings, build_sagemaker_client(settings))
-        return cls(model, settings.endpoint_name, logger, enabled=settings.endpoint_enabled)
+        return cls(
+            model,
+            settings.endpoint_name,
+            logger,
+            enabled=settings.endpoint_enabled,
+            streaming=settings.streams_model_calls,
+        )
 
     def generate(self, messages: Sequence[BaseMessage], *, stream: bool = False) -> Generation:
         if not self.enabled:
             raise paused_error(self.endpoint_name)
-        if stream:
+        if stream and self.streaming:
             return self._stream(list(messages))
         started = time.perf_counter()
         try:

@@ -165,7 +165,7 @@ def test_a_stream_that_ends_before_the_model_finished_is_bad_model_output():
     """A model whose stream stops without a finish reason (LangChain's own fake chat model, as
     the unit under test is Endpoint's check): the answer is never passed off as complete."""
     model = GenericFakeChatModel(messages=iter([AIMessage("Paris is")]))
-    endpoint = Endpoint(model, "ep", Logger(service="test"))
+    endpoint = Endpoint(model, "ep", Logger(service="test"), streaming=True)
     generation = endpoint.generate([HumanMessage("?")], stream=True)
     with pytest.raises(AppError) as caught:
         list(generation)

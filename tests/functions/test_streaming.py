@@ -50,8 +50,25 @@ def door(module, **env: str) -> FunctionApp:
 
 
 @pytest.fixture
+def load_handler(load_handler):
+    """Handlers as they run behind the adapter (AWS_LWA_INVOKE_MODE=response_stream, which
+    Terraform sets with response_streaming = true), unless a test names another mode."""
+
+    def load(module: str, **env: str):
+        return load_handler(module, **{"AWS_LWA_INVOKE_MODE": "response_stream", **env})
+
+    return load
+
+
+@pytest.fixture
 def chat(load_handler):
     return load_handler("chat.handler")
+
+
+@pytest.fixture
+def buffered_chat(load_handler):
+    """Chat deployed without the adapter (response_streaming = false): door 1 alone."""
+    return load_handler("chat.handler", AWS_LWA_INVOKE_MODE="buffered")
 
 
 @pytest.fixture
@@ -259,9 +276,11 @@ def test_without_a_stream_asked_door_2_answers_door_1s_json(
     assert fake_endpoint.invocations[0]["stream"] is False
 
 
-def test_the_buffered_handler_delivers_the_same_sse_whole(chat, fake_endpoint, lambda_context):
+def test_the_buffered_handler_delivers_the_same_sse_whole(
+    buffered_chat, fake_endpoint, lambda_context
+):
     fake_endpoint.stream_reply(["Paris", " is", " nice."], finish_reason="length")
-    response = chat.handler(function_url_event(accept=SSE), lambda_context)
+    response = buffered_chat.handler(function_url_event(accept=SSE), lambda_context)
 
     assert response["statusCode"] == 200
     assert response["headers"]["content-type"] == "text/event-stream; charset=utf-8"
@@ -269,11 +288,15 @@ def test_the_buffered_handler_delivers_the_same_sse_whole(chat, fake_endpoint, l
     assert text_of(events) == "Paris is nice."
     assert chunk(events[-2][1])["choices"][0]["finish_reason"] == "length"
     assert events[-1] == (None, "[DONE]")
+    # Read whole (InvokeEndpoint): a buffered deployment calls what it always did.
+    assert fake_endpoint.last_request["stream"] is False
 
 
-def test_the_buffered_handler_delivers_plain_text_whole(chat, fake_endpoint, lambda_context):
+def test_the_buffered_handler_delivers_plain_text_whole(
+    buffered_chat, fake_endpoint, lambda_context
+):
     fake_endpoint.stream_reply(["Paris", " is", " nice."])
-    response = chat.handler(function_url_event(accept="text/plain"), lambda_context)
+    response = buffered_chat.handler(function_url_event(accept="text/plain"), lambda_context)
     assert response["statusCode"] == 200
     assert response["headers"]["content-type"] == "text/plain; charset=utf-8"
     assert "x-session-id" not in response["headers"]  # memory is off: no session
@@ -503,9 +526,11 @@ def test_door_2_knows_the_caller_only_from_the_adapters_request_context(
     ]
 
 
-def test_a_streamed_answer_needs_the_same_iam_action_as_a_buffered_one(load_handler, fake_endpoint):
-    """InvokeEndpointWithResponseStream is authorized as sagemaker:InvokeEndpoint: the
-    functions' role needs no new grant for streaming."""
+def test_a_streamed_answer_is_recorded_under_both_names_iam_may_check(
+    load_handler, fake_endpoint
+):
+    """InvokeEndpointWithResponseStream: its API reference names sagemaker:InvokeEndpoint, the
+    Service Authorization Reference an action of its own; the streaming roles get both."""
     fake_endpoint.reply("Paris.")
     with recording_function_calls("eu-west-1", "123456789012") as recorder:
         chat = load_handler("chat.handler")
@@ -513,4 +538,19 @@ def test_a_streamed_answer_needs_the_same_iam_action_as_a_buffered_one(load_hand
             SseReader(ask(address)).events()
 
     assert fake_endpoint.last_request["stream"] is True
+    assert sorted(call.action for call in recorder.calls) == [
+        "sagemaker:InvokeEndpoint",
+        "sagemaker:InvokeEndpointWithResponseStream",
+    ]
+
+
+def test_the_buffered_door_never_streams_the_model_call(
+    load_handler, fake_endpoint, lambda_context
+):
+    """A buffered deployment is granted InvokeEndpoint alone: a requested stream is read whole."""
+    fake_endpoint.reply("Paris.")
+    with recording_function_calls("eu-west-1", "123456789012") as recorder:
+        chat = load_handler("chat.handler", AWS_LWA_INVOKE_MODE="buffered")
+        response = chat.handler(function_url_event(accept=SSE), lambda_context)
+    assert response["statusCode"] == 200
     assert [call.action for call in recorder.calls] == ["sagemaker:InvokeEndpoint"]

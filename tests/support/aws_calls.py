@@ -47,10 +47,15 @@ RESOURCE_ARNS: Mapping[str, ResourceArn] = {
 }
 
 
-# Operations that IAM authorizes under another action's name (Service Authorization Reference):
-# a streamed invocation needs sagemaker:InvokeEndpoint, like a buffered one.
-IAM_ACTIONS: Mapping[str, str] = {
-    "sagemaker:InvokeEndpointWithResponseStream": "sagemaker:InvokeEndpoint",
+# Operations whose IAM actions are not just their own name. AWS's documents disagree on the
+# streamed invocation: its API reference says it needs sagemaker:InvokeEndpoint, while the
+# Service Authorization Reference lists sagemaker:InvokeEndpointWithResponseStream as an action
+# of its own. The streaming roles are granted both (only AWS can settle which one IAM checks).
+IAM_ACTIONS: Mapping[str, tuple[str, ...]] = {
+    "sagemaker:InvokeEndpointWithResponseStream": (
+        "sagemaker:InvokeEndpoint",
+        "sagemaker:InvokeEndpointWithResponseStream",
+    ),
 }
 
 
@@ -66,12 +71,12 @@ class CallRecorder:
             return
         prefix = model.service_model.signing_name
         operation = f"{prefix}:{model.name}"
-        action = IAM_ACTIONS.get(operation, operation)
         to_arn = RESOURCE_ARNS.get(prefix)
         if to_arn is None:
-            self.unknown.append(action)
+            self.unknown.append(operation)
             return
-        self.calls.add(Call(action, to_arn(params, self.region, self.account_id)))
+        for action in IAM_ACTIONS.get(operation, (operation,)):
+            self.calls.add(Call(action, to_arn(params, self.region, self.account_id)))
 
 
 @contextmanager
