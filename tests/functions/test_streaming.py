@@ -526,9 +526,7 @@ def test_door_2_knows_the_caller_only_from_the_adapters_request_context(
     ]
 
 
-def test_a_streamed_answer_is_recorded_under_both_names_iam_may_check(
-    load_handler, fake_endpoint
-):
+def test_a_streamed_answer_is_recorded_under_both_names_iam_may_check(load_handler, fake_endpoint):
     """InvokeEndpointWithResponseStream: its API reference names sagemaker:InvokeEndpoint, the
     Service Authorization Reference an action of its own; the streaming roles get both."""
     fake_endpoint.reply("Paris.")
