@@ -20,11 +20,9 @@ from __future__ import annotations
 import http.client
 import json
 import statistics
-import struct
 import tempfile
 import time
 import zipfile
-import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -35,6 +33,7 @@ from tools.http_server import LoopbackService
 from tools.lambda_sandbox import artifacts as sandbox
 from tools.lambda_sandbox.functions import FunctionSpec
 from tools.lambda_sandbox.web_adapter import build_layer
+from tools.model_server.eventstream import payload_part
 
 GOAL_FIRST_TOKEN_MS = 50.0
 START_SCRIPT = "run.sh"  # the streaming packages' handler (the root module's start script)
@@ -72,22 +71,6 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["AWS_LWA_PORT"])), App).serve_f
 # ---------------------------------------------------------------------------
 # A SageMaker runtime whose streamed tokens are the times they were written
 # ---------------------------------------------------------------------------
-def event_message(event_type: str, payload: bytes) -> bytes:
-    """One ``application/vnd.amazon.eventstream`` message (what botocore decodes)."""
-    headers = b""
-    for name, value in (
-        (":event-type", event_type),
-        (":content-type", "application/octet-stream"),
-        (":message-type", "event"),
-    ):
-        headers += bytes([len(name)]) + name.encode() + b"\x07"
-        headers += struct.pack(">H", len(value)) + value.encode()
-    total = 12 + len(headers) + len(payload) + 4
-    prelude = struct.pack(">II", total, len(headers))
-    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + payload
-    return message + struct.pack(">I", zlib.crc32(message))
-
-
 def _sse(chunk: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 
@@ -145,7 +128,7 @@ class _EndpointHandler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
 
     def _part(self, payload: bytes) -> None:
-        message = event_message("PayloadPart", payload)
+        message = payload_part(payload)
         self.wfile.write(b"%x\r\n%s\r\n" % (len(message), message))
         self.wfile.flush()
 
