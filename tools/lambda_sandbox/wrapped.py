@@ -138,9 +138,10 @@ class WrappedWorker:
         self.spec = spec
         self.log = log
         self.ready = False
+        isolation = namespace_command()  # NamespaceError before anything starts
+        lang_bin = interpreter_dir(task.parent, python)
         self.api = RuntimeApi(on_log=log)
         self.port = free_port()
-        lang_bin = interpreter_dir(task.parent, python)
         self.env = {
             **env,
             "PATH": f"{lang_bin}:{LAMBDA_PATH}",
@@ -153,7 +154,7 @@ class WrappedWorker:
             self.env["AWS_LWA_READINESS_CHECK_PORT"] = str(self.port)
         self.started = time.monotonic()
         self.process = subprocess.Popen(
-            [*namespace_command(), "/bin/sh", "-c", _LAUNCH, "launch", str(task), str(opt)],
+            [*isolation, "/bin/sh", "-c", _LAUNCH, "launch", str(task), str(opt)],
             cwd="/",
             env=self.env,
             stdin=subprocess.DEVNULL,

@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 
 from tools.devstack import MotoServer, Terraform, TerraformError, aws_env, terraform_env
 from tools.function_urls.server import FunctionUrlServer, InvocationError, write_line
+from tools.lambda_sandbox.wrapped import NamespaceError
 from tools.local import adapter, state
 from tools.local.model import (
     DEFAULT_PYTHON,
@@ -274,6 +275,8 @@ class LocalStack:
                 raise StartupError(
                     f"{function.spec.name} failed its init phase: {error} (see its log above)"
                 ) from None
+            except NamespaceError as error:
+                raise StartupError(f"{function.spec.name}: {error}") from None
             except OSError as error:
                 raise StartupError(
                     f"cannot listen on 127.0.0.1:{port} for {function.label} ({error}); is another "
