@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tools.function_urls.server import FunctionUrlServer
-from tools.lambda_sandbox.functions import FunctionSpec
+from tools.lambda_sandbox.functions import FunctionSpec, InvocationError
 from tools.lambda_sandbox.web_adapter import build_layer
 from tools.lambda_sandbox.wrapped import NamespaceError, namespace_command
 
@@ -311,6 +311,28 @@ def test_an_app_that_never_gets_ready_fails_the_init_phase(serve: Any) -> None:
                 "AWS_LWA_READINESS_CHECK_TIMEOUT_SECONDS": "0.5",
             },
         )
+
+
+def _processes_of(function_name: str) -> list[int]:
+    marker = f"AWS_LAMBDA_FUNCTION_NAME={function_name}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue  # gone, or not ours to read
+    return found
+
+
+@requires_namespaces
+def test_a_start_script_that_fails_ends_the_environment_with_its_adapter(serve: Any) -> None:
+    with pytest.raises(InvocationError, match="Runtime exited with error: exit status 127"):
+        serve("no-start-script", handler="missing.sh")
+    deadline = time.monotonic() + 5
+    while _processes_of("no-start-script") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_of("no-start-script") == []
 
 
 def test_the_layer_has_lwas_layout_with_executables() -> None:

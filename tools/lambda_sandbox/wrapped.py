@@ -229,9 +229,9 @@ class WrappedWorker:
         return self.process.poll() is None
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+        # The whole group, even when the wrapper has exited: the extensions outlive it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
         self.api.close()
         for relay in self._relays:
@@ -239,11 +239,10 @@ class WrappedWorker:
 
     def stop(self) -> None:
         """Lambda's shutdown: SIGTERM to the runtime, then SIGKILL."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=2)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=2)
         self.kill()
 
 

@@ -94,6 +94,15 @@ def canonical(path: str) -> str:
 # The Extensions API and the readiness check
 # ---------------------------------------------------------------------------
 def register_extension(options: Options) -> None:
+    """LWA registers in the background and ends the process if that fails."""
+    try:
+        _register_and_wait(options)
+    except (OSError, http.client.HTTPException) as error:
+        log(f"extension registration failed ({error}): terminating")
+        os._exit(1)
+
+
+def _register_and_wait(options: Options) -> None:
     connection = http.client.HTTPConnection(options.runtime_api)
     connection.request(
         "POST",
@@ -113,8 +122,10 @@ def register_extension(options: Options) -> None:
         "/2020-01-01/extension/event/next",
         headers={"Lambda-Extension-Identifier": identifier},
     )
+    # The environment's end closes this call: the process ends with it.
     with contextlib.suppress(OSError, http.client.HTTPException):
         connection.getresponse().read()
+    os._exit(0)
 
 
 def wait_until_ready(options: Options) -> bool:
