@@ -20,6 +20,7 @@ from __future__ import annotations
 import http.client
 import json
 import statistics
+import subprocess
 import tempfile
 import time
 import zipfile
@@ -33,6 +34,7 @@ from tools.http_server import LoopbackService
 from tools.lambda_sandbox import artifacts as sandbox
 from tools.lambda_sandbox.functions import FunctionSpec
 from tools.lambda_sandbox.web_adapter import build_layer
+from tools.lambda_sandbox.wrapped import free_port
 from tools.model_server.eventstream import payload_part
 
 GOAL_FIRST_TOKEN_MS = 50.0
@@ -248,6 +250,37 @@ class StreamingBench:
             first_token_delay(server, self.body)  # the first request pays lazy setup
             return [first_token_delay(server, self.body) for _ in range(requests)]
 
+    def direct_cold_first_byte(self) -> float:
+        """The minimal app without the adapter: its process start to a first response byte
+        (polling its port as a client would): what the app costs before the adapter's share."""
+        app = self.scratch / "direct" / "app.py"
+        app.parent.mkdir(exist_ok=True)
+        with zipfile.ZipFile(self.minimal) as archive:
+            app.write_bytes(archive.read("app.py"))
+        port = free_port()
+        python = str(Path(sandbox.runtime_python()).resolve())
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [python, "-S", str(app)],
+            env={"AWS_LWA_PORT": str(port)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            while True:
+                try:
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                    connection.request("POST", "/", body=self.body)
+                    break
+                except ConnectionRefusedError:
+                    time.sleep(0.001)
+            response = connection.getresponse()
+            response.read1(1)
+            return time.perf_counter() - started
+        finally:
+            process.kill()
+            process.wait()
+
     def cold_first_byte(self, function: str) -> float:
         """A fresh environment: the request's start to the first byte of the response."""
         with self.server(function) as server:
@@ -300,6 +333,11 @@ def cold_section(
         yield (f"cold, streaming: {function}", _ms(median), f"{median / floor_seconds:.1f}x", goal)
 
 
+def adapter_share_section(bench: StreamingBench, runs: int) -> Iterator:
+    direct = statistics.median(bench.direct_cold_first_byte() for _ in range(runs))
+    yield ("cold, minimal app alone (no adapter)", _ms(direct), "", "")
+
+
 def run_all(
     build_dir: Path, endpoint_runs: int, cold_runs: int, floor_seconds: float
 ) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
@@ -311,6 +349,7 @@ def run_all(
             bench = StreamingBench(build_dir, Path(scratch), endpoint.url)
             first = list(first_token_section(bench, functions, endpoint_runs))
             cold = list(cold_section(bench, functions, cold_runs, floor_seconds))
+            cold += adapter_share_section(bench, cold_runs)
     finally:
         endpoint.stop()
     return first, cold
