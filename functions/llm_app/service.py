@@ -1,18 +1,61 @@
-"""The request loop both handlers share: route by method, map errors, log one line."""
+"""The request loop both front doors share: route by method, render, map errors, log one line.
+
+`respond` turns an `HttpRequest` into an `HttpResponse` whose body is an iterator of bytes:
+- a route's value (a mapping) -> 200 JSON;
+- a route's `Answer` (llm_app.generation) -> today's JSON (`{"answer": ..., **fields}`) unless
+  the answer streams: then Server-Sent Events (an OpenAI `chat.completion.chunk` per piece,
+  `event: progress` for QA's long chains, a last chunk with `finish_reason`, `usage` and the
+  answer's fields, then `data: [DONE]`), or raw text when `accept: text/plain` is preferred;
+- an AppError before the first part -> the code's status and `{"error": {"code", "message"}}`;
+  after it, one `data: {"error": ...}` event (text: a last `[error] code: message` line) and
+  the stream ends without `[DONE]`: a stream never just stops.
+
+Door 1 (`serve`, the buffered Lambda handler) joins the body into one Function URL response
+(SSE too: the same bytes, delivered whole). Door 2 (llm_app.web) sends each chunk as it comes.
+The request's log line is written when the body has been sent (or abandoned).
+"""
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.function_url import HttpRequest, error_response, json_response, read_request
+from llm_app.function_url import (
+    JSON_HEADERS,
+    HttpRequest,
+    error_response,
+    plain_text_preferred,
+    read_request,
+)
+from llm_app.generation import Answer, Part, Progress, close_iterator, joined_text
 
-Route = Callable[[HttpRequest], Mapping[str, Any]]
+Route = Callable[[HttpRequest], Mapping[str, Any] | Answer]
+
+SSE_HEADERS = {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+}
+TEXT_HEADERS = {"content-type": "text/plain; charset=utf-8", "cache-control": "no-cache"}
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: dict[str, str]
+    # Sent chunk by chunk by the streaming door; joined by the buffered one.
+    body: Iterator[bytes]
+
+
+def deadline_of(context: Any) -> float:
+    """When Lambda stops this invocation (time.time() seconds), from the runtime's context."""
+    return time.time() + float(context.get_remaining_time_in_millis()) / 1000
 
 
 def serve(
@@ -21,13 +64,34 @@ def serve(
     routes: Mapping[str, Route],
     settings: Settings,
     logger: Logger,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
-    """Answer one Function URL event; never raises, never leaks a stack trace to the caller."""
-    started = time.perf_counter()
-    method = "?"
+    """Door 1: answer one Function URL event whole; never raises, never leaks a stack trace."""
+    response = respond(
+        lambda: read_request(event, max_body_bytes=settings.max_body_bytes, deadline=deadline),
+        routes=routes,
+        settings=settings,
+        logger=logger,
+    )
+    return {
+        "statusCode": response.status,
+        "headers": response.headers,
+        "body": b"".join(response.body).decode("utf-8"),
+    }
+
+
+def respond(
+    read: Callable[[], HttpRequest],
+    *,
+    routes: Mapping[str, Route],
+    settings: Settings,
+    logger: Logger,
+) -> HttpResponse:
+    """Answer one request; never raises. `read` builds the request (its errors are answered)."""
+    log = _RequestLog(logger)
     try:
-        request = read_request(event, max_body_bytes=settings.max_body_bytes)
-        method = request.method
+        request = read()
+        log.method = request.method
         route = routes.get(request.method)
         if route is None:
             allowed = ", ".join(sorted(routes))
@@ -36,29 +100,197 @@ def serve(
                 f"{request.method} is not supported here; use {allowed}.",
                 headers={"allow": allowed},
             )
-        response = json_response(200, route(request))
-        error_code = None
+        result = route(request)
+        if not isinstance(result, Answer):
+            return log.whole(_json(200, result))
+        log.keys = result.log_keys  # the domain may add to them until the answer ends
+        if not result.streamed:
+            text = joined_text(result.parts)
+            return log.whole(_json(200, {"answer": text, **result.fields}))
+        # Errors until the first part keep their status: nothing has been sent yet.
+        parts = iter(result.parts)
+        first = next(parts, None)
     except AppError as error:
-        response = error_response(error)
-        error_code = error.code.value
-        if error.status >= 500:
-            logger.warning("request failed upstream", extra={"error_message": error.message})
+        return log.whole(error_response(error), error)
     except Exception:
         logger.exception("unhandled error")
-        response = error_response(
-            AppError(
-                ErrorCode.INTERNAL_ERROR,
-                "The function failed unexpectedly; its log has the details for this request.",
-            )
-        )
-        error_code = ErrorCode.INTERNAL_ERROR.value
-    logger.info(
-        "request",
-        extra={
-            "method": method,
-            "status": response["statusCode"],
-            "error_code": error_code,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-        },
+        return log.whole(error_response(_internal_error()), _internal_error())
+    if plain_text_preferred(request.accept):
+        render, headers = _text_chunks, TEXT_HEADERS
+    else:
+        render, headers = _sse_chunks(settings.endpoint_name, request.request_id), SSE_HEADERS
+    body = log.streamed(render(result, first, parts))
+    return HttpResponse(200, {**headers, **result.headers}, body)
+
+
+def _json(status: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": dict(JSON_HEADERS),
+        "body": json.dumps(payload, ensure_ascii=False),
+    }
+
+
+def _internal_error() -> AppError:
+    return AppError(
+        ErrorCode.INTERNAL_ERROR,
+        "The function failed unexpectedly; its log has the details for this request.",
     )
-    return response
+
+
+def _pieces(first: Part | None, parts: Iterator[Part]) -> Iterator[Part]:
+    if first is not None:
+        yield first
+        yield from parts
+
+
+# ---------------------------------------------------------------------------------------------
+# Streamed renderings: errors after the first byte become the stream's last event
+# ---------------------------------------------------------------------------------------------
+Renderer = Callable[[Answer, Part | None, Iterator[Part]], Iterator[bytes]]
+
+
+def _sse_chunks(model: str, request_id: str) -> Renderer:
+    created = int(time.time())
+    completion_id = f"chatcmpl-{request_id}"
+
+    def chunk(delta: Mapping[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        return {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        }
+
+    def render(answer: Answer, first: Part | None, parts: Iterator[Part]) -> Iterator[bytes]:
+        role: dict[str, str] = {"role": "assistant"}  # on the first piece only, as OpenAI does
+        for part in _pieces(first, parts):
+            if isinstance(part, Progress):
+                yield _sse("progress", {"done": part.done, "total": part.total})
+            else:
+                yield _sse(None, chunk({**role, "content": part}))
+                role = {}
+        fields = dict(answer.fields)
+        finish_reason = fields.pop("finish_reason", None)
+        usage = fields.pop("usage", {})
+        last = chunk({}, finish_reason)
+        last["usage"] = {
+            "prompt_tokens": usage.get("input_tokens", 0),
+            "completion_tokens": usage.get("output_tokens", 0),
+            "total_tokens": usage.get("input_tokens", 0) + usage.get("output_tokens", 0),
+        }
+        yield _sse(None, {**last, **fields})
+        yield b"data: [DONE]\n\n"
+
+    return _guarded(render, lambda error: _sse(None, _error_body(error)))
+
+
+def _text_chunks_unguarded(
+    answer: Answer, first: Part | None, parts: Iterator[Part]
+) -> Iterator[bytes]:
+    for part in _pieces(first, parts):
+        if isinstance(part, str):
+            yield part.encode("utf-8")
+    yield b"\n"
+
+
+def _text_error(error: AppError) -> bytes:
+    return f"\n[error] {error.code.value}: {error.message}\n".encode()
+
+
+def _guarded(render: Renderer, error_event: Callable[[AppError], bytes]) -> Renderer:
+    """`render`, with an error after the first byte sent as the stream's last event."""
+
+    def guarded(answer: Answer, first: Part | None, parts: Iterator[Part]) -> Iterator[bytes]:
+        try:
+            yield from render(answer, first, parts)
+        except AppError as error:
+            raise _StreamFailed(error, error_event(error)) from error
+        except Exception as error:
+            raise _StreamFailed(None, error_event(_internal_error())) from error
+        finally:
+            close_iterator(parts)  # a client gone: the domain stops (and stores nothing)
+
+    return guarded
+
+
+_text_chunks: Renderer = _guarded(_text_chunks_unguarded, _text_error)
+
+
+def _sse(event: str | None, data: Mapping[str, Any]) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def _error_body(error: AppError) -> dict[str, Any]:
+    return {"error": {"code": error.code.value, "message": error.message}}
+
+
+class _StreamFailed(Exception):
+    """A stream's failure after its first byte: the last event to send, and what to log."""
+
+    def __init__(self, error: AppError | None, event: bytes) -> None:
+        super().__init__(event)
+        self.error = error
+        self.event = event
+
+
+# ---------------------------------------------------------------------------------------------
+# The request's log line
+# ---------------------------------------------------------------------------------------------
+class _RequestLog:
+    """One `request` line per request: method, status, error code, duration."""
+
+    def __init__(self, logger: Logger) -> None:
+        self.logger = logger
+        self.started = time.perf_counter()
+        self.method = "?"
+        self.keys: Mapping[str, Any] = {}
+
+    def whole(self, response: Mapping[str, Any], error: AppError | None = None) -> HttpResponse:
+        if error is not None and error.status >= 500:
+            self.logger.warning("request failed upstream", extra={"error_message": error.message})
+        self.write(response["statusCode"], error, streamed=False)
+        body = response["body"].encode("utf-8")
+        return HttpResponse(response["statusCode"], dict(response["headers"]), iter((body,)))
+
+    def streamed(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        error: AppError | None = None
+        completed = False
+        try:
+            yield from chunks
+            completed = True
+        except _StreamFailed as failure:
+            error = failure.error
+            if error is None:
+                self.logger.exception("unhandled error while streaming")
+                error = _internal_error()
+            elif error.status >= 500:
+                self.logger.warning(
+                    "stream failed upstream", extra={"error_message": error.message}
+                )
+            yield failure.event
+        finally:
+            self.write(200, error, streamed=True, completed=completed)
+
+    def write(
+        self,
+        status: int,
+        error: AppError | None,
+        *,
+        streamed: bool,
+        completed: bool = True,
+    ) -> None:
+        extra: dict[str, Any] = {
+            "method": self.method,
+            "status": status,
+            "error_code": None if error is None else error.code.value,
+            "duration_ms": round((time.perf_counter() - self.started) * 1000, 1),
+        }
+        if streamed:
+            extra["streamed"] = True
+            extra["completed"] = completed
+        if self.keys:
+            self.logger.append_keys(**self.keys)
+        self.logger.info("request", extra=extra)
