@@ -64,6 +64,7 @@ def endpoint(
     backend.reset()
     server.engine = engine
     server.payload_split_at = ()
+    server.payload_events_per_part = 1
     yield Endpoint(server, backend, client)
     server.engine = "tgi"
 
@@ -84,6 +85,18 @@ def payload_parts(response: dict[str, Any]) -> list[bytes]:
         assert list(event) == ["PayloadPart"]
         parts.append(event["PayloadPart"]["Bytes"])
     return parts
+
+
+def parts_until_error(response: dict[str, Any]) -> tuple[list[bytes], EventStreamError]:
+    """The PayloadParts received before the stream's exception event, and what boto3 raised."""
+    parts: list[bytes] = []
+
+    def read_all() -> None:
+        parts.extend(event["PayloadPart"]["Bytes"] for event in response["Body"])
+
+    with pytest.raises(EventStreamError) as caught:
+        read_all()
+    return parts, caught.value
 
 
 def sse_data(raw: bytes) -> list[str]:
@@ -288,6 +301,17 @@ def test_payload_parts_can_end_mid_line_mid_json_and_mid_character(endpoint: End
     assert len(rejoined) == len(whole)
 
 
+def test_one_payload_part_can_carry_several_events(endpoint: Endpoint) -> None:
+    server, backend, client = endpoint.server, endpoint.backend, endpoint.client
+    backend.script(ScriptedStream(("a", " b", " c"), fail_after=3))
+    server.payload_events_per_part = 2
+    received, _ = parts_until_error(stream(client, chat()))
+    per_part = [len(sse_data(part)) for part in received]
+    # The events before the failure arrive first, the odd one out in a part of its own.
+    assert per_part == ([2, 1] if server.engine == "tgi" else [2, 2])
+    assert text_of([json.loads(d) for d in sse_data(b"".join(received))]) == "a b c"
+
+
 # ---------------------------------------------------------------------------
 # Failures
 # ---------------------------------------------------------------------------
@@ -296,15 +320,8 @@ def test_a_failure_mid_stream_is_a_model_stream_error_boto3_raises(endpoint: End
     backend.script(
         ScriptedStream(("Paris", " is", " the"), fail_after=2, message="the container died")
     )
-    response = stream(client, chat())
-    received: list[bytes] = []
-
-    def read_all() -> None:
-        received.extend(event["PayloadPart"]["Bytes"] for event in response["Body"])
-
-    with pytest.raises(EventStreamError) as caught:
-        read_all()
-    assert caught.value.response["Error"] == {
+    received, error = parts_until_error(stream(client, chat()))
+    assert error.response["Error"] == {
         "Code": "ModelStreamError",
         "Message": "the container died",
     }
@@ -332,6 +349,27 @@ def test_the_model_stream_error_carries_sagemakers_error_code(endpoint: Endpoint
     *_, last = list(buffer)
     assert last.headers[":exception-type"] == "ModelStreamError"
     assert json.loads(last.payload)["ErrorCode"] == "ModelInvocationTimeExceeded"
+
+
+def test_an_engine_error_mid_stream_is_its_error_event_then_done(endpoint: Endpoint) -> None:
+    server, backend, client = endpoint.server, endpoint.backend, endpoint.client
+    backend.script(
+        ScriptedStream(("Paris",), fail_after=1, engine_error=True, message="CUDA out of memory")
+    )
+    data = sse_data(b"".join(payload_parts(stream(client, chat()))))
+    assert data[-1] == "[DONE]"  # the SageMaker stream itself ends normally
+    if server.engine == "tgi":
+        assert data[-2] == '{"error":{"message":"CUDA out of memory","http_status_code":422}}'
+    else:
+        assert json.loads(data[-2]) == {
+            "error": {
+                "message": "CUDA out of memory",
+                "type": "InternalServerError",
+                "param": None,
+                "code": 500,
+            }
+        }
+    assert "finish_reason" not in "".join(data[-2:])
 
 
 def test_an_unexpected_backend_error_mid_stream_is_stream_broken(endpoint: Endpoint) -> None:
@@ -424,6 +462,8 @@ def test_each_token_leaves_the_server_before_the_next_exists(endpoint: Endpoint)
     rest = b"".join(event["PayloadPart"]["Bytes"] for event in events)
     assert sse_data(rest)[-1] == "[DONE]"
     assert gate.sent == 4  # three tokens and the end
+    assert len(gate.sent_at) == 4
+    assert gate.sent_at == sorted(gate.sent_at)
 
 
 def test_a_gate_not_released_ends_the_stream_instead_of_hanging(endpoint: Endpoint) -> None:

@@ -52,7 +52,9 @@ class FakeEndpoint:
         generated_tokens: int | None = None,
         fail_after: int | None = None,
         error_code: str = "StreamBroken",
+        engine_error: bool = False,
         split_at: Sequence[int] = (),
+        events_per_part: int = 1,
         gated: bool = False,
     ) -> Gate:
         """Script the next generation as these tokens, and how its stream behaves.
@@ -63,10 +65,14 @@ class FakeEndpoint:
           number of tokens); it is sent when the request asks for it
           (``stream_options.include_usage``).
         - ``fail_after=N``: after N tokens the stream ends with SageMaker's
-          ``ModelStreamError`` (``error_code``); boto3 raises ``EventStreamError``.
+          ``ModelStreamError`` (``error_code``); boto3 raises ``EventStreamError``. With
+          ``engine_error`` the engine reports the failure in its own stream instead: one
+          ``data: {"error": ...}`` event (TGI's or vLLM's shape), then ``data: [DONE]``.
         - ``split_at``: byte offsets at which every SSE event is cut into several
-          PayloadParts (mid-line, mid-JSON, mid-character), for this and later streams of the
-          test.
+          PayloadParts (mid-line, mid-JSON, mid-character); ``events_per_part``: that many
+          SSE events in one PayloadPart (cut at ``split_at`` then). Both apply to this and
+          the later streams of the test; a gated stream holds an event back until the part
+          is full.
         - ``gated``: each piece after the first (token, failure, or the end: the finish
           chunk and ``[DONE]``) waits for ``gate.release()``. Otherwise the gate is open;
           ``gate.sent`` counts the pieces let out either way.
@@ -81,10 +87,12 @@ class FakeEndpoint:
                 generated_tokens=generated_tokens,
                 fail_after=fail_after,
                 error_code=error_code,
+                engine_error=engine_error,
                 gate=gate,
             )
         )
         self.server.payload_split_at = tuple(split_at)
+        self.server.payload_events_per_part = events_per_part
         return gate
 
     def use_engine(self, engine: str) -> None:
@@ -122,5 +130,6 @@ def fake_endpoint(_endpoint_server: FakeEndpoint) -> FakeEndpoint:
     _endpoint_server.backend.reset()
     _endpoint_server.invocations.clear()
     _endpoint_server.server.payload_split_at = ()
+    _endpoint_server.server.payload_events_per_part = 1
     _endpoint_server.server.engine = "tgi"
     return _endpoint_server

@@ -114,5 +114,13 @@ class ModelStreamFailure(Exception):
         self.error_code = error_code
 
 
+class GenerationFailure(Exception):
+    """The engine failed during a generation it was streaming, and says so in the stream.
+
+    TGI and vLLM write one error event and then ``data: [DONE]`` (``tgi_chat.stream``,
+    ``vllm_protocol.stream``): the SageMaker stream itself ends normally.
+    """
+
+
 class ChatTemplateError(Exception):
     """The chat template could not render the messages; TGI answers 422 ``template_error``."""

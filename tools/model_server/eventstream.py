@@ -31,8 +31,9 @@ import zlib
 
 _PRELUDE = struct.Struct(">II")
 _STRING = 7  # the header value type botocore decodes as a UTF-8 string
-MAX_HEADER_VALUE_BYTES = 2**15 - 1  # the format's limit for a string header value
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # botocore refuses longer messages
+# The format's limits (AWS's event stream libraries): a string header value, a whole message.
+MAX_HEADER_VALUE_BYTES = 2**15 - 1
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 # SageMaker's ModelStreamError codes (see the sagemaker-runtime model's documentation).
 STREAM_BROKEN = "StreamBroken"
 INVOCATION_TIME_EXCEEDED = "ModelInvocationTimeExceeded"

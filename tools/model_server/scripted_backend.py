@@ -15,11 +15,17 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from tools.model_server.backend import GenerateParams, Generation, ModelStreamFailure
+from tools.model_server.backend import (
+    GenerateParams,
+    Generation,
+    GenerationFailure,
+    ModelStreamFailure,
+)
 
 DEFAULT_REPLY = "Paris."
 DEFAULT_GATE_TIMEOUT_SECONDS = 10.0
@@ -33,13 +39,16 @@ class Gate:
     ``[DONE]``) or a scripted failure. The first piece goes out at once; each later one waits
     for one ``release()``. So a test that reads token 1, then releases, then reads token 2
     proves that token 1 left the server before token 2 existed. ``sent`` counts the pieces
-    let out. A piece not released within ``timeout`` seconds ends the stream with SageMaker's
-    ``ModelInvocationTimeExceeded``, so a test that forgets to release fails instead of hanging.
+    let out, ``sent_at`` says when (``time.monotonic()``: the endpoint's first token, for a
+    latency figure). A piece not released within ``timeout`` seconds ends the stream with
+    SageMaker's ``ModelInvocationTimeExceeded``, so a test that forgets to release fails
+    instead of hanging.
     """
 
     def __init__(self, timeout: float = DEFAULT_GATE_TIMEOUT_SECONDS) -> None:
         self.timeout = timeout
         self.sent = 0
+        self.sent_at: list[float] = []
         self._permits = threading.Semaphore(1)
         self._open = False
 
@@ -61,6 +70,7 @@ class Gate:
                 "ModelInvocationTimeExceeded",
             )
         self.sent += 1
+        self.sent_at.append(time.monotonic())
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,8 @@ class ScriptedStream:
     ``"length"`` or ``"stop_sequence"``) and ``generated_tokens`` (default: the number of
     tokens) describe how it ended, unless the request's ``max_new_tokens`` or a stop sequence
     ends it first. ``fail_after=N`` breaks the stream after N tokens: SageMaker's
-    ``ModelStreamError`` with ``error_code`` (a buffered call gets the container's 424).
+    ``ModelStreamError`` with ``error_code``, or, with ``engine_error``, the engine's own error
+    event followed by ``data: [DONE]`` (a buffered call gets the container's 424 either way).
     """
 
     tokens: tuple[str, ...]
@@ -80,7 +91,13 @@ class ScriptedStream:
     fail_after: int | None = None
     error_code: str = "StreamBroken"
     message: str = "The model's response stream broke (scripted failure)."
+    engine_error: bool = False
     gate: Gate | None = None
+
+    def failure(self) -> Exception:
+        if self.engine_error:
+            return GenerationFailure(self.message)
+        return ModelStreamFailure(self.message, self.error_code)
 
     def __post_init__(self) -> None:
         if self.fail_after is not None and not 0 <= self.fail_after <= len(self.tokens):
@@ -172,7 +189,7 @@ def _play(script: ScriptedStream, params: GenerateParams) -> Iterator[str | Gene
     for index, token in enumerate(script.tokens):
         if index == script.fail_after:
             wait()
-            raise ModelStreamFailure(script.message, script.error_code)
+            raise script.failure()
         if count == params.max_new_tokens:
             finish_reason = "length"
             break
@@ -189,7 +206,7 @@ def _play(script: ScriptedStream, params: GenerateParams) -> Iterator[str | Gene
     else:
         if script.fail_after == len(script.tokens):
             wait()
-            raise ModelStreamFailure(script.message, script.error_code)
+            raise script.failure()
     wait()
     natural = finish_reason == script.finish_reason and count == len(script.tokens)
     generated = script.generated_tokens if natural and script.generated_tokens else count

@@ -17,9 +17,9 @@ exactly as it does against AWS:
   carrying the container's bytes as they come (a Messages API request with ``"stream": true``
   gets the engine's Server-Sent Events; any other answer comes whole), and, if the stream
   breaks after it started, a ``ModelStreamError`` event (``eventstream``). Errors before the
-  stream starts are the same JSON errors as ``InvokeEndpoint``'s. ``payload_split_at`` cuts
-  every event into several PayloadParts (mid-line, mid-JSON, even mid-character), as
-  SageMaker's parts may fall anywhere.
+  stream starts are the same JSON errors as ``InvokeEndpoint``'s. SageMaker's parts may fall
+  anywhere: ``payload_split_at`` cuts every event into several PayloadParts (mid-line,
+  mid-JSON, even mid-character), ``payload_events_per_part`` puts several events in one.
 
 Requests for one endpoint are served one at a time (a lock around the backend): TGI batches
 concurrent requests, a CPU backend gains nothing from that. Standard library only.
@@ -112,10 +112,12 @@ def _close(item: Any) -> None:
 class PayloadStream:
     """The event stream frames of one streamed answer, each written as soon as it exists.
 
-    The container's bytes become ``PayloadPart`` events (each SSE event cut at
-    ``split_at``); a ``ModelStreamFailure`` or any other error after the start ends the
-    stream with one ``ModelStreamError`` event. ``close()`` (always called, by the handler)
-    stops the generation if the client went away and frees the backend.
+    The container's bytes become ``PayloadPart`` events: ``events_per_part`` SSE events
+    together (the last part takes what is left), cut at the byte offsets ``split_at``. A
+    ``ModelStreamFailure`` or any other error after the start ends the stream with one
+    ``ModelStreamError`` event, after the parts of the events before it. ``close()`` (always
+    called, by the handler) stops the generation if the client went away and frees the
+    backend.
     """
 
     def __init__(
@@ -123,31 +125,45 @@ class PayloadStream:
         events: Iterator[bytes],
         *,
         split_at: tuple[int, ...],
+        events_per_part: int = 1,
         on_close: Callable[[], None],
         log: Callable[[str], None],
     ) -> None:
         self._events = events
         self._split_at = split_at
+        self._events_per_part = events_per_part
         self._on_close: Callable[[], None] | None = on_close
         self._log = log
         self.parts = 0
         self.failure: str | None = None
 
     def frames(self) -> Iterator[bytes]:
+        pending: list[bytes] = []
+        failure: bytes | None = None
         try:
             for event in self._events:
-                for part in _cut(event, self._split_at):
-                    self.parts += 1
-                    yield eventstream.payload_part(part)
-        except ModelStreamFailure as failure:
-            self.failure = f"{failure.error_code}: {failure.message}"
-            yield eventstream.model_stream_error(failure.message, failure.error_code)
+                pending.append(event)
+                if len(pending) == self._events_per_part:
+                    yield from self._parts(pending)
+                    pending = []
+        except ModelStreamFailure as error:
+            self.failure = f"{error.error_code}: {error.message}"
+            failure = eventstream.model_stream_error(error.message, error.error_code)
         except Exception as error:  # the container broke mid-stream
             self._log(f"generation failed mid-stream: {traceback.format_exc().rstrip()}")
             self.failure = f"{eventstream.STREAM_BROKEN}: {error}"
-            yield eventstream.model_stream_error(
+            failure = eventstream.model_stream_error(
                 f"The model container's response stream broke: {error}", eventstream.STREAM_BROKEN
             )
+        yield from self._parts(pending)
+        if failure is not None:
+            yield failure
+
+    def _parts(self, events: list[bytes]) -> Iterator[bytes]:
+        if events:
+            for part in _cut(b"".join(events), self._split_at):
+                self.parts += 1
+                yield eventstream.payload_part(part)
 
     def close(self) -> None:
         on_close, self._on_close = self._on_close, None
@@ -203,8 +219,10 @@ class SageMakerTGIServer(LoopbackService):
         self.account_id = account_id
         self.variant_name = variant_name
         self.log = log
-        # Byte offsets at which the response stream cuts each SSE event into PayloadParts.
+        # How the response stream cuts the container's bytes into PayloadParts: that many SSE
+        # events in one part, cut at these byte offsets (see PayloadStream).
         self.payload_split_at: tuple[int, ...] = ()
+        self.payload_events_per_part = 1
         self._backend_lock = threading.Lock()
         # Requests run torch: stop() waits for them, or the interpreter's exit would abort.
         super().__init__(host, port, handler=_Handler, log=self._log_line, wait_for_requests=True)
@@ -253,7 +271,11 @@ class SageMakerTGIServer(LoopbackService):
         if answer.events is None:  # a whole answer: SageMaker streams it as it is
             answer.events = iter([answer.body])
         stream = PayloadStream(
-            answer.events, split_at=self.payload_split_at, on_close=answer.close, log=self._log_line
+            answer.events,
+            split_at=self.payload_split_at,
+            events_per_part=self.payload_events_per_part,
+            on_close=answer.close,
+            log=self._log_line,
         )
         headers = {
             "Content-Type": EVENT_STREAM_CONTENT_TYPE,
@@ -453,9 +475,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_stream(self, stream: PayloadStream) -> None:
         """Each frame as one HTTP chunk, written (unbuffered) the moment it exists."""
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
         try:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
             for frame in stream.frames():
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
             self.wfile.write(b"0\r\n\r\n")

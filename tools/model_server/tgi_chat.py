@@ -8,7 +8,8 @@ As TGI's router writes them (``router/src/lib.rs``, ``chat.rs``, ``server.rs``):
   "assistant","content":"..."},"logprobs":null,"finish_reason":null}],"usage":null}`` per
   token; the last chunk carries the finish reason ("stop" for the end-of-sequence token,
   "length", "stop_sequence"); with ``stream_options.include_usage`` one more chunk follows,
-  with no choices and the ``usage``; then ``data: [DONE]``.
+  with no choices and the ``usage``; then ``data: [DONE]``. An error during generation is one
+  ``data: {"error":{"message":...,"http_status_code":422}}`` event, then ``data: [DONE]``.
 
 One difference, because a backend learns that a generation is over only after its last piece:
 the finish reason always comes in a chunk of its own with empty content. TGI sends exactly
@@ -26,7 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from tools.model_server import protocol
-from tools.model_server.backend import Backend, ChatTemplateError, Generation
+from tools.model_server.backend import (
+    Backend,
+    ChatTemplateError,
+    Generation,
+    GenerationFailure,
+)
 from tools.model_server.protocol import (
     SSE_DONE,
     ChatRequest,
@@ -117,14 +123,19 @@ def stream(
             "finish_reason": finish_reason,
         }
 
-    for piece in pieces:
-        if isinstance(piece, Generation):
-            yield chunk([choice("", _finish_reason(piece))])
-            if chat.request.include_usage:
-                yield chunk([], _usage(chat, piece))
-            yield SSE_DONE
-            return
-        yield chunk([choice(piece, None)])
+    try:
+        for piece in pieces:
+            if isinstance(piece, Generation):
+                yield chunk([choice("", _finish_reason(piece))])
+                if chat.request.include_usage:
+                    yield chunk([], _usage(chat, piece))
+                yield SSE_DONE
+                return
+            yield chunk([choice(piece, None)])
+    except GenerationFailure as failure:  # TGI's InferError::into_openai_event
+        yield sse_event({"error": {"message": str(failure), "http_status_code": 422}})
+        yield SSE_DONE
+        return
     raise RuntimeError("the backend's stream ended without its Generation")
 
 

@@ -15,7 +15,9 @@ them (pydantic's ``exclude_unset``): a first ``chat.completion.chunk`` whose del
 the ``finish_reason`` and ``stop_reason``; with ``stream_options.include_usage`` a last chunk
 with ``"choices":[]`` and the ``usage``; then ``data: [DONE]``. A stop string is left out of
 the stream as of the answer: the last characters that could begin one are held back until
-the text goes past them (vLLM's stop buffer).
+the text goes past them (vLLM's stop buffer). An error during generation is one
+``data: {"error": {"message", "type", "param", "code"}}`` event (json.dumps' spacing), then
+``data: [DONE]``.
 
 Requests this server cannot honour (tools, log-probabilities, n > 1, other routes' bodies)
 are refused with a 400 that says so, never silently ignored. Standard library only.
@@ -30,7 +32,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tools.model_server.backend import Backend, ChatTemplateError, GenerateParams, Generation
+from tools.model_server.backend import (
+    Backend,
+    ChatTemplateError,
+    GenerateParams,
+    Generation,
+    GenerationFailure,
+)
 from tools.model_server.protocol import SSE_DONE, ContainerError, compact_json, sse_event
 
 CONTENT_TYPE_STREAM = "text/event-stream; charset=utf-8"  # starlette's StreamingResponse
@@ -98,6 +106,8 @@ def prepare(body: bytes, backend: Backend, max_model_len: int) -> PreparedChat:
     stream_options = document.get("stream_options") or {}
     if not isinstance(stream_options, Mapping):
         raise error(400, "stream_options: Input should be a valid dictionary")
+    if stream_options and not document.get("stream"):  # ChatCompletionRequest's validator
+        raise error(400, "Stream options can only be defined when `stream=True`.")
     raw_messages = document["messages"]
     if not isinstance(raw_messages, list) or not raw_messages:
         raise error(400, "messages: Input should be a non-empty list")
@@ -201,23 +211,36 @@ def stream(
     # vLLM's stop buffer: text that could be the start of a stop string waits.
     hold = max((len(stop) for stop in chat.params.stop), default=1) - 1
     text = sent = ""
-    for piece in pieces:
-        if isinstance(piece, Generation):
-            rest = _without_stop(piece, chat.params.stop)[len(sent) :]
-            stop_reason = _matched_stop(piece, chat.params.stop)
-            yield chunk(
-                {"content": rest}, finish_reason=_finish_reason(piece), stop_reason=stop_reason
-            )
-            if chat.include_usage:
-                yield sse_event({**header, "choices": [], "usage": _usage(chat, piece)})
-            yield SSE_DONE
-            return
-        text += piece
-        found = [text.index(stop) for stop in chat.params.stop if stop and stop in text]
-        ready = text[: min(found)] if found else text[: len(text) - hold]
-        if len(ready) > len(sent):
-            yield chunk({"content": ready[len(sent) :]})
-            sent = ready
+    try:
+        for piece in pieces:
+            if isinstance(piece, Generation):
+                rest = _without_stop(piece, chat.params.stop)[len(sent) :]
+                stop_reason = _matched_stop(piece, chat.params.stop)
+                yield chunk(
+                    {"content": rest}, finish_reason=_finish_reason(piece), stop_reason=stop_reason
+                )
+                if chat.include_usage:
+                    yield sse_event({**header, "choices": [], "usage": _usage(chat, piece)})
+                yield SSE_DONE
+                return
+            text += piece
+            found = [text.index(stop) for stop in chat.params.stop if stop and stop in text]
+            ready = text[: min(found)] if found else text[: len(text) - hold]
+            if len(ready) > len(sent):
+                yield chunk({"content": ready[len(sent) :]})
+                sent = ready
+    except GenerationFailure as failure:  # serving_chat's create_streaming_error_response
+        document = {
+            "error": {
+                "message": str(failure),
+                "type": "InternalServerError",
+                "param": None,
+                "code": 500,
+            }
+        }
+        yield b"data: " + json.dumps(document).encode() + b"\n\n"
+        yield SSE_DONE
+        return
     raise RuntimeError("the backend's stream ended without its Generation")
 
 
