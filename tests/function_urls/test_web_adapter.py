@@ -25,6 +25,7 @@ from tools.function_urls.server import FunctionUrlServer
 from tools.lambda_sandbox.functions import FunctionSpec, InvocationError
 from tools.lambda_sandbox.web_adapter import build_layer
 from tools.lambda_sandbox.wrapped import NamespaceError, namespace_command
+from tools.local import state
 
 pytestmark = pytest.mark.local
 
@@ -257,6 +258,10 @@ def test_functions_run_side_by_side_each_on_its_own_port(serve: Any) -> None:
     seen = [json.loads(_request(s, "POST", "/", b"{}").read()) for s in (first, second)]
     assert seen[0]["port"] != seen[1]["port"]
     assert all(str(s["port"]) == s["env"]["AWS_LWA_PORT"] for s in seen)
+    # make local-down finds a running environment by its leader's command line.
+    (pid,) = first.function.worker_pids
+    assert seen[0]["pid"] == pid  # the wrapper exec'd its way to the app: same process
+    assert state.is_running(pid, first.function.worker_marker)
 
 
 @requires_namespaces

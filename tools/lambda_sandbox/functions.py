@@ -417,6 +417,15 @@ class LocalFunction:
             self._release(worker, healthy=worker.ready)
 
     @property
+    def worker_marker(self) -> str:
+        """What a worker's command line shows once it runs (``make local-down`` checks it
+        before stopping a pid): the runtime script, or behind an exec wrapper the runtime's
+        interpreter as ``python3`` runs it (``wrapped.interpreter_dir``)."""
+        if self.spec.exec_wrapper:
+            return f"{Path(self.python).resolve()} -S"
+        return "lambda_sandbox/runtime.py"
+
+    @property
     def worker_pids(self) -> list[int]:
         with self._available:
             return [w.process.pid for w in self._all]

@@ -341,6 +341,7 @@ class LocalStack:
                     "url": server.url if server._httpd is not None else None,
                     "function_name": server.spec.name,
                     "worker_pids": server.function.worker_pids,
+                    "worker_marker": server.function.worker_marker,
                 }
                 for label, server in self.url_servers.items()
             },
