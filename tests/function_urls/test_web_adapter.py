@@ -75,6 +75,8 @@ class App(BaseHTTPRequestHandler):
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
             return
+        if self.path == "/crash":
+            os._exit(1)
         if self.path == "/cut":
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
@@ -274,6 +276,15 @@ def test_a_stream_cut_short_is_a_truncated_transfer_for_the_client(serve: Any) -
     assert caught.value.partial == b"before"
     # The environment stays usable (the adapter reported the error, it did not crash).
     assert _request(server, "POST", "/", b"{}").status == 200
+
+
+@requires_namespaces
+def test_an_app_that_fails_before_answering_is_a_502_as_on_aws(serve: Any) -> None:
+    server = serve("crasher")
+    response = _request(server, "GET", "/crash")
+    assert response.status == 502
+    assert response.read() == b"Internal Server Error"
+    assert any("response stream failed" in line for line in serve.logs)
 
 
 @requires_namespaces
