@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import subprocess
 import time
 import zipfile
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 
 from tools.function_urls.server import FunctionUrlServer
+from tools.lambda_sandbox import wrapped
 from tools.lambda_sandbox.functions import FunctionSpec, InvocationError
 from tools.lambda_sandbox.web_adapter import build_layer
 from tools.lambda_sandbox.wrapped import NamespaceError, namespace_command
@@ -264,6 +266,20 @@ def test_functions_run_side_by_side_each_on_its_own_port(serve: Any) -> None:
     (pid,) = first.function.worker_pids
     assert seen[0]["pid"] == pid  # the wrapper exec'd its way to the app: same process
     assert state.is_running(pid, first.function.worker_marker)
+
+
+@requires_namespaces
+def test_a_user_namespace_serves_as_well_where_the_kernel_allows_one(
+    serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What an unprivileged user gets (`unshare -Urm`): the same mounts, as root of its own.
+    user_namespace = ("unshare", "-Urm", "--propagation", "private")
+    if subprocess.run([*user_namespace, "true"], check=False).returncode != 0:
+        pytest.skip("no unprivileged user namespaces here")
+    monkeypatch.setattr(wrapped, "namespace_command", lambda: user_namespace)
+    seen = json.loads(_request(serve("userns"), "POST", "/", b"{}").read())
+    assert seen["task"] == ["app.py", "run.sh"]
+    assert seen["opt"] == ["bootstrap", "extensions"]
 
 
 @requires_namespaces
