@@ -77,6 +77,8 @@ class App(BaseHTTPRequestHandler):
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
             return
+        if self.path == "/teapot":
+            return self.reply(418, b"short and stout")
         if self.path == "/crash":
             os._exit(1)
         if self.path == "/cut":
@@ -331,6 +333,33 @@ def test_snapstart_hooks_run_around_the_restore_and_are_not_reachable(serve: Any
     assert seen["env"]["AWS_LAMBDA_INITIALIZATION_TYPE"] == "snap-start"
     for spelling in ("/snapstart/after", "/SnapStart//after", "/x/../snapstart/%61fter"):
         assert _request(server, "POST", spelling, b"").status == 403
+
+
+@requires_namespaces
+def test_lwas_other_settings_base_path_authorization_source_error_codes_tcp(
+    serve: Any,
+) -> None:
+    server = serve(
+        "settings",
+        environment={
+            "AWS_LWA_REMOVE_BASE_PATH": "/api",
+            "AWS_LWA_AUTHORIZATION_SOURCE": "X-Api-Token",
+            "AWS_LWA_ERROR_STATUS_CODES": "418,500-599",
+            "AWS_LWA_READINESS_CHECK_PROTOCOL": "tcp",
+        },
+    )
+    seen = json.loads(_request(server, "POST", "/api/echo", b"{}", **{"X-Api-Token": "t0k"}).read())
+    assert seen["path"] == "/echo"
+    assert seen["headers"]["authorization"] == "t0k"
+    assert "x-api-token" not in seen["headers"]
+    assert seen["readiness_polls"] == 0  # a TCP connection was the readiness check
+    assert _request(server, "GET", "/teapot").status == 502  # the invocation failed
+
+
+@requires_namespaces
+def test_settings_the_stand_in_does_not_implement_fail_the_init_phase(serve: Any) -> None:
+    with pytest.raises(InvocationError, match=r"does not implement.*AWS_LWA_ENABLE_COMPRESSION"):
+        serve("compressed", environment={"AWS_LWA_ENABLE_COMPRESSION": "true"})
 
 
 @requires_namespaces

@@ -81,6 +81,17 @@ class Options:
         self.hook_paths = {
             canonical(p) for p in (self.before_checkpoint, self.after_restore) if p is not None
         }
+        self.tcp_readiness = env.get("AWS_LWA_READINESS_CHECK_PROTOCOL", "http").lower() == "tcp"
+        self.base_path = env.get("AWS_LWA_REMOVE_BASE_PATH") or None
+        self.authorization_source = env.get("AWS_LWA_AUTHORIZATION_SOURCE", "").lower() or None
+        errors = env.get("AWS_LWA_ERROR_STATUS_CODES")
+        self.error_status_codes = status_codes(errors) if errors else set()
+        # LWA settings this stand-in does not implement: refused, never silently ignored.
+        self.unsupported = [
+            name
+            for name in ("AWS_LWA_ASYNC_INIT", "AWS_LWA_ENABLE_COMPRESSION")
+            if env.get(name, "false").lower() == "true"
+        ]
 
 
 def canonical(path: str) -> str:
@@ -134,6 +145,10 @@ def wait_until_ready(options: Options) -> bool:
     while True:
         try:
             connection = http.client.HTTPConnection(options.host, options.readiness_port, timeout=2)
+            if options.tcp_readiness:  # AWS_LWA_READINESS_CHECK_PROTOCOL=tcp: a connection
+                connection.connect()
+                connection.close()
+                return True
             connection.request("GET", options.readiness_path)
             status = connection.getresponse().status
             connection.close()
@@ -184,12 +199,14 @@ def lambda_context(headers: http.client.HTTPMessage, env: dict[str, str]) -> dic
 
 
 def app_request(
-    event: dict[str, Any], context: dict[str, Any]
+    event: dict[str, Any], context: dict[str, Any], options: Options
 ) -> tuple[str, str, list[tuple[str, str]], bytes]:
     """(method, target, headers, body) of the HTTP request a Function URL event becomes."""
     http_context = (event.get("requestContext") or {}).get("http") or {}
     method = http_context.get("method") or event.get("httpMethod") or "GET"
     target = event.get("rawPath") or "/"
+    if options.base_path and target.startswith(options.base_path):
+        target = target[len(options.base_path) :] or "/"
     if event.get("rawQueryString"):
         target += "?" + event["rawQueryString"]
     headers = [
@@ -197,6 +214,11 @@ def app_request(
         for name, value in (event.get("headers") or {}).items()
         if name.lower() not in (*OWNED_HEADERS, *_HOP_BY_HOP)
     ]
+    source = options.authorization_source
+    if source and any(name == source for name, _ in headers):
+        original = next(value for name, value in headers if name == source)
+        headers = [(n, v) for n, v in headers if n not in (source, "authorization")]
+        headers.append(("authorization", original))
     if event.get("cookies"):
         headers = [(n, v) for n, v in headers if n != "cookie"]
         headers.append(("cookie", "; ".join(event["cookies"])))
@@ -231,7 +253,7 @@ class Adapter:
                 self.post_error(request_id, type(error).__name__, str(error))
 
     def forward(self, event: dict[str, Any], context: dict[str, Any]) -> http.client.HTTPResponse:
-        method, target, headers, body = app_request(event, context)
+        method, target, headers, body = app_request(event, context, self.options)
         if canonical(target) in self.options.hook_paths:
             raise _Forbidden
         for attempt in (1, 2):  # an idle keep-alive connection the app closed: once more
@@ -265,6 +287,15 @@ class Adapter:
             assert self.app is not None
             self.app.close()
             self.app = None
+        if response.status in self.options.error_status_codes:
+            # AWS_LWA_ERROR_STATUS_CODES: the invocation fails with the app's answer.
+            text = response.read().decode("utf-8", errors="replace")
+            self.post_error(
+                request_id,
+                "Error",
+                json.dumps({"statusCode": response.status, "body": text}),
+            )
+            return
         if self.options.streaming:
             chunks = iter(lambda: response.read1(65536), b"")
             self.post_stream(request_id, response.status, headers, chunks)
@@ -392,6 +423,10 @@ def init_error(options: Options, error_type: str, message: str) -> None:
 def main() -> int:
     env = dict(os.environ)
     options = Options(env)
+    if options.unsupported:
+        message = f"the local Lambda Web Adapter does not implement {options.unsupported}"
+        init_error(options, "Extension.Unsupported", message)
+        return 1
     threading.Thread(target=register_extension, args=(options,), daemon=True).start()
     if not wait_until_ready(options):
         init_error(options, "Extension.ReadinessTimeout", "the app failed its readiness check")
