@@ -359,7 +359,11 @@ def test_lwas_other_settings_base_path_authorization_source_error_codes_tcp(
 @requires_namespaces
 def test_settings_the_stand_in_does_not_implement_fail_the_init_phase(serve: Any) -> None:
     with pytest.raises(InvocationError, match=r"does not implement.*AWS_LWA_ENABLE_COMPRESSION"):
-        serve("compressed", environment={"AWS_LWA_ENABLE_COMPRESSION": "true"})
+        serve(
+            "compressed",
+            invoke_mode="BUFFERED",
+            environment={"AWS_LWA_INVOKE_MODE": "buffered", "AWS_LWA_ENABLE_COMPRESSION": "true"},
+        )
 
 
 @requires_namespaces

@@ -87,10 +87,15 @@ class Options:
         errors = env.get("AWS_LWA_ERROR_STATUS_CODES")
         self.error_status_codes = status_codes(errors) if errors else set()
         # LWA settings this stand-in does not implement: refused, never silently ignored.
+        # (LWA itself ignores compression when streaming, with a warning.)
+        self.compression = env.get("AWS_LWA_ENABLE_COMPRESSION", "false").lower() == "true"
         self.unsupported = [
             name
-            for name in ("AWS_LWA_ASYNC_INIT", "AWS_LWA_ENABLE_COMPRESSION")
-            if env.get(name, "false").lower() == "true"
+            for name, on in (
+                ("AWS_LWA_ASYNC_INIT", env.get("AWS_LWA_ASYNC_INIT", "false").lower() == "true"),
+                ("AWS_LWA_ENABLE_COMPRESSION", self.compression and not self.streaming),
+            )
+            if on
         ]
 
 
@@ -427,6 +432,8 @@ def main() -> int:
         message = f"the local Lambda Web Adapter does not implement {options.unsupported}"
         init_error(options, "Extension.Unsupported", message)
         return 1
+    if options.compression and options.streaming:
+        log("Compression is not supported with response streaming. Disabling compression.")
     threading.Thread(target=register_extension, args=(options,), daemon=True).start()
     if not wait_until_ready(options):
         init_error(options, "Extension.ReadinessTimeout", "the app failed its readiness check")
