@@ -214,6 +214,19 @@ def test_chunks_reach_the_client_one_by_one_as_the_app_writes_them(
 
 
 @requires_namespaces
+def test_a_client_that_leaves_mid_stream_costs_that_environment_only(
+    serve: Any, artifacts: dict[str, Path]
+) -> None:
+    server = serve("leaver")
+    response = _request(server, "GET", "/stream?n=3")
+    assert response.read1(1024).startswith(b"data: token 0")
+    response.close()  # gone before the app writes the rest
+    (artifacts["gates"] / "leaver" / "0").touch()  # the app writes on, to nobody
+    (artifacts["gates"] / "leaver" / "1").touch()
+    assert _request(server, "POST", "/", b"{}").status == 200  # a fresh environment
+
+
+@requires_namespaces
 def test_the_app_gets_the_request_and_the_adapters_context_headers(serve: Any) -> None:
     server = serve("echo", auth_type="AWS_IAM")
     body = bytes(range(256))
