@@ -64,6 +64,11 @@ class Settings:
     # Chat, AWS_IAM only: whose conversations a signed request reaches. "caller": the account
     # and userId; "role": the account and an assumed role's unique id, whatever its session name.
     chat_session_scope: str = "caller"
+    # Set by Terraform with the Lambda Web Adapter (response_streaming = true): model calls for
+    # a streamed answer then stream too (InvokeEndpointWithResponseStream). The buffered door
+    # ("buffered", no adapter) renders a requested stream from one InvokeEndpoint call, so a
+    # buffered deployment calls, and is granted, exactly what it was before streaming existed.
+    aws_lwa_invoke_mode: str = "buffered"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -117,10 +122,19 @@ class Settings:
                 self.chat_session_scope in SESSION_SCOPES,
                 "CHAT_SESSION_SCOPE must be caller or role",
             ),
+            (
+                self.aws_lwa_invoke_mode in ("buffered", "response_stream"),
+                "AWS_LWA_INVOKE_MODE must be buffered or response_stream",
+            ),
         ]
         problems = [message for ok, message in checks if not ok]
         if problems:
             raise ConfigError("; ".join(problems))
+
+    @property
+    def streams_model_calls(self) -> bool:
+        """Whether a streamed answer's model call streams (only behind the adapter)."""
+        return self.aws_lwa_invoke_mode == "response_stream"
 
     @property
     def document_buckets(self) -> frozenset[str]:

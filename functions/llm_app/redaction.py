@@ -26,7 +26,7 @@ def session_tag(owner_key: str, session_id: str) -> str:
     logs never show. An id the function issued is 256 random bits: its tag cannot be reversed
     at all. A caller-chosen name could be guessed and checked only by someone who also knows
     the owner's unique id, and a name alone still reaches nothing: the owner must sign.
-    There is no per-deployment secret to key it with instead (README, "Privacy").
+    There is no per-deployment secret to key it with instead (docs/security.md).
     """
     digest = hmac.new(owner_key.encode(), session_id.encode(), hashlib.sha256).hexdigest()
     return digest[:TAG_HEX_CHARS]
@@ -61,7 +61,9 @@ def exception_summary(error: BaseException, *, log_prompts: bool) -> str:
 
 class _DropLangChainSageMakerRecords(logging.Filter):
     """langchain-aws logs the endpoint's errors (quoting the container's sentence, so maybe the
-    request) and, at DEBUG, the messages sent: on the root logger and on its module's."""
+    request), a failed stream's traceback and, at DEBUG, the messages sent and received: on
+    its module's logger (llm_app.model raises that one to CRITICAL) and, for a buffered call's
+    error, on the root logger (`logging.error`), which only this filter keeps quiet."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.module == "sagemaker_endpoint" and "langchain_aws" in record.pathname)
@@ -70,7 +72,9 @@ class _DropLangChainSageMakerRecords(logging.Filter):
 def keep_library_logs_free_of_user_data(*, log_prompts: bool) -> None:
     """Unless log_prompts, drop langchain-aws's SageMaker log records (once per container).
 
-    Nothing is lost: Endpoint maps the same errors to AppErrors, which serve() logs safely.
+    Called where the chat model is built (llm_app.model), so both front doors have it.
+    Nothing is lost: Endpoint maps the same errors to AppErrors, which llm_app.service logs
+    safely, streamed or not.
     """
     if log_prompts:
         return
