@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -31,6 +32,7 @@ from tests.support.terraform import init
 from tools.devstack import MotoServer, Terraform
 from tools.model_server.scripted_backend import ScriptedBackend
 from tools.model_server.server import SageMakerTGIServer
+from tools.paths import REPO_ROOT
 
 pytestmark = pytest.mark.stack
 
@@ -170,6 +172,37 @@ def test_curl_outputs_sign_requests_for_the_region(stack: Stack) -> None:
         assert '-H "x-amz-security-token: $AWS_SESSION_TOKEN"' in curl
         assert "-d '[\"What is the capital of France?\"]'" in curl
         assert curl.endswith(stack.outputs[f"{function}_url"])
+
+
+def test_url_callers_may_invoke_only_through_the_function_urls(stack: Stack) -> None:
+    """The output callers attach: Invoke on the two aliases only via a Function URL, so nobody
+    can call Lambda's Invoke API with a hand-made event naming another caller."""
+    outputs = stack.live().outputs
+    aliases = sorted([outputs["chat_alias_arn"], outputs["qa_alias_arn"]])
+    document = json.loads(outputs["url_caller_policy_json"])
+    statements = {statement["Sid"]: statement for statement in document["Statement"]}
+
+    assert set(statements) == {"CallFunctionUrls", "InvokeThroughFunctionUrlsOnly"}
+    url = statements["CallFunctionUrls"]
+    assert (url["Effect"], url["Action"]) == ("Allow", "lambda:InvokeFunctionUrl")
+    assert sorted(url["Resource"]) == aliases
+    assert url["Condition"] == {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}
+    invoke = statements["InvokeThroughFunctionUrlsOnly"]
+    assert (invoke["Effect"], invoke["Action"]) == ("Allow", "lambda:InvokeFunction")
+    assert sorted(invoke["Resource"]) == aliases
+    assert invoke["Condition"] == {"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}
+
+
+def test_the_complete_example_attaches_that_policy_and_no_other_grant() -> None:
+    """examples/complete, the one people copy, gives its callers exactly the output above
+    (`terraform validate` in test_static.py checks the reference resolves)."""
+    example = (REPO_ROOT / "examples" / "complete" / "main.tf").read_text()
+    policy = re.search(r'resource "aws_iam_policy" "callers" \{\n(.*?)\n\}', example, re.S)
+    assert policy is not None
+    assert re.search(
+        r"^\s*policy\s*=\s*module\.langchain_tgi\.url_caller_policy_json$", policy[1], re.M
+    )
+    assert '"lambda:Invoke' not in example  # no hand-written grant beside it
 
 
 def test_unchanged_configuration_plans_no_change(stack: Stack) -> None:
@@ -752,6 +785,8 @@ def buffered_stack(
         **package_variables(built_artifacts),
         "qa_document_buckets": DOCUMENT_BUCKETS,
         "response_streaming": False,
+        # Not the default, so that the variable is seen reaching the function.
+        "chat_session_scope": "role",
     }
     yield from deploy(staged, moto_env, moto, "apply-buffered", variables)
 
@@ -763,7 +798,9 @@ def test_buffered_functions_are_the_python_handlers_without_the_adapter(
     config = function_configuration(buffered_stack, function)
     assert config["Handler"] == f"{function}.handler.handler"
     assert [layer["Arn"] for layer in config["Layers"]] == [buffered_stack.outputs["layer_arn"]]
-    assert config["Environment"]["Variables"] == EXPECTED_ENV[function]
+    scope = {"CHAT_SESSION_SCOPE": "role"} if function == "chat" else {}
+    assert config["Environment"]["Variables"] == {**EXPECTED_ENV[function], **scope}
+    assert buffered_stack.outputs["chat_session_scope"] == "role"
     # Null outputs are left out of `terraform output -json`.
     assert buffered_stack.outputs.get("adapter_layer_arn") is None
     url = buffered_stack.client("lambda").get_function_url_config(
