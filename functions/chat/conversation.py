@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.chat_history import BaseChatMessageHistory
@@ -22,6 +22,7 @@ from llm_app.arguments import bind_arguments, require_question
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.model import Endpoint
+from llm_app.sagemaker_errors import PromptTooLong
 from llm_app.tokens import count_messages_tokens, estimate_prompt_tokens
 
 CHAT_PROMPT = ChatPromptTemplate.from_messages(
@@ -94,6 +95,31 @@ def build_chat_messages(
     )
 
 
+def answer_within_budget(
+    endpoint: Endpoint, settings: Settings, history: Sequence[BaseMessage], question: str
+) -> tuple[str, list[BaseMessage]]:
+    """The answer, and the prompt that got it.
+
+    When the endpoint counts more tokens than the estimate did (a tokenizer denser than
+    expected), older turns leave by the ratio it reports and the question is asked once more;
+    a second refusal is the caller's 413.
+    """
+    messages = build_chat_messages(settings, history, question)
+    try:
+        return endpoint.answer(messages), messages
+    except PromptTooLong as refused:
+        budget = refused.shrink(estimate_prompt_tokens(messages))
+        if budget < 1:
+            raise
+        try:
+            messages = build_chat_messages(
+                replace(settings, max_input_tokens=budget), history, question
+            )
+        except AppError:
+            raise refused from None  # the question alone is too long: the endpoint's figures
+        return endpoint.answer(messages), messages
+
+
 def chat(
     endpoint: Endpoint,
     settings: Settings,
@@ -107,8 +133,8 @@ def chat(
     says whether it exists. On a public URL an id without turns is refused instead.
     """
     if open_history is None or owner is None:
-        messages = build_chat_messages(settings, [], request.question)
-        return ChatReply(endpoint.answer(messages), None, 0)
+        answer, _messages = answer_within_budget(endpoint, settings, [], request.question)
+        return ChatReply(answer, None, 0)
 
     history: BaseChatMessageHistory
     if request.session_id is None:
@@ -124,7 +150,6 @@ def chat(
         # they expire or are deleted; a guessed or invented id has none.
         if owner.issued_ids_only and not past:
             raise unknown_session()
-    messages = build_chat_messages(settings, past, request.question)
-    answer = endpoint.answer(messages)
+    answer, messages = answer_within_budget(endpoint, settings, past, request.question)
     history.add_messages([HumanMessage(request.question), AIMessage(answer)])
     return ChatReply(answer, session_id, (len(messages) - 2) // 2)

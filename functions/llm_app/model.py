@@ -15,13 +15,6 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 from botocore.config import Config
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
 from langchain_aws.chat_models.sagemaker_endpoint import (
     ChatModelContentHandler,
     ChatSagemakerEndpoint,
@@ -30,17 +23,10 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 
+from llm_app.chat_template import SystemPromptPlacement, call_with_system_prompt_fallback
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-
-# Seconds a caller should wait before retrying, by SageMaker error code.
-_RETRY_AFTER_SECONDS: Mapping[str, int] = {
-    "ThrottlingException": 5,
-    "ModelNotReadyException": 30,
-    "ServiceUnavailable": 10,
-    "InternalFailure": 5,
-    "InternalDependencyException": 5,
-}
+from llm_app.sagemaker_errors import sagemaker_errors_mapped
 
 
 class TgiMessagesContentHandler(ChatModelContentHandler):
@@ -103,25 +89,44 @@ class Endpoint:
     """
 
     def __init__(
-        self, model: BaseChatModel, endpoint_name: str, logger: Logger, *, enabled: bool = True
+        self,
+        model: BaseChatModel,
+        endpoint_name: str,
+        logger: Logger,
+        *,
+        enabled: bool = True,
+        system_prompt: SystemPromptPlacement | None = None,
     ) -> None:
         self.model = model
         self.endpoint_name = endpoint_name
         self.logger = logger
         self.enabled = enabled
+        self.system_prompt = system_prompt or SystemPromptPlacement()
 
     @classmethod
     def from_settings(cls, settings: Settings, logger: Logger) -> Endpoint:
         """The endpoint's client and chat model, built once per container."""
         model = build_chat_model(settings, build_sagemaker_client(settings))
-        return cls(model, settings.endpoint_name, logger, enabled=settings.endpoint_enabled)
+        return cls(
+            model,
+            settings.endpoint_name,
+            logger,
+            enabled=settings.endpoint_enabled,
+            system_prompt=SystemPromptPlacement(settings.system_prompt_placement),
+        )
 
     def answer(self, messages: Sequence[BaseMessage]) -> str:
         if not self.enabled:
             raise paused_error(self.endpoint_name)
         started = time.perf_counter()
         try:
-            return _invoke_mapping_errors(self.model, list(messages), self.endpoint_name)
+            return call_with_system_prompt_fallback(
+                lambda prompt: _invoke_mapping_errors(
+                    self.model, prompt, self.endpoint_name, self.logger
+                ),
+                messages,
+                self.system_prompt,
+            )
         finally:
             elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
             self.logger.append_keys(model_ms=elapsed_ms)
@@ -138,79 +143,11 @@ def paused_error(endpoint_name: str) -> AppError:
 
 
 def _invoke_mapping_errors(
-    model: BaseChatModel, messages: list[BaseMessage], endpoint_name: str
+    model: BaseChatModel, messages: list[BaseMessage], endpoint_name: str, logger: Logger
 ) -> str:
     """One model call, with SageMaker and network failures turned into AppErrors."""
-    try:
+    with sagemaker_errors_mapped(endpoint_name, logger):
         return model.invoke(messages).text.strip()
-    except ClientError as error:
-        raise translate_client_error(error, endpoint_name) from error
-    except ReadTimeoutError as error:
-        raise AppError(
-            ErrorCode.MODEL_TIMEOUT,
-            f"The SageMaker endpoint '{endpoint_name}' did not answer in time; "
-            "ask for fewer tokens (MAX_NEW_TOKENS) or retry.",
-        ) from error
-    except (ConnectTimeoutError, EndpointConnectionError, ConnectionClosedError) as error:
-        raise AppError(
-            ErrorCode.MODEL_UNAVAILABLE,
-            f"Could not reach the SageMaker runtime for endpoint '{endpoint_name}'.",
-            retry_after=5,
-        ) from error
-
-
-def translate_client_error(error: ClientError, endpoint_name: str) -> AppError:
-    response: Mapping[str, Any] = error.response
-    code = str(response.get("Error", {}).get("Code", ""))
-    message = str(response.get("Error", {}).get("Message", ""))
-    if code == "ModelError":
-        original_status = response.get("OriginalStatusCode")
-        model_message = _container_message(response.get("OriginalMessage")) or message
-        if original_status == 429:  # TGI's queue is full: transient, like throttling.
-            return AppError(
-                ErrorCode.MODEL_UNAVAILABLE,
-                f"The model is overloaded: {model_message}",
-                retry_after=5,
-            )
-        return AppError(
-            ErrorCode.MODEL_ERROR,
-            f"The model rejected the request (HTTP {original_status}): {model_message}",
-        )
-    if code == "ValidationError" and "not found" in message.lower():
-        return AppError(
-            ErrorCode.ENDPOINT_NOT_FOUND,
-            f"The SageMaker endpoint '{endpoint_name}' was not found in this account and "
-            "region: is it deployed, and is ENDPOINT_NAME right?",
-        )
-    if code in _RETRY_AFTER_SECONDS:
-        return AppError(
-            ErrorCode.MODEL_UNAVAILABLE,
-            f"The SageMaker endpoint '{endpoint_name}' cannot take requests now ({code}): "
-            f"{message}",
-            retry_after=_RETRY_AFTER_SECONDS[code],
-        )
-    return AppError(
-        ErrorCode.MODEL_ERROR,
-        f"SageMaker refused the request to endpoint '{endpoint_name}' ({code}): {message}",
-    )
-
-
-def _container_message(original: object) -> str | None:
-    """The container's own sentence from its error body.
-
-    TGI answers {"error": "...", "error_type": "..."}; vLLM's OpenAI server answers
-    {"error": {"message": "...", "type": "...", "code": 400}}.
-    """
-    if not isinstance(original, str) or not original:
-        return None
-    try:
-        parsed = json.loads(original)
-    except ValueError:
-        return original
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    if isinstance(error, dict):
-        error = error.get("message")
-    return error if isinstance(error, str) else original
 
 
 def _usage(usage: object) -> UsageMetadata | None:

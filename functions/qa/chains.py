@@ -27,7 +27,8 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from llm_app.errors import AppError, ErrorCode
-from llm_app.tokens import BYTES_PER_TOKEN, estimate_prompt_tokens, estimate_tokens
+from llm_app.sagemaker_errors import PromptTooLong
+from llm_app.tokens import estimate_prompt_tokens, estimate_tokens, truncate_to_tokens
 
 Ask = Callable[[Sequence[BaseMessage]], str]
 
@@ -108,6 +109,12 @@ class CallGuard:
             if self._stopped is None:
                 self._stopped = error
 
+    def resume_after(self, error: PromptTooLong) -> None:
+        """Allow calls again after the endpoint refused a prompt as too long (to retry smaller)."""
+        with self._lock:
+            if isinstance(self._stopped, PromptTooLong):
+                self._stopped = None
+
     def __call__(self, prompt: PromptValue) -> str:
         with self._lock:
             if self._stopped is not None:
@@ -119,8 +126,13 @@ class CallGuard:
                 raise self._stopped
             self.calls += 1
         started = time.monotonic()
+        messages = prompt.to_messages()
         try:
-            return self._ask(prompt.to_messages())
+            return self._ask(messages)
+        except PromptTooLong as error:
+            error.sent_estimate = estimate_prompt_tokens(messages)
+            self.stop(error)
+            raise
         except AppError as error:
             self.stop(error)
             raise
@@ -183,11 +195,6 @@ def split_documents(documents: Sequence[str], chunk_tokens: int) -> list[str]:
         length_function=estimate_tokens,
     )
     return [chunk for document in documents for chunk in splitter.split_text(document)]
-
-
-def truncate_to_tokens(text: str, tokens: int) -> str:
-    """The start of `text` that our estimate counts as at most `tokens`."""
-    return text.encode("utf-8")[: tokens * BYTES_PER_TOKEN].decode("utf-8", errors="ignore")
 
 
 def _model_step(guard: CallGuard) -> Runnable[PromptValue, str]:

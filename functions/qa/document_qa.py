@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.messages import BaseMessage
@@ -11,6 +11,7 @@ from langchain_core.prompt_values import ChatPromptValue
 from llm_app.arguments import bind_arguments, require_question
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
+from llm_app.sagemaker_errors import PromptTooLong
 from llm_app.tokens import estimate_prompt_tokens
 from qa.chains import (
     MAP_PROMPT,
@@ -117,6 +118,29 @@ def load_documents(request: QaRequest, store: DocumentStore, settings: Settings)
 
 
 def answer_documents(
+    question: str,
+    documents: tuple[str, ...],
+    chain_type: ChainType | None,
+    guard: CallGuard,
+    settings: Settings,
+) -> ChainResult:
+    """Answer over the documents; once more with smaller prompts if the endpoint finds one
+    too long (its tokenizer denser than the estimate), by the ratio it reports."""
+    try:
+        return _answer_documents(question, documents, chain_type, guard, settings)
+    except PromptTooLong as refused:
+        budget = refused.shrink(refused.sent_estimate or settings.max_input_tokens)
+        guard.resume_after(refused)
+        smaller = replace(settings, max_input_tokens=budget)
+        try:
+            return _answer_documents(question, documents, chain_type, guard, smaller)
+        except AppError as again:
+            if again.code is ErrorCode.CONTEXT_TOO_LONG and not isinstance(again, PromptTooLong):
+                raise refused from None  # the endpoint's figures say more than our estimate
+            raise
+
+
+def _answer_documents(
     question: str,
     documents: tuple[str, ...],
     chain_type: ChainType | None,

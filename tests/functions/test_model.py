@@ -5,7 +5,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from llm_app.errors import AppError, ErrorCode
-from llm_app.model import TgiMessagesContentHandler, translate_client_error
+from llm_app.model import TgiMessagesContentHandler
+from llm_app.sagemaker_errors import translate_client_error
 
 
 def client_error(code: str, message: str, **extra: object) -> ClientError:
@@ -94,7 +95,11 @@ def test_missing_endpoint_names_it():
     assert "'ep'" in translated.message
 
 
-def test_unknown_errors_are_model_errors_with_their_code():
-    translated = translate_client_error(client_error("AccessDeniedException", "no"), "ep")
-    assert translated.code is ErrorCode.MODEL_ERROR
-    assert "AccessDeniedException" in translated.message
+def test_unknown_errors_are_model_errors_with_their_code_and_not_their_message():
+    message = "User: arn:aws:sts::123456789012:assumed-role/r/r is not authorized"
+    for code in ("AccessDeniedException", "SomethingNew"):
+        translated = translate_client_error(client_error(code, message), "ep")
+        assert translated.code is ErrorCode.MODEL_ERROR
+        assert code in translated.message
+        assert "arn:" not in translated.message
+        assert "123456789012" not in translated.message

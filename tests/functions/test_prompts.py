@@ -13,8 +13,23 @@ SETTINGS = Settings(endpoint_name="e", max_input_tokens=200)
 
 
 def test_estimate_over_counts_english_and_counts_cjk_per_character():
-    assert estimate_tokens("What is the capital of France?") == 10  # 30 bytes; Llama: ~8 tokens
-    assert estimate_tokens("東京") == 2
+    # Llama and SmolLM2: 7 tokens (a word each, and the question mark).
+    assert estimate_tokens("What is the capital of France?") == 11
+    assert estimate_tokens("東京") == 4  # SmolLM2: 4; Llama 2: 2 to 6 (byte fallback)
+
+
+@pytest.mark.parametrize(
+    ("text", "at_least"),
+    [
+        ("2024-01-15,1234.56", 18),  # every digit and mark a token (Llama, SmolLM2)
+        ('{"a": [1, 2, 3]}', 12),
+        ("\n\n\t", 3),
+        ("é", 1),
+        ("😀", 3),
+    ],
+)
+def test_estimate_gives_digits_punctuation_and_non_ascii_a_token_each(text, at_least):
+    assert estimate_tokens(text) >= at_least
 
 
 def test_qa_defaults_to_the_example_document():

@@ -14,7 +14,9 @@ from tools.model_server.backend import (
     ChatTemplateError,
     GenerateParams,
     Generation,
+    InvocationTimeout,
     SageMakerError,
+    access_denied,
 )
 from tools.model_server.server import SageMakerTGIServer
 
@@ -23,6 +25,8 @@ __all__ = [
     "ChatTemplateError",
     "GenerateParams",
     "Generation",
+    "InvocationTimeout",
     "SageMakerError",
     "SageMakerTGIServer",
+    "access_denied",
 ]

@@ -9,8 +9,12 @@ does against AWS:
 * a container error (TGI's 4xx/5xx): HTTP 424 ``ModelError`` whose body carries ``Message``,
   ``OriginalStatusCode``, ``OriginalMessage`` and ``LogStreamArn``, which botocore lifts into
   ``ClientError.response``;
-* platform errors (unknown endpoint, ``SageMakerError`` raised by a backend): their code in
-  ``x-amzn-ErrorType`` and ``{"message": ...}``, as SageMaker's front end sends them.
+* the 60 s container timeout (``InvocationTimeout`` raised by a backend): that same 424 with
+  ``OriginalStatusCode`` 0 and SageMaker's sentence "Your invocation timed out while waiting
+  for a response from container primary. ...";
+* platform errors (unknown endpoint, ``SageMakerError`` raised by a backend, such as
+  ``backend.access_denied(...)``): their code in ``x-amzn-ErrorType`` and
+  ``{"message": ...}``, as SageMaker's front end sends them.
 
 Requests for one endpoint are served one at a time (a lock around the backend): TGI batches
 concurrent requests, a CPU backend gains nothing from that. Standard library only.
@@ -31,7 +35,12 @@ from urllib.parse import unquote, urlsplit
 
 from tools.http_server import LoopbackHTTPServer, LoopbackService
 from tools.model_server import protocol, vllm_protocol
-from tools.model_server.backend import Backend, SageMakerError
+from tools.model_server.backend import (
+    INVOCATION_TIMEOUT_MESSAGE,
+    Backend,
+    InvocationTimeout,
+    SageMakerError,
+)
 from tools.model_server.protocol import ContainerError, Limits
 
 DEFAULT_ACCOUNT_ID = "123456789012"
@@ -117,6 +126,10 @@ class SageMakerTGIServer(LoopbackService):
             return self._model_error(request_id, error)
         except SageMakerError as error:
             return self._platform_error(request_id, error.code, error.status, error.message)
+        except InvocationTimeout:
+            return self._model_error(
+                request_id, ContainerError.plain(0, INVOCATION_TIMEOUT_MESSAGE)
+            )
         except Exception as error:  # any backend failure is the container's 424
             self._log_line(f"generation failed: {traceback.format_exc().rstrip()}")
             if self.engine == "vllm":
@@ -166,7 +179,8 @@ class SageMakerTGIServer(LoopbackService):
 
     def _model_error(self, request_id: str, error: ContainerError) -> Response:
         original = error.body.decode("utf-8", errors="replace")
-        kind = "client" if error.status < 500 else "server"
+        # Status 0 is SageMaker's own: the container never answered (a timeout).
+        kind = "client" if 400 <= error.status < 500 else "server"
         log_group = f"/aws/sagemaker/Endpoints/{self.endpoint_name}"
         body = {
             "ErrorCode": f"{kind.upper()}_ERROR_FROM_MODEL",
