@@ -24,8 +24,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
-from langchain_core.messages import BaseMessage
+if TYPE_CHECKING:  # annotations only: the estimate itself is plain Python (tools/bench/tokens.py)
+    from langchain_core.messages import BaseMessage
 
 # Letters a word-piece holds at most, in the estimate: real tokenizers do 4-5 on English.
 LETTERS_PER_TOKEN = 3
