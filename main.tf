@@ -28,7 +28,7 @@ locals {
   # functions (max_new_tokens, temperature, top_p) never changes the model or its endpoint
   # configuration (a GPU redeploy); the functions budget prompts to what both allow.
   container_max_input_tokens = coalesce(var.max_input_tokens, var.max_total_tokens - 1)
-  max_input_tokens           = min(local.container_max_input_tokens, var.max_total_tokens - var.max_new_tokens)
+  max_input_tokens           = min(coalesce(var.max_input_tokens, var.max_total_tokens - 1), var.max_total_tokens - var.max_new_tokens)
 
   packages = {
     chat  = coalesce(var.chat_package_path, "${path.module}/build/chat.zip")
