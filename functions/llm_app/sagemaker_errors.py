@@ -62,12 +62,22 @@ _TGI_TOTAL = re.compile(
 _TGI_INPUT = re.compile(
     r"`inputs` must have less than (?P<limit>\d+) tokens\. Given: (?P<inputs>\d+)"
 )
-# vLLM (serving_engine.py): "This model's maximum context length is 2048 tokens. However, you
-# requested 2100 tokens (1400 in the messages, 700 in the completion)."
-_VLLM_CONTEXT = re.compile(
-    r"maximum context length is (?P<limit>\d+) tokens\. However, you requested "
-    r"(?P<requested>\d+) tokens(?: \((?P<inputs>\d+) in the messages, (?P<new>\d+) in the "
-    r"completion\))?"
+# vLLM (its OpenAI server's length check), whose wording changed across releases:
+# "This model's maximum context length is 2048 tokens. However, you requested 2100 tokens
+# (1400 in the messages, 700 in the completion)." / "... However, you requested 700 output
+# tokens and your prompt contains at least 1401 input tokens, ..." / "... However, your
+# request has 2100 input tokens." / "'max_tokens' or 'max_completion_tokens' is too large:
+# 700. This model's maximum context length is 2048 tokens and your request has 1400 input
+# tokens (700 > 2048 - 1400)."
+_VLLM_LIMIT = re.compile(r"maximum context length is (?P<limit>\d+) tokens")
+_VLLM_COUNTS = (
+    re.compile(r"\((?P<inputs>\d+) in the messages, (?P<new>\d+) in the completion\)"),
+    re.compile(
+        r"requested (?P<new>\d+) output tokens and your prompt contains at least "
+        r"(?P<inputs>\d+) input tokens"
+    ),
+    re.compile(r"too large: (?P<new>\d+)\..*your request has (?P<inputs>\d+) input tokens"),
+    re.compile(r"your request has (?P<inputs>\d+) input tokens"),
 )
 # The part of the endpoint's measured ratio a retried prompt is budgeted at.
 SHRINK_MARGIN = 0.9
@@ -211,13 +221,12 @@ def parse_prompt_too_long(message: str) -> PromptTooLong | None:
         return PromptTooLong(inputs, limit - new)
     if match := _TGI_INPUT.search(message):
         return PromptTooLong(int(match["inputs"]), int(match["limit"]) - 1)
-    if match := _VLLM_CONTEXT.search(message):
-        limit, requested = int(match["limit"]), int(match["requested"])
-        if match["inputs"] is not None:
-            inputs, new = int(match["inputs"]), int(match["new"])
-        else:  # older vLLM: the total only; the completion is what we asked for beyond it
-            inputs, new = requested, 0
-        return PromptTooLong(inputs, limit - new)
+    if limit_match := _VLLM_LIMIT.search(message):
+        limit = int(limit_match["limit"])
+        for pattern in _VLLM_COUNTS:
+            if match := pattern.search(message):
+                new = int(match["new"]) if "new" in match.groupdict() else 0
+                return PromptTooLong(int(match["inputs"]), limit - new)
     return None
 
 

@@ -6,7 +6,11 @@ from botocore.exceptions import ClientError
 
 from llm_app.errors import AppError, ErrorCode
 from llm_app.model import TgiMessagesContentHandler
-from llm_app.sagemaker_errors import translate_client_error
+from llm_app.sagemaker_errors import (
+    SystemRoleRefused,
+    parse_prompt_too_long,
+    translate_client_error,
+)
 
 
 def client_error(code: str, message: str, **extra: object) -> ClientError:
@@ -103,3 +107,98 @@ def test_unknown_errors_are_model_errors_with_their_code_and_not_their_message()
         assert code in translated.message
         assert "arn:" not in translated.message
         assert "123456789012" not in translated.message
+
+
+@pytest.mark.parametrize(
+    ("message", "input_tokens", "input_limit"),
+    [
+        (
+            "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 2048. "
+            "Given: 2100 `inputs` tokens and 700 `max_new_tokens`",
+            2100,
+            1348,
+        ),
+        (
+            "Input validation error: `inputs` must have less than 1348 tokens. Given: 1400",
+            1400,
+            1347,
+        ),
+        (
+            "This model's maximum context length is 2048 tokens. However, you requested 2100 "
+            "tokens (1400 in the messages, 700 in the completion). Please reduce the length of "
+            "the messages or completion.",
+            1400,
+            1348,
+        ),
+        (
+            "This model's maximum context length is 2048 tokens. However, you requested 700 "
+            "output tokens and your prompt contains at least 1401 input tokens, for a total of "
+            "at least 2101 tokens.",
+            1401,
+            1348,
+        ),
+        (
+            "'max_tokens' or 'max_completion_tokens' is too large: 700. This model's maximum "
+            "context length is 2048 tokens and your request has 1400 input tokens "
+            "(700 > 2048 - 1400).",
+            1400,
+            1348,
+        ),
+        (
+            "This model's maximum context length is 2048 tokens. However, your request has 2100 "
+            "input tokens. Please reduce the length of the input messages.",
+            2100,
+            2048,
+        ),
+    ],
+)
+def test_too_long_answers_of_tgi_and_vllm_give_their_counts(message, input_tokens, input_limit):
+    too_long = parse_prompt_too_long(message)
+    assert too_long is not None
+    assert (too_long.input_tokens, too_long.input_limit) == (input_tokens, input_limit)
+    assert too_long.code is ErrorCode.CONTEXT_TOO_LONG
+    assert too_long.status == 413
+
+
+def test_the_container_timeout_is_a_model_timeout():
+    error = client_error(
+        "ModelError",
+        'Received server error (0) from primary with message "Your invocation timed out while '
+        'waiting for a response from container primary. ...". See https://us-east-1.console.'
+        "aws.amazon.com/cloudwatch/home?region=us-east-1#logEventViewer:group=/aws/sagemaker/"
+        "Endpoints/ep in account 123456789012 for more information.",
+        OriginalStatusCode=0,
+        OriginalMessage="Your invocation timed out while waiting for a response from container "
+        "primary. Review the latency metrics for each container in Amazon CloudWatch, resolve "
+        "the issue, and try again.",
+        LogStreamArn="arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/ep",
+    )
+    translated = translate_client_error(error, "ep")
+    assert translated.code is ErrorCode.MODEL_TIMEOUT
+    assert "123456789012" not in translated.message
+
+
+@pytest.mark.parametrize(
+    ("status", "original", "refused"),
+    [
+        (
+            422,
+            '{"error":"Template error: System role not supported","error_type":"template_error"}',
+            True,
+        ),
+        (
+            400,
+            '{"error":{"message":"System role not supported","type":"BadRequestError","code":400}}',
+            True,
+        ),
+        (
+            422,
+            '{"error":"Input validation error: `top_p` must be > 0.0 and < 1.0",'
+            '"error_type":"validation"}',
+            False,
+        ),
+    ],
+)
+def test_a_template_refusing_the_system_role_is_recognised(status, original, refused):
+    error = client_error("ModelError", "x", OriginalStatusCode=status, OriginalMessage=original)
+    assert isinstance(translate_client_error(error, "ep"), SystemRoleRefused) is refused
