@@ -280,3 +280,17 @@ def test_the_placement_setting_chooses_up_front(
     else:
         assert response["statusCode"] == 200
         assert [m["role"] for m in fake_endpoint.last_request["messages"]] == roles
+
+
+# -- The DynamoDB client -------------------------------------------------------------------
+
+
+def test_the_history_client_has_short_timeouts_and_standard_retries(monkeypatch):
+    from chat.history import build_dynamodb_client
+    from llm_app.config import Settings
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    config = build_dynamodb_client(Settings(endpoint_name="e")).meta.config
+    # botocore's defaults: 60 s reads and legacy retries, longer than the whole answer may take.
+    assert (config.connect_timeout, config.read_timeout) == (5.0, 5.0)
+    assert config.retries == {"total_max_attempts": 3, "mode": "standard"}
