@@ -392,7 +392,7 @@ variable "function_memory_size" {
 }
 
 variable "function_timeout" {
-  description = "Seconds each function may run; generation must finish inside it. At least 150: the SageMaker client may wait two attempts of 70 s (SageMaker's 60 s invocation limit plus transfer) and their connects."
+  description = "Seconds each function may run; generation must finish inside it. At least 160: the SageMaker client may wait two attempts of 70 s (SageMaker's 60 s invocation limit plus transfer), their 5 s connects and a retry's backoff."
   type        = number
   default     = 180
   nullable    = false
@@ -402,8 +402,8 @@ variable "function_timeout" {
     error_message = "function_timeout must be a whole number of seconds between 30 and 900 (Lambda's maximum)."
   }
   validation {
-    condition     = var.function_timeout >= 150
-    error_message = "function_timeout must be at least 150 seconds: the SageMaker client may wait 2 attempts x 70 s plus connects for one answer, and Lambda would kill the function first, without an answer."
+    condition     = var.function_timeout >= 160
+    error_message = "function_timeout must be at least 160 seconds: the SageMaker client may wait 2 attempts x (5 s connect + 70 s read) and a backoff for one answer, and Lambda would kill the function first, without an answer."
   }
 }
 

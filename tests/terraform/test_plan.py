@@ -72,7 +72,7 @@ ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         [
             "name must be 3-32 characters",
             "function_timeout must be a whole number of seconds between 30 and 900",
-            "function_timeout must be at least 150 seconds",
+            "function_timeout must be at least 160 seconds",
             "temperature must be from 0 (greedy decoding) to 2",
             "log_level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
             "chat_history_ttl_days must be a whole number of days from 1 to 365",
@@ -121,7 +121,7 @@ ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
     "function timeout below the SageMaker client's wait": (
         REGION,
         {"function_timeout": 120},
-        ["function_timeout must be at least 150 seconds"],
+        ["function_timeout must be at least 160 seconds"],
     ),
     "bad deployment settings": (
         REGION,
