@@ -44,6 +44,8 @@ RETRY_AFTER_SECONDS: Mapping[str, int] = {
     "ServiceUnavailable": 10,
     "InternalFailure": 5,
     "InternalDependencyException": 5,
+    # InvokeEndpointWithResponseStream: the runtime failed a stream after it began.
+    "InternalStreamFailure": 5,
 }
 # SageMaker's OriginalStatusCode when the container did not answer within 60 seconds.
 CONTAINER_TIMEOUT_STATUS = 0
