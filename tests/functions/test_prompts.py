@@ -1,6 +1,8 @@
 """Prompt building for both functions: formats, budgets, trimming."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from chat.conversation import build_chat_messages, parse_chat_request
@@ -8,6 +10,7 @@ from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.tokens import estimate_tokens
 from qa.document_qa import EXAMPLE_DOCUMENT, build_qa_messages, parse_qa_request
+from tools.model_server.scripted_backend import llama_like_token_count
 
 SETTINGS = Settings(endpoint_name="e", max_input_tokens=200)
 
@@ -86,3 +89,10 @@ def test_chat_question_alone_over_budget_is_413():
     with pytest.raises(AppError) as caught:
         build_chat_messages(SETTINGS, [], "x" * 1000)
     assert caught.value.code is ErrorCode.CONTEXT_TOO_LONG
+
+
+@given(st.text(max_size=300))
+def test_the_estimate_is_never_below_the_fake_endpoints_llama_like_count(text):
+    # The fake endpoint counts as Llama's tokenizer does on digits, marks and non-ASCII text;
+    # a request the estimate admits must fit it (denser tokenizers: tests/functions/test_budgets).
+    assert estimate_tokens(text) >= llama_like_token_count(text)
