@@ -147,3 +147,8 @@ output "chat_history_table_arn" {
   description = "ARN of the DynamoDB chat history table; null when chat_history_enabled is false."
   value       = local.chat_history_table_arn
 }
+
+output "adapter_layer_arn" {
+  description = "The Lambda Web Adapter layer version both functions run (their URLs stream); null with response_streaming = false."
+  value       = module.functions["chat"].adapter_layer_arn
+}

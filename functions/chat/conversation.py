@@ -18,9 +18,10 @@ from chat.history import (
     unknown_session,
     validate_session_id,
 )
-from llm_app.arguments import bind_arguments, require_question
+from llm_app.arguments import bind_arguments, require_flag, require_question
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
+from llm_app.generation import Answer, Generation, answer_with
 from llm_app.model import Endpoint
 from llm_app.sagemaker_errors import PromptTooLong
 from llm_app.tokens import count_messages_tokens, estimate_prompt_tokens
@@ -36,34 +37,33 @@ CHAT_PROMPT = ChatPromptTemplate.from_messages(
 ARGUMENT_NAMES = ("query", "session_id")
 
 
+# Names the object form also accepts; the seed's array form has two positions.
+FIELD_NAMES = (*ARGUMENT_NAMES, "stream")
+SESSION_HEADER = "x-session-id"
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     question: str
     session_id: str | None
-
-
-@dataclass(frozen=True)
-class ChatReply:
-    answer: str
-    session_id: str | None
-    history_turns: int
-
-    def as_json(self, *, memory: bool) -> dict[str, Any]:
-        return {
-            "answer": self.answer,
-            "session_id": self.session_id,
-            "memory": "enabled" if memory else "disabled",
-        }
+    # `"stream": true` in the object form: answer as Server-Sent Events.
+    stream: bool = False
 
 
 def parse_chat_request(payload: Any, settings: Settings) -> ChatRequest:
-    """`["question"]`, `["question", "session-id"]` or `{"query": ..., "session_id": ...}`."""
-    arguments = bind_arguments(payload, ARGUMENT_NAMES)
+    """`["question"]`, `["question", "session-id"]` or `{"query": ..., "session_id": ...,
+    "stream": ...}`."""
+    names = ARGUMENT_NAMES if isinstance(payload, list) else FIELD_NAMES
+    arguments = bind_arguments(payload, names)
     question = require_question(
         arguments["query"], field="query", max_chars=settings.max_question_chars
     )
     session_id = arguments.get("session_id")
-    return ChatRequest(question, None if session_id is None else validate_session_id(session_id))
+    return ChatRequest(
+        question,
+        None if session_id is None else validate_session_id(session_id),
+        require_flag(arguments.get("stream", False), field="stream"),
+    )
 
 
 def build_chat_messages(
@@ -95,18 +95,24 @@ def build_chat_messages(
     )
 
 
-def answer_within_budget(
-    endpoint: Endpoint, settings: Settings, history: Sequence[BaseMessage], question: str
-) -> tuple[str, list[BaseMessage]]:
-    """The answer, and the prompt that got it.
+def generate_within_budget(
+    endpoint: Endpoint,
+    settings: Settings,
+    history: Sequence[BaseMessage],
+    question: str,
+    *,
+    stream: bool = False,
+) -> tuple[Generation, list[BaseMessage]]:
+    """The model's answer, and the prompt that got it.
 
     When the endpoint counts more tokens than the estimate did (a tokenizer denser than
     expected), older turns leave by the ratio it reports and the question is asked once more;
-    a second refusal is the caller's 413.
+    a second refusal is the caller's 413. A streamed call's refusal arrives before its
+    first piece (`Endpoint.generate` reads up to it), so streamed chats retry the same way.
     """
     messages = build_chat_messages(settings, history, question)
     try:
-        return endpoint.answer(messages), messages
+        return endpoint.generate(messages, stream=stream), messages
     except PromptTooLong as refused:
         budget = refused.shrink(estimate_prompt_tokens(messages))
         if budget < 1:
@@ -117,7 +123,7 @@ def answer_within_budget(
             )
         except AppError:
             raise refused from None  # the question alone is too long: the endpoint's figures
-        return endpoint.answer(messages), messages
+        return endpoint.generate(messages, stream=stream), messages
 
 
 def chat(
@@ -126,15 +132,26 @@ def chat(
     request: ChatRequest,
     open_history: HistoryOpener | None,
     owner: SessionOwner | None,
-) -> ChatReply:
-    """Answer one question; with history, the exchange is saved only after a good answer.
+    *,
+    stream: bool = False,
+) -> Answer:
+    """Answer one question: `{"answer", "session_id", "memory", "finish_reason", "usage"}`.
 
-    The owner's session only: another caller's id reads as a new, empty session, so nothing
-    says whether it exists. On a public URL an id without turns is refused instead.
+    With history, the exchange is saved only once the model finished its answer (a stream
+    cut by an error or a client that left saves nothing). The owner's session only: another
+    caller's id reads as a new, empty session, so nothing says whether it exists. On a public
+    URL an id without turns is refused instead. `stream`: the model call streams (see
+    llm_app.model); the session is known before the first piece, for the x-session-id header.
     """
+    memory = "enabled" if open_history is not None else "disabled"
     if open_history is None or owner is None:
-        answer, _messages = answer_within_budget(endpoint, settings, [], request.question)
-        return ChatReply(answer, None, 0)
+        generation, _messages = generate_within_budget(
+            endpoint, settings, [], request.question, stream=stream
+        )
+        fields: dict[str, Any] = {"session_id": None, "memory": memory}
+        stateless = answer_with(generation, fields, streamed=stream)
+        stateless.log_keys.update(session_id=None, history_turns=0)
+        return stateless
 
     history: BaseChatMessageHistory
     if request.session_id is None:
@@ -150,6 +167,19 @@ def chat(
         # they expire or are deleted; a guessed or invented id has none.
         if owner.issued_ids_only and not past:
             raise unknown_session()
-    answer, messages = answer_within_budget(endpoint, settings, past, request.question)
-    history.add_messages([HumanMessage(request.question), AIMessage(answer)])
-    return ChatReply(answer, session_id, (len(messages) - 2) // 2)
+    generation, messages = generate_within_budget(
+        endpoint, settings, past, request.question, stream=stream
+    )
+
+    def store_turn(answer: str) -> None:
+        history.add_messages([HumanMessage(request.question), AIMessage(answer)])
+
+    answer = answer_with(
+        generation,
+        {"session_id": session_id, "memory": memory},
+        streamed=stream,
+        headers={SESSION_HEADER: session_id},
+        on_complete=store_turn,
+    )
+    answer.log_keys.update(session_id=session_id, history_turns=(len(messages) - 2) // 2)
+    return answer

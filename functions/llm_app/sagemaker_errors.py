@@ -10,6 +10,9 @@ SageMaker's documented InvokeEndpoint errors (docs/api.md has the table):
 - ``ThrottlingException``, ``ModelNotReadyException``, ``ServiceUnavailable``,
   ``InternalFailure``, ``InternalDependencyException``: transient, retry later.
 - ``AccessDeniedException`` (and any other code): the function's own setup is wrong.
+- Streamed calls (InvokeEndpointWithResponseStream) fail the same ways before the first
+  piece; after it, the stream ends with a ``ModelStreamError`` event (the container broke:
+  ``StreamBroken``, ``ModelInvocationTimeExceeded``) or ``InternalStreamFailure`` (transient).
 
 A caller never sees an ARN, an account id or a raw AWS message: the answers below are our own
 sentences, plus the container's sentence for its 4xx (TGI's and vLLM's validation messages,
@@ -33,6 +36,7 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     ReadTimeoutError,
+    ResponseStreamingError,
 )
 
 from llm_app.errors import AppError, ErrorCode
@@ -47,6 +51,13 @@ RETRY_AFTER_SECONDS: Mapping[str, int] = {
     # InvokeEndpointWithResponseStream: the runtime failed a stream after it began.
     "InternalStreamFailure": 5,
 }
+# The network failed on the way to SageMaker, or a stream broke in transit.
+_UNREACHABLE = (
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ResponseStreamingError,
+)
 # SageMaker's OriginalStatusCode when the container did not answer within 60 seconds.
 CONTAINER_TIMEOUT_STATUS = 0
 TIMEOUT_ADVICE = (
@@ -132,6 +143,13 @@ def translate_client_error(error: ClientError, endpoint_name: str) -> AppError:
     message = str(response.get("Error", {}).get("Message", ""))
     if code == "ModelError":
         return _model_error(response.get("OriginalStatusCode"), response.get("OriginalMessage"))
+    if code == "ModelStreamError":  # the container failed after the stream began
+        # botocore keeps only its Message (its ErrorCode is dropped): for the log.
+        return AppError(
+            ErrorCode.MODEL_ERROR,
+            "The model failed while streaming its answer; the function's log has the details "
+            "under this request's id.",
+        )
     if code == "ValidationError" and "not found" in message.lower():
         return AppError(
             ErrorCode.ENDPOINT_NOT_FOUND,
@@ -166,7 +184,13 @@ def translate_transport_error(error: Exception, endpoint_name: str) -> AppError 
             ErrorCode.MODEL_TIMEOUT,
             f"The SageMaker endpoint '{endpoint_name}' did not answer in time; {TIMEOUT_ADVICE}.",
         )
-    if isinstance(error, ConnectTimeoutError | EndpointConnectionError | ConnectionClosedError):
+    if isinstance(
+        error,
+        ConnectTimeoutError
+        | EndpointConnectionError
+        | ConnectionClosedError
+        | ResponseStreamingError,
+    ):
         return AppError(
             ErrorCode.MODEL_UNAVAILABLE,
             f"Could not reach the SageMaker runtime for endpoint '{endpoint_name}'.",
@@ -248,6 +272,13 @@ def refuses_system_role(original_message: object) -> bool:
     if isinstance(parsed, dict) and parsed.get("error_type") == "template_error":
         return True
     return "system role" in lowered or ("roles must alternate" in lowered)
+
+
+def safe_container_message(original: object) -> str | None:
+    """The container's sentence from its error body (an in-stream error event's too), without
+    ARNs or account ids."""
+    message = _container_message(original)
+    return None if message is None else _safe(message)
 
 
 def _container_message(original: object) -> str | None:

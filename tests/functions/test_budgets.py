@@ -8,6 +8,7 @@ OriginalStatusCode 0, IAM's refusal carries the role's ARN and the account id.
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import re
@@ -17,10 +18,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from llm_app.web import FunctionApp
 from tests.support.environment import ENDPOINT_NAME, create_history_table
 from tests.support.events import function_url_event, response_json
 from tests.support.moto import moto_client
+from tests.support.web import SseReader, forwarded, open_stream, serving, text_of
 from tools.model_server.backend import InvocationTimeout, SageMakerError, access_denied
+from tools.model_server.scripted_backend import ScriptedStream
 
 ACCOUNT_ID = "123456789012"
 TABLE = "test-budget-history"
@@ -294,3 +298,95 @@ def test_the_history_client_has_short_timeouts_and_standard_retries(monkeypatch)
     # botocore's defaults: 60 s reads and legacy retries, longer than the whole answer may take.
     assert (config.connect_timeout, config.read_timeout) == (5.0, 5.0)
     assert config.retries == {"total_max_attempts": 3, "mode": "standard"}
+
+
+# -- The streamed path: door 2 (the ASGI app behind the Lambda Web Adapter) ----------------
+#
+# A streamed call's refusals (too long, a template without a system role, the container
+# timeout) arrive before its first piece, so the retries and the mapping hold there too; a
+# failure mid-stream is one error event that names no AWS internals.
+
+
+def streamed_door(load_handler, module: str, **env: str):
+    loaded = load_handler(module, AWS_LWA_INVOKE_MODE="response_stream", **env)
+    return FunctionApp(loaded.ROUTES, loaded.SETTINGS, loaded.logger, env={})
+
+
+def ask_streamed(address: str, payload) -> http.client.HTTPResponse:
+    event = function_url_event(json.dumps(payload), accept="text/event-stream")
+    return open_stream(address, event["body"], forwarded(event))
+
+
+def test_a_streamed_qa_answer_retries_smaller_never_502(load_handler, fake_endpoint):
+    fake_endpoint.backend.count_tokens_with(lambda text: 3 * len(text.split()) + 100)
+    fake_endpoint.backend.respond_with(lambda _prompt: "Three days.")
+    document = " ".join(["Peter stayed with Elizabeth at the hospital."] * 80)
+    with serving(streamed_door(load_handler, "qa.handler")) as address:
+        response = ask_streamed(address, ["How long did he stay?", [document]])
+        assert response.status == 200, response.read()
+        assert text_of(SseReader(response).events()) == "Three days."
+    refused = len(fake_endpoint.invocations) - len(fake_endpoint.backend.calls)
+    assert refused == 1  # the streamed stuff prompt; every smaller one fitted
+
+
+@pytest.mark.parametrize("chain_type", ["stuff", "map_reduce"])
+def test_a_streamed_qa_answer_too_dense_is_200_or_413(load_handler, fake_endpoint, chain_type):
+    fake_endpoint.backend.count_tokens_with(utf8_bytes)
+    fake_endpoint.backend.respond_with(lambda _prompt: "9,871.20")
+    payload = {"question": "Largest amount?", "documents": [numeric_csv(40)]}
+    with serving(streamed_door(load_handler, "qa.handler")) as address:
+        response = ask_streamed(address, {**payload, "chain_type": chain_type})
+        body = response.read()
+    assert response.status in (200, 413), body
+    if response.status == 413:
+        assert json.loads(body)["error"]["code"] == "context_too_long"
+
+
+def test_a_streamed_chat_with_a_denser_tokenizer_trims_and_answers(load_handler, fake_endpoint):
+    chat = streamed_door(load_handler, "chat.handler", MAX_QUESTION_CHARS="100000")
+    # The first (streamed) call is refused as too long; the trimmed one fits.
+    fake_endpoint.backend.count_tokens_with(lambda text: 2 * utf8_bytes(text))
+    fake_endpoint.backend.respond_with(lambda _prompt: "Noted.")
+    with serving(chat) as address:
+        response = ask_streamed(address, [f"Sum these: {numeric_csv(30)}"])
+        body = response.read()
+    assert response.status in (200, 413), body
+    assert response.status != 502
+
+
+def test_a_streamed_chat_folds_the_system_prompt_on_a_template_refusal(load_handler, fake_endpoint):
+    chat = streamed_door(load_handler, "chat.handler", SYSTEM_PROMPT="Answer in one word.")
+    fake_endpoint.backend.system_role = False
+    fake_endpoint.reply("Paris.")
+    with serving(chat) as address:
+        response = ask_streamed(address, ["What is the capital of France?"])
+        assert response.status == 200
+        assert text_of(SseReader(response).events()) == "Paris."
+    roles = [[m["role"] for m in body["messages"]] for body in fake_endpoint.invocations]
+    assert roles == [["system", "user"], ["user"]]
+    assert all(body.get("stream") is True for body in fake_endpoint.invocations)
+
+
+def test_a_streamed_call_the_container_times_out_is_504(load_handler, fake_endpoint):
+    fake_endpoint.reply(InvocationTimeout())
+    with serving(streamed_door(load_handler, "chat.handler")) as address:
+        response = ask_streamed(address, ["Write a long essay."])
+        body = response.read()
+    assert response.status == 504
+    assert json.loads(body)["error"]["code"] == "model_timeout"
+    assert ACCOUNT_ID not in body.decode()
+
+
+def test_a_failure_mid_stream_names_no_arn_or_account(load_handler, fake_endpoint):
+    log_arn = f"arn:aws:logs:us-east-1:{ACCOUNT_ID}:log-group:/aws/sagemaker/Endpoints/x"
+    fake_endpoint.backend.script(
+        ScriptedStream(("Paris", " is"), fail_after=1, message=f"stream broke; see {log_arn}")
+    )
+    with serving(streamed_door(load_handler, "chat.handler")) as address:
+        response = ask_streamed(address, ["What is the capital of France?"])
+        assert response.status == 200
+        events = SseReader(response).events()
+    error = json.loads(events[-1][1])["error"]
+    assert error["code"] == "model_error"
+    assert "arn:" not in error["message"]
+    assert ACCOUNT_ID not in error["message"]
