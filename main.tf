@@ -17,6 +17,10 @@ data "aws_region" "current" {
       error_message = "max_new_tokens (${var.max_new_tokens}) must be below max_total_tokens (${var.max_total_tokens}): the prompt gets max_total_tokens - max_new_tokens tokens and needs at least one."
     }
     precondition {
+      condition     = var.max_input_tokens == null || try(var.max_input_tokens < var.max_total_tokens, false)
+      error_message = "max_input_tokens (${coalesce(var.max_input_tokens, 0)}) must be below max_total_tokens (${var.max_total_tokens}): the difference is the room left for generated tokens."
+    }
+    precondition {
       condition     = var.existing_endpoint_name == null || length(local.endpoint_only_settings) == 0
       error_message = "existing_endpoint_name calls an endpoint this stack does not create, so these settings of the endpoint it would create have no effect; remove them: ${join(", ", local.endpoint_only_settings)}."
     }
@@ -27,8 +31,11 @@ locals {
   # `id` is the region name in provider 5.x and 6.x; `name` is deprecated in 6.x.
   region = data.aws_region.current.id
 
-  # TGI's prompt limit and the functions' trimming budget are the same number.
-  max_input_tokens = var.max_total_tokens - var.max_new_tokens
+  # The container's prompt limit is its own setting, so that a generation setting of the
+  # functions (max_new_tokens, temperature, top_p) never changes the model or its endpoint
+  # configuration (a GPU redeploy); the functions budget prompts to what both allow.
+  container_max_input_tokens = coalesce(var.max_input_tokens, var.max_total_tokens - 1)
+  max_input_tokens           = min(coalesce(var.max_input_tokens, var.max_total_tokens - 1), var.max_total_tokens - var.max_new_tokens)
 
   packages = {
     chat  = coalesce(var.chat_package_path, "${path.module}/build/chat.zip")
@@ -56,6 +63,7 @@ locals {
     length(var.container_env) > 0 ? "container_env" : "",
     var.max_batch_prefill_tokens != null ? "max_batch_prefill_tokens" : "",
     var.endpoint_kms_key_arn != null ? "endpoint_kms_key_arn" : "",
+    var.deployment_config != null ? "deployment_config" : "",
     var.autoscaling_enabled ? "autoscaling_enabled" : "",
     !var.endpoint_enabled ? "endpoint_enabled = false (pause the endpoint where it is managed)" : "",
   ])
@@ -116,26 +124,25 @@ module "llm" {
   source = "./modules/sagemaker-tgi"
   count  = local.creates_endpoint ? 1 : 0
 
-  name             = var.name
-  serving_engine   = var.serving_engine
-  endpoint_enabled = var.endpoint_enabled
-  model_id         = var.model_id
-  model_revision   = var.model_revision
-  hf_token         = var.hf_token
-  instance_type    = var.instance_type
-  instance_count   = var.instance_count
-  image_uri        = var.image_uri
-  image_tag        = var.image_tag
-  container_env    = var.container_env
-  # Clamped so a max_new_tokens >= max_total_tokens is reported once, by the precondition on
-  # data.aws_region.current, not a second time by the module's own validation.
-  max_input_tokens                       = max(local.max_input_tokens, 1)
+  name                                   = var.name
+  serving_engine                         = var.serving_engine
+  endpoint_enabled                       = var.endpoint_enabled
+  model_id                               = var.model_id
+  model_revision                         = var.model_revision
+  hf_token                               = var.hf_token
+  instance_type                          = var.instance_type
+  instance_count                         = var.instance_count
+  image_uri                              = var.image_uri
+  image_tag                              = var.image_tag
+  container_env                          = var.container_env
+  max_input_tokens                       = min(local.container_max_input_tokens, var.max_total_tokens - 1)
   max_total_tokens                       = var.max_total_tokens
   max_batch_prefill_tokens               = var.max_batch_prefill_tokens
   container_startup_health_check_timeout = var.container_startup_health_check_timeout
   kms_key_arn                            = var.endpoint_kms_key_arn
   autoscaling_enabled                    = var.autoscaling_enabled
   autoscaling                            = var.autoscaling
+  deployment_config                      = var.deployment_config
   log_retention_in_days                  = var.log_retention_in_days
   log_kms_key_arn                        = var.log_kms_key_arn
   tags                                   = var.tags
@@ -245,7 +252,8 @@ locals {
       handler     = "chat.handler.handler"
       package     = local.packages.chat
       environment = {
-        SYSTEM_PROMPT = var.system_prompt
+        SYSTEM_PROMPT           = var.system_prompt
+        SYSTEM_PROMPT_PLACEMENT = var.system_prompt_placement
         # Empty when history is off: the function then answers statelessly and says so.
         HISTORY_TABLE_NAME = var.chat_history_enabled ? aws_dynamodb_table.chat_history[0].name : ""
         HISTORY_TTL_DAYS   = tostring(var.chat_history_ttl_days)

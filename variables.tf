@@ -167,8 +167,19 @@ variable "max_total_tokens" {
   }
 }
 
+variable "max_input_tokens" {
+  description = "Longest prompt the container accepts (TGI MAX_INPUT_TOKENS; vLLM has only max_total_tokens); null for max_total_tokens - 1, TGI's own default. A container setting: changing it redeploys the endpoint."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.max_input_tokens == null || try(var.max_input_tokens >= 1 && floor(var.max_input_tokens) == var.max_input_tokens, false)
+    error_message = "max_input_tokens must be a whole number of at least 1, or null."
+  }
+}
+
 variable "max_new_tokens" {
-  description = "Most tokens generated per answer (functions' MAX_NEW_TOKENS). The prompt may use the rest: MAX_INPUT_TOKENS = max_total_tokens - max_new_tokens."
+  description = "Most tokens generated per answer (functions' MAX_NEW_TOKENS). A generation setting of the functions, like temperature and top_p: changing it never touches the endpoint. Prompts get the rest of the context: min(max_input_tokens, max_total_tokens - max_new_tokens)."
   type        = number
   default     = 700
   nullable    = false
@@ -218,6 +229,40 @@ variable "autoscaling_enabled" {
   type        = bool
   default     = false
   nullable    = false
+}
+
+variable "deployment_config" {
+  description = "How SageMaker rolls out an endpoint update (new model or instance type); null for SageMaker's default, blue/green all at once. strategy blue_green starts a second fleet of instance_count instances, shifts all traffic to it after wait_seconds and stops the old fleet termination_wait_seconds later: it needs instance quota for twice instance_count. rolling replaces rolling_batch_size instances at a time (waiting wait_seconds between batches): it needs quota for one extra batch. Either rolls back when one of rollback_alarm_names (CloudWatch alarms, at most 10) goes into ALARM during the update."
+  type = object({
+    strategy                          = optional(string, "blue_green")
+    wait_seconds                      = optional(number, 0)
+    termination_wait_seconds          = optional(number, 0)
+    rolling_batch_size                = optional(number, 1)
+    maximum_execution_timeout_seconds = optional(number)
+    rollback_alarm_names              = optional(list(string), [])
+  })
+  default = null
+
+  validation {
+    condition     = var.deployment_config == null || try(contains(["blue_green", "rolling"], var.deployment_config.strategy), false)
+    error_message = "deployment_config.strategy must be \"blue_green\" or \"rolling\"."
+  }
+  validation {
+    condition     = var.deployment_config == null || try(var.deployment_config.wait_seconds >= 0 && var.deployment_config.wait_seconds <= 3600 && var.deployment_config.termination_wait_seconds >= 0 && var.deployment_config.termination_wait_seconds <= 3600, false)
+    error_message = "deployment_config.wait_seconds and termination_wait_seconds must be from 0 to 3600 seconds."
+  }
+  validation {
+    condition     = var.deployment_config == null || try(var.deployment_config.rolling_batch_size >= 1 && floor(var.deployment_config.rolling_batch_size) == var.deployment_config.rolling_batch_size, false)
+    error_message = "deployment_config.rolling_batch_size must be a whole number of instances, at least 1."
+  }
+  validation {
+    condition     = var.deployment_config == null || try(coalesce(var.deployment_config.maximum_execution_timeout_seconds, 600) >= 600 && coalesce(var.deployment_config.maximum_execution_timeout_seconds, 600) <= 14400, false)
+    error_message = "deployment_config.maximum_execution_timeout_seconds must be from 600 to 14400 seconds, or null."
+  }
+  validation {
+    condition     = var.deployment_config == null || try(length(var.deployment_config.rollback_alarm_names) <= 10, false)
+    error_message = "deployment_config.rollback_alarm_names takes at most 10 CloudWatch alarms."
+  }
 }
 
 variable "autoscaling" {
@@ -300,6 +345,18 @@ variable "system_prompt" {
   }
 }
 
+variable "system_prompt_placement" {
+  description = "Where chat puts the system prompt (SYSTEM_PROMPT_PLACEMENT): auto sends a system message and, once the model's chat template refuses a system role (Gemma, Mistral-Instruct v0.1/v0.2), folds it into the first user message; user always folds it; system never does."
+  type        = string
+  default     = "auto"
+  nullable    = false
+
+  validation {
+    condition     = contains(["auto", "system", "user"], var.system_prompt_placement)
+    error_message = "system_prompt_placement must be \"auto\", \"system\" or \"user\"."
+  }
+}
+
 # -----------------------------------------------------------------------------
 # Functions
 # -----------------------------------------------------------------------------
@@ -335,7 +392,7 @@ variable "function_memory_size" {
 }
 
 variable "function_timeout" {
-  description = "Seconds each function may run; generation must finish inside it (the SageMaker client allows ~70 s per attempt, two attempts)."
+  description = "Seconds each function may run; generation must finish inside it. At least 160: the SageMaker client may wait two attempts of 70 s (SageMaker's 60 s invocation limit plus transfer), their 5 s connects and a retry's backoff."
   type        = number
   default     = 180
   nullable    = false
@@ -343,6 +400,10 @@ variable "function_timeout" {
   validation {
     condition     = var.function_timeout >= 30 && var.function_timeout <= 900 && floor(var.function_timeout) == var.function_timeout
     error_message = "function_timeout must be a whole number of seconds between 30 and 900 (Lambda's maximum)."
+  }
+  validation {
+    condition     = var.function_timeout >= 160
+    error_message = "function_timeout must be at least 160 seconds: the SageMaker client may wait 2 attempts x (5 s connect + 70 s read) and a backoff for one answer, and Lambda would kill the function first, without an answer."
   }
 }
 

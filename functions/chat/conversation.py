@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.chat_history import BaseChatMessageHistory
@@ -21,9 +21,10 @@ from chat.history import (
 from llm_app.arguments import bind_arguments, require_flag, require_question
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.generation import Answer, answer_with
+from llm_app.generation import Answer, Generation, answer_with
 from llm_app.model import Endpoint
 from llm_app.redaction import session_tag
+from llm_app.sagemaker_errors import PromptTooLong
 from llm_app.tokens import count_messages_tokens, estimate_prompt_tokens
 
 CHAT_PROMPT = ChatPromptTemplate.from_messages(
@@ -95,6 +96,37 @@ def build_chat_messages(
     )
 
 
+def generate_within_budget(
+    endpoint: Endpoint,
+    settings: Settings,
+    history: Sequence[BaseMessage],
+    question: str,
+    *,
+    stream: bool = False,
+) -> tuple[Generation, list[BaseMessage]]:
+    """The model's answer, and the prompt that got it.
+
+    When the endpoint counts more tokens than the estimate did (a tokenizer denser than
+    expected), older turns leave by the ratio it reports and the question is asked once more;
+    a second refusal is the caller's 413. A streamed call's refusal arrives before its
+    first piece (`Endpoint.generate` reads up to it), so streamed chats retry the same way.
+    """
+    messages = build_chat_messages(settings, history, question)
+    try:
+        return endpoint.generate(messages, stream=stream), messages
+    except PromptTooLong as refused:
+        budget = refused.shrink(estimate_prompt_tokens(messages))
+        if budget < 1:
+            raise
+        try:
+            messages = build_chat_messages(
+                replace(settings, max_input_tokens=budget), history, question
+            )
+        except AppError:
+            raise refused from None  # the question alone is too long: the endpoint's figures
+        return endpoint.generate(messages, stream=stream), messages
+
+
 def chat(
     endpoint: Endpoint,
     settings: Settings,
@@ -114,8 +146,9 @@ def chat(
     """
     memory = "enabled" if open_history is not None else "disabled"
     if open_history is None or owner is None:
-        messages = build_chat_messages(settings, [], request.question)
-        generation = endpoint.generate(messages, stream=stream)
+        generation, _messages = generate_within_budget(
+            endpoint, settings, [], request.question, stream=stream
+        )
         fields: dict[str, Any] = {"session_id": None, "memory": memory}
         stateless = answer_with(generation, fields, streamed=stream)
         stateless.log_keys.update(history_turns=0)
@@ -135,8 +168,9 @@ def chat(
         # they expire or are deleted; a guessed or invented id has none.
         if owner.issued_ids_only and not past:
             raise unknown_session()
-    messages = build_chat_messages(settings, past, request.question)
-    generation = endpoint.generate(messages, stream=stream)
+    generation, messages = generate_within_budget(
+        endpoint, settings, past, request.question, stream=stream
+    )
 
     def store_turn(answer: str) -> None:
         history.add_messages([HumanMessage(request.question), AIMessage(answer)])

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from aws_lambda_powertools import Logger
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
@@ -46,6 +48,12 @@ ISSUED_SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 SECONDS_PER_DAY = 86_400
 # Neither a session id nor an IAM unique id can contain it, so "<owner>#<id>" is unambiguous.
 KEY_SEPARATOR = "#"
+# DynamoDB answers in milliseconds: a few seconds' wait is plenty, and standard retries back
+# off on throttling (botocore's legacy defaults wait 60 s per read).
+DYNAMODB_READ_TIMEOUT_SECONDS = 5.0
+DYNAMODB_MAX_ATTEMPTS = 3
+# The handler's logger (same service): the log line carries the request id.
+logger = Logger(child=True)
 
 
 def new_session_id() -> str:
@@ -110,11 +118,24 @@ def validate_session_id(value: object) -> str:
 HistoryOpener = Callable[[SessionOwner, str], "DynamoDBTurnHistory"]
 
 
+def build_dynamodb_client(settings: Settings) -> Any:
+    """One client per container: short timeouts and standard retries, as for SageMaker."""
+    return boto3.client(
+        "dynamodb",
+        config=Config(
+            connect_timeout=settings.connect_timeout_seconds,
+            read_timeout=DYNAMODB_READ_TIMEOUT_SECONDS,
+            retries={"total_max_attempts": DYNAMODB_MAX_ATTEMPTS, "mode": "standard"},
+            tcp_keepalive=True,
+        ),
+    )
+
+
 def history_opener(settings: Settings) -> HistoryOpener | None:
     """Chat memory, when a table is named: opens an owner's session (one client per container)."""
     if not settings.history_table_name:
         return None
-    client = boto3.client("dynamodb")
+    client = build_dynamodb_client(settings)
 
     def open_history(owner: SessionOwner, session_id: str) -> DynamoDBTurnHistory:
         return DynamoDBTurnHistory(
@@ -230,8 +251,16 @@ class DynamoDBTurnHistory(BaseChatMessageHistory):
         try:
             yield
         except (ClientError, BotoCoreError) as error:
+            # AWS's message names the table's ARN and the account: for the log only.
+            logger.warning(
+                "conversation history failed",
+                extra={"action": action, "table": self._table, "aws_error": str(error)},
+            )
+            code = error.response["Error"].get("Code") if isinstance(error, ClientError) else None
             raise AppError(
                 ErrorCode.HISTORY_UNAVAILABLE,
-                f"Could not {action} the conversation history in table '{self._table}': {error}",
+                f"Could not {action} the conversation history"
+                f"{f' ({code})' if code else ''}; retry shortly. The function's log has the "
+                "details under this request's id.",
                 retry_after=2,
             ) from error

@@ -44,6 +44,9 @@ class Settings:
     log_prompts: bool = False
     # Chat only.
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    # Where the system prompt goes: auto (a system message; folded into the first user message
+    # once the model's chat template refuses a system role), system, or user (always folded).
+    system_prompt_placement: str = "auto"
     history_table_name: str = ""
     history_ttl_days: int = 7
     history_max_turns: int = 20
@@ -113,6 +116,10 @@ class Settings:
             (
                 self.qa_deadline_reserve_seconds >= 0,
                 "QA_DEADLINE_RESERVE_SECONDS must not be negative",
+            ),
+            (
+                self.system_prompt_placement in ("auto", "system", "user"),
+                "SYSTEM_PROMPT_PLACEMENT must be auto, system or user",
             ),
             (
                 self.url_authorization_type in ("AWS_IAM", "NONE"),

@@ -15,6 +15,11 @@ SageMaker, TGI's generate route returns the prompt too unless `return_full_text`
   piece of text before it returns, so an endpoint that refuses the request raises here with
   the same AppError as a buffered call. A `ModelStreamError` later raises AppError from the
   iteration, and so does a stream that ends before the model said why it stopped.
+
+Errors map through `llm_app.sagemaker_errors` (no ARN, account id or raw AWS message reaches a
+caller). A chat template that refuses the system role (an error before the first piece,
+streamed or not) gets the system prompt folded into the first user message and one more try
+(`llm_app.chat_template`).
 """
 
 from __future__ import annotations
@@ -23,20 +28,11 @@ import json
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
 from botocore.config import Config
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-    ResponseStreamingError,
-)
 from langchain_aws.chat_models.sagemaker_endpoint import (
     ChatModelContentHandler,
     ChatSagemakerEndpoint,
@@ -45,22 +41,12 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 
+from llm_app.chat_template import SystemPromptPlacement, call_with_system_prompt_fallback
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.generation import Generation, Usage, close_iterator
 from llm_app.redaction import keep_library_logs_free_of_user_data
-
-# Seconds a caller should wait before retrying, by SageMaker error code.
-_RETRY_AFTER_SECONDS: Mapping[str, int] = {
-    "ThrottlingException": 5,
-    "ModelNotReadyException": 30,
-    "ServiceUnavailable": 10,
-    "InternalFailure": 5,
-    "InternalDependencyException": 5,
-    # A streamed call the SageMaker runtime itself failed after it began.
-    "InternalStreamFailure": 5,
-}
-
+from llm_app.sagemaker_errors import safe_container_message, sagemaker_errors_mapped
 
 # langchain-aws logs every failed streamed call with its traceback on stderr; each one is
 # already mapped to an AppError and logged once, structured, by llm_app.service.
@@ -143,7 +129,7 @@ def parse_stream_line(line: bytes, *, quote_replies: bool = False) -> AIMessageC
             f"({error}){quoted}",
         ) from None
     if "error" in event:  # TGI's and vLLM's in-stream error event
-        message = _container_message(json.dumps(event)) or "no message"
+        message = safe_container_message(json.dumps(event)) or "no message"
         raise AppError(
             ErrorCode.MODEL_ERROR,
             f"The model failed while answering: {message}",
@@ -203,6 +189,8 @@ class Endpoint:
         *,
         enabled: bool = True,
         streaming: bool = False,
+        system_prompt: SystemPromptPlacement | None = None,
+        log_prompts: bool = False,
     ) -> None:
         self.model = model
         self.endpoint_name = endpoint_name
@@ -211,6 +199,9 @@ class Endpoint:
         # False in the buffered door: a streamed answer is then read whole (InvokeEndpoint) and
         # rendered in the stream's format, delivered at once (Settings.streams_model_calls).
         self.streaming = streaming
+        self.system_prompt = system_prompt or SystemPromptPlacement()
+        # SageMaker's and the container's own sentences reach the log only with log_prompts.
+        self.log_prompts = log_prompts
 
     @classmethod
     def from_settings(cls, settings: Settings, logger: Logger) -> Endpoint:
@@ -222,16 +213,22 @@ class Endpoint:
             logger,
             enabled=settings.endpoint_enabled,
             streaming=settings.streams_model_calls,
+            system_prompt=SystemPromptPlacement(settings.system_prompt_placement),
+            log_prompts=settings.log_prompts,
         )
 
     def generate(self, messages: Sequence[BaseMessage], *, stream: bool = False) -> Generation:
         if not self.enabled:
             raise paused_error(self.endpoint_name)
-        if stream and self.streaming:
-            return self._stream(list(messages))
+        call = self._stream if stream and self.streaming else self._invoke
+        return call_with_system_prompt_fallback(call, messages, self.system_prompt)
+
+    def _invoke(self, messages: list[BaseMessage]) -> Generation:
         started = time.perf_counter()
         try:
-            with _mapping_errors(self.endpoint_name):
+            with sagemaker_errors_mapped(
+                self.endpoint_name, self.logger, log_prompts=self.log_prompts
+            ):
                 message = self.model.invoke(list(messages))
         finally:
             self._log_ms("model_ms", started)
@@ -247,7 +244,9 @@ class Endpoint:
 
         def pieces() -> Iterator[str]:
             try:
-                with _mapping_errors(self.endpoint_name):
+                with sagemaker_errors_mapped(
+                    self.endpoint_name, self.logger, log_prompts=self.log_prompts
+                ):
                     for chunk in chunks:
                         reason = chunk.response_metadata.get("finish_reason")
                         usage = _as_usage(getattr(chunk, "usage_metadata", None))
@@ -283,95 +282,6 @@ def paused_error(endpoint_name: str) -> AppError:
         "instance is running or billed. To resume, set endpoint_enabled = true and run "
         "terraform apply; the endpoint takes several minutes to come back.",
     )
-
-
-@contextmanager
-def _mapping_errors(endpoint_name: str) -> Iterator[None]:
-    """SageMaker and network failures of a model call, as AppErrors."""
-    try:
-        yield
-    except ClientError as error:
-        raise translate_client_error(error, endpoint_name) from error
-    except ReadTimeoutError as error:
-        raise AppError(
-            ErrorCode.MODEL_TIMEOUT,
-            f"The SageMaker endpoint '{endpoint_name}' did not answer in time; "
-            "ask for fewer tokens (MAX_NEW_TOKENS) or retry.",
-        ) from error
-    except (
-        ConnectTimeoutError,
-        EndpointConnectionError,
-        ConnectionClosedError,
-        ResponseStreamingError,
-    ) as error:
-        raise AppError(
-            ErrorCode.MODEL_UNAVAILABLE,
-            f"Could not reach the SageMaker runtime for endpoint '{endpoint_name}'.",
-            retry_after=5,
-        ) from error
-
-
-def translate_client_error(error: ClientError, endpoint_name: str) -> AppError:
-    response: Mapping[str, Any] = error.response
-    code = str(response.get("Error", {}).get("Code", ""))
-    message = str(response.get("Error", {}).get("Message", ""))
-    if code == "ModelError":
-        original_status = response.get("OriginalStatusCode")
-        model_message = _container_message(response.get("OriginalMessage")) or message
-        if original_status == 429:  # TGI's queue is full: transient, like throttling.
-            return AppError(
-                ErrorCode.MODEL_UNAVAILABLE,
-                f"The model is overloaded: {model_message}",
-                retry_after=5,
-                log_message="The model is overloaded (HTTP 429).",
-            )
-        # The container's sentence may quote the request: the caller sees it, the log does not.
-        return AppError(
-            ErrorCode.MODEL_ERROR,
-            f"The model rejected the request (HTTP {original_status}): {model_message}",
-            log_message=f"The model rejected the request (HTTP {original_status}).",
-        )
-    if code == "ModelStreamError":  # the container failed after the stream began
-        return AppError(
-            ErrorCode.MODEL_ERROR,
-            f"The model failed while streaming its answer: {message}",
-            log_message=f"The model failed while streaming its answer ({code}).",
-        )
-    if code == "ValidationError" and "not found" in message.lower():
-        return AppError(
-            ErrorCode.ENDPOINT_NOT_FOUND,
-            f"The SageMaker endpoint '{endpoint_name}' was not found in this account and "
-            "region: is it deployed, and is ENDPOINT_NAME right?",
-        )
-    if code in _RETRY_AFTER_SECONDS:
-        return AppError(
-            ErrorCode.MODEL_UNAVAILABLE,
-            f"The SageMaker endpoint '{endpoint_name}' cannot take requests now ({code}): "
-            f"{message}",
-            retry_after=_RETRY_AFTER_SECONDS[code],
-        )
-    return AppError(
-        ErrorCode.MODEL_ERROR,
-        f"SageMaker refused the request to endpoint '{endpoint_name}' ({code}): {message}",
-    )
-
-
-def _container_message(original: object) -> str | None:
-    """The container's own sentence from its error body.
-
-    TGI answers {"error": "...", "error_type": "..."}; vLLM's OpenAI server answers
-    {"error": {"message": "...", "type": "...", "code": 400}}.
-    """
-    if not isinstance(original, str) or not original:
-        return None
-    try:
-        parsed = json.loads(original)
-    except ValueError:
-        return original
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    if isinstance(error, dict):
-        error = error.get("message")
-    return error if isinstance(error, str) else original
 
 
 def _usage(usage: object) -> UsageMetadata | None:

@@ -25,6 +25,11 @@ buffered `handler`) through `llm_app.service.respond`: HTTP in, the same `HttpRe
 
 from __future__ import annotations
 
+# First: pauses the cyclic garbage collector while uvicorn, this module and the function's
+# handler module import; the handler module's last line resumes it (see init_phase).
+from llm_app import init_phase  # noqa: F401  # imported for its effect
+
+# isort: split
 import argparse
 import asyncio
 import importlib

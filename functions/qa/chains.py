@@ -33,7 +33,8 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from llm_app.errors import AppError, ErrorCode
 from llm_app.generation import Generation, Part, Progress, Usage
-from llm_app.tokens import BYTES_PER_TOKEN, estimate_prompt_tokens, estimate_tokens
+from llm_app.sagemaker_errors import PromptTooLong
+from llm_app.tokens import estimate_prompt_tokens, estimate_tokens, truncate_to_tokens
 
 # A model call: the messages, and whether it streams.
 Generate = Callable[..., Generation]
@@ -129,6 +130,12 @@ class CallGuard:
             if self._stopped is None:
                 self._stopped = error
 
+    def resume_after(self, error: PromptTooLong) -> None:
+        """Allow calls again after the endpoint refused a prompt as too long (to retry smaller)."""
+        with self._lock:
+            if isinstance(self._stopped, PromptTooLong):
+                self._stopped = None
+
     def plan(self, calls: int) -> None:
         """`calls` more model calls will be made (for progress's total)."""
         with self._lock:
@@ -148,9 +155,14 @@ class CallGuard:
     def __call__(self, prompt: PromptValue) -> str:
         self._start()
         started = time.monotonic()
+        messages = prompt.to_messages()
         try:
-            generation = self._generate(prompt.to_messages(), stream=False)
+            generation = self._generate(messages, stream=False)
             text = generation.text()
+        except PromptTooLong as error:
+            error.sent_estimate = estimate_prompt_tokens(messages)
+            self.stop(error)
+            raise
         except AppError as error:
             self.stop(error)
             raise
@@ -170,6 +182,10 @@ class CallGuard:
         self._start()
         try:
             return self._generate(messages, stream=stream)
+        except PromptTooLong as error:
+            error.sent_estimate = estimate_prompt_tokens(messages)
+            self.stop(error)
+            raise
         except AppError as error:
             self.stop(error)
             raise
@@ -245,11 +261,6 @@ def split_documents(documents: Sequence[str], chunk_tokens: int) -> list[str]:
         length_function=estimate_tokens,
     )
     return [chunk for document in documents for chunk in splitter.split_text(document)]
-
-
-def truncate_to_tokens(text: str, tokens: int) -> str:
-    """The start of `text` that our estimate counts as at most `tokens`."""
-    return text.encode("utf-8")[: tokens * BYTES_PER_TOKEN].decode("utf-8", errors="ignore")
 
 
 def _model_step(guard: CallGuard) -> Runnable[PromptValue, str]:

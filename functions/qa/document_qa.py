@@ -10,7 +10,7 @@ call's) and `usage` (summed over every call).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.messages import BaseMessage
@@ -18,7 +18,8 @@ from langchain_core.messages import BaseMessage
 from llm_app.arguments import bind_arguments, require_flag, require_question
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.generation import Answer, Part, close_fields
+from llm_app.generation import Answer, Generation, Part, close_fields
+from llm_app.sagemaker_errors import PromptTooLong
 from llm_app.tokens import estimate_prompt_tokens
 from qa.chains import (
     MAP_PROMPT,
@@ -156,10 +157,11 @@ def answer_question(
         guard.on_progress = emit
         try:
             documents = load(request)
-            final = prepare_chain(request.question, documents, request.chain_type, guard, settings)
+            final, generation = generate_within_budget(
+                request.question, documents, request.chain_type, guard, settings, stream=stream
+            )
             answer.fields.update(chain_type=final.chain_type.value, chunks=final.chunks)
             answer.log_keys.update(chain_type=final.chain_type.value, chunks=final.chunks)
-            generation = guard.final(final.messages, stream=stream)
             for piece in generation:
                 if guard.stopped:  # the reader left or gave up: stop reading the endpoint
                     generation.close()
@@ -171,6 +173,50 @@ def answer_question(
 
     answer.parts = stream_before_deadline(produce, guard)
     return answer
+
+
+def generate_within_budget(
+    question: str,
+    documents: tuple[str, ...],
+    chain_type: ChainType | None,
+    guard: CallGuard,
+    settings: Settings,
+    *,
+    stream: bool,
+) -> tuple[FinalCall, Generation]:
+    """Run the chain up to its final call's first piece; once more with smaller prompts if
+    the endpoint finds one too long (its tokenizer denser than the estimate), by the ratio it
+    reports. A streamed final call's refusal arrives before its first piece, so it retries
+    the same way; a second refusal is the caller's 413."""
+    try:
+        return _prepare_and_generate(
+            question, documents, chain_type, guard, settings, stream=stream
+        )
+    except PromptTooLong as refused:
+        budget = refused.shrink(refused.sent_estimate or settings.max_input_tokens)
+        guard.resume_after(refused)
+        smaller = replace(settings, max_input_tokens=budget)
+        try:
+            return _prepare_and_generate(
+                question, documents, chain_type, guard, smaller, stream=stream
+            )
+        except AppError as again:
+            if again.code is ErrorCode.CONTEXT_TOO_LONG and not isinstance(again, PromptTooLong):
+                raise refused from None  # the endpoint's figures say more than our estimate
+            raise
+
+
+def _prepare_and_generate(
+    question: str,
+    documents: tuple[str, ...],
+    chain_type: ChainType | None,
+    guard: CallGuard,
+    settings: Settings,
+    *,
+    stream: bool,
+) -> tuple[FinalCall, Generation]:
+    final = prepare_chain(question, documents, chain_type, guard, settings)
+    return final, guard.final(final.messages, stream=stream)
 
 
 def prepare_chain(

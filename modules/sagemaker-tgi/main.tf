@@ -304,12 +304,61 @@ resource "aws_sagemaker_endpoint" "this" {
   endpoint_config_name = aws_sagemaker_endpoint_configuration.this[0].name
   tags                 = var.tags
 
+  # How an update of the model or the instances rolls out (null: blue/green all at once).
+  dynamic "deployment_config" {
+    for_each = var.deployment_config == null ? [] : [var.deployment_config]
+    content {
+      dynamic "blue_green_update_policy" {
+        for_each = deployment_config.value.strategy == "blue_green" ? [deployment_config.value] : []
+        content {
+          termination_wait_in_seconds          = blue_green_update_policy.value.termination_wait_seconds
+          maximum_execution_timeout_in_seconds = blue_green_update_policy.value.maximum_execution_timeout_seconds
+          traffic_routing_configuration {
+            type                     = "ALL_AT_ONCE"
+            wait_interval_in_seconds = blue_green_update_policy.value.wait_seconds
+          }
+        }
+      }
+      dynamic "rolling_update_policy" {
+        for_each = deployment_config.value.strategy == "rolling" ? [deployment_config.value] : []
+        content {
+          wait_interval_in_seconds             = rolling_update_policy.value.wait_seconds
+          maximum_execution_timeout_in_seconds = rolling_update_policy.value.maximum_execution_timeout_seconds
+          maximum_batch_size {
+            type  = "INSTANCE_COUNT"
+            value = rolling_update_policy.value.rolling_batch_size
+          }
+        }
+      }
+      dynamic "auto_rollback_configuration" {
+        for_each = length(deployment_config.value.rollback_alarm_names) > 0 ? [deployment_config.value.rollback_alarm_names] : []
+        content {
+          dynamic "alarms" {
+            for_each = auto_rollback_configuration.value
+            content {
+              alarm_name = alarms.value
+            }
+          }
+        }
+      }
+    }
+  }
+
   depends_on = [aws_cloudwatch_log_group.this]
 }
 
 # -----------------------------------------------------------------------------
 # Autoscaling (optional): target tracking on invocations per instance
 # -----------------------------------------------------------------------------
+
+# SageMaker refuses an update that changes the instance type of a variant registered for
+# autoscaling. A new instance type replaces this record, and with it the scalable target and
+# its policy: Terraform deregisters them before it updates the endpoint (a dependent's destroy
+# precedes its dependency's update) and registers them again afterwards.
+resource "terraform_data" "autoscaled_instance_type" {
+  count = var.autoscaling_enabled && var.endpoint_enabled ? 1 : 0
+  input = var.instance_type
+}
 
 resource "aws_appautoscaling_target" "this" {
   count = var.autoscaling_enabled && var.endpoint_enabled ? 1 : 0
@@ -322,6 +371,8 @@ resource "aws_appautoscaling_target" "this" {
   tags               = var.tags
 
   lifecycle {
+    replace_triggered_by = [terraform_data.autoscaled_instance_type[count.index]]
+
     precondition {
       condition     = var.autoscaling.min_capacity <= var.instance_count && var.instance_count <= var.autoscaling.max_capacity
       error_message = "instance_count (${var.instance_count}) must lie within autoscaling min_capacity (${var.autoscaling.min_capacity}) and max_capacity (${var.autoscaling.max_capacity})."
@@ -337,6 +388,11 @@ resource "aws_appautoscaling_policy" "this" {
   service_namespace  = aws_appautoscaling_target.this[0].service_namespace
   resource_id        = aws_appautoscaling_target.this[0].resource_id
   scalable_dimension = aws_appautoscaling_target.this[0].scalable_dimension
+
+  lifecycle {
+    # Deregistering the target deletes its policies: a new target needs the policy again.
+    replace_triggered_by = [terraform_data.autoscaled_instance_type[count.index]]
+  }
 
   target_tracking_scaling_policy_configuration {
     target_value       = var.autoscaling.target_invocations_per_instance

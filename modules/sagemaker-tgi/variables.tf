@@ -126,7 +126,7 @@ variable "container_env" {
 # -----------------------------------------------------------------------------
 
 variable "max_input_tokens" {
-  description = "Longest prompt TGI accepts, in tokens (MAX_INPUT_TOKENS). Must be below max_total_tokens."
+  description = "Longest prompt TGI accepts, in tokens (MAX_INPUT_TOKENS): a container limit. Must be below max_total_tokens. Generation settings (max_new_tokens, temperature, top_p) are the functions' and never reach the container."
   type        = number
   default     = 1024
   nullable    = false
@@ -275,6 +275,40 @@ variable "log_kms_key_arn" {
 # -----------------------------------------------------------------------------
 # Autoscaling
 # -----------------------------------------------------------------------------
+
+variable "deployment_config" {
+  description = "How SageMaker rolls out an endpoint update (new model or instance type); null for SageMaker's default, blue/green all at once. strategy blue_green starts a second fleet of instance_count instances, shifts all traffic to it after wait_seconds and stops the old fleet termination_wait_seconds later: it needs instance quota for twice instance_count. rolling replaces rolling_batch_size instances at a time (waiting wait_seconds between batches): it needs quota for one extra batch. Either rolls back when one of rollback_alarm_names (CloudWatch alarms, at most 10) goes into ALARM during the update."
+  type = object({
+    strategy                          = optional(string, "blue_green")
+    wait_seconds                      = optional(number, 0)
+    termination_wait_seconds          = optional(number, 0)
+    rolling_batch_size                = optional(number, 1)
+    maximum_execution_timeout_seconds = optional(number)
+    rollback_alarm_names              = optional(list(string), [])
+  })
+  default = null
+
+  validation {
+    condition     = var.deployment_config == null || try(contains(["blue_green", "rolling"], var.deployment_config.strategy), false)
+    error_message = "deployment_config.strategy must be \"blue_green\" or \"rolling\"."
+  }
+  validation {
+    condition     = var.deployment_config == null || try(var.deployment_config.wait_seconds >= 0 && var.deployment_config.wait_seconds <= 3600 && var.deployment_config.termination_wait_seconds >= 0 && var.deployment_config.termination_wait_seconds <= 3600, false)
+    error_message = "deployment_config.wait_seconds and termination_wait_seconds must be from 0 to 3600 seconds."
+  }
+  validation {
+    condition     = var.deployment_config == null || try(var.deployment_config.rolling_batch_size >= 1 && floor(var.deployment_config.rolling_batch_size) == var.deployment_config.rolling_batch_size, false)
+    error_message = "deployment_config.rolling_batch_size must be a whole number of instances, at least 1."
+  }
+  validation {
+    condition     = var.deployment_config == null || try(coalesce(var.deployment_config.maximum_execution_timeout_seconds, 600) >= 600 && coalesce(var.deployment_config.maximum_execution_timeout_seconds, 600) <= 14400, false)
+    error_message = "deployment_config.maximum_execution_timeout_seconds must be from 600 to 14400 seconds, or null."
+  }
+  validation {
+    condition     = var.deployment_config == null || try(length(var.deployment_config.rollback_alarm_names) <= 10, false)
+    error_message = "deployment_config.rollback_alarm_names takes at most 10 CloudWatch alarms."
+  }
+}
 
 variable "autoscaling_enabled" {
   description = "Whether to scale the instance count with Application Auto Scaling (target tracking on invocations per instance)."

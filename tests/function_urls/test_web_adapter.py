@@ -106,6 +106,7 @@ class App(BaseHTTPRequestHandler):
             "pid": os.getpid(),
             "cwd": os.getcwd(),
             "task": sorted(os.listdir("/var/task")),
+            "task_writable": os.access("/var/task", os.W_OK),
             "opt": sorted(os.listdir("/opt")),
             "no_site": sys.flags.no_site,
             "env": {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "LAMBDA_", "_"))},
@@ -265,6 +266,7 @@ def test_the_app_gets_the_request_and_the_adapters_context_headers(serve: Any) -
     # without site-packages, the readiness check polled until healthy.
     assert seen["task"] == ["app.py", "run.sh"]
     assert seen["opt"] == ["bootstrap", "extensions"]
+    assert seen["task_writable"] is False  # read-only, as on Lambda
     assert seen["no_site"] == 1
     assert seen["env"]["LAMBDA_TASK_ROOT"] == "/var/task"
     assert seen["env"]["_HANDLER"] == "run.sh"

@@ -31,9 +31,11 @@ def test_seed_curl_body_gets_the_answer(chat, fake_endpoint, lambda_context):
         "session_id": None,
         "memory": "disabled",
         "finish_reason": "stop",
-        # The scripted model counts whitespace-separated words as tokens.
+        # The scripted model counts tokens as a Llama tokenizer does (roughly).
         "usage": {
-            "input_tokens": len(fake_endpoint.backend.calls[-1].prompt.split()),
+            "input_tokens": fake_endpoint.backend.count_tokens(
+                fake_endpoint.backend.calls[-1].prompt
+            ),
             "output_tokens": 1,
         },
     }

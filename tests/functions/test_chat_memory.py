@@ -97,7 +97,9 @@ def test_second_turn_sends_the_first_exchange_to_the_model(
         "memory": "enabled",
         "finish_reason": "stop",
         "usage": {
-            "input_tokens": len(fake_endpoint.backend.calls[-1].prompt.split()),
+            "input_tokens": fake_endpoint.backend.count_tokens(
+                fake_endpoint.backend.calls[-1].prompt
+            ),
             "output_tokens": 3,
         },
     }

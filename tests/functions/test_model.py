@@ -8,7 +8,12 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 
 from llm_app.errors import AppError, ErrorCode
-from llm_app.model import Endpoint, TgiMessagesContentHandler, translate_client_error
+from llm_app.model import Endpoint, TgiMessagesContentHandler
+from llm_app.sagemaker_errors import (
+    SystemRoleRefused,
+    parse_prompt_too_long,
+    translate_client_error,
+)
 
 
 def client_error(code: str, message: str, **extra: object) -> ClientError:
@@ -97,10 +102,109 @@ def test_missing_endpoint_names_it():
     assert "'ep'" in translated.message
 
 
-def test_unknown_errors_are_model_errors_with_their_code():
-    translated = translate_client_error(client_error("AccessDeniedException", "no"), "ep")
-    assert translated.code is ErrorCode.MODEL_ERROR
-    assert "AccessDeniedException" in translated.message
+def test_unknown_errors_are_model_errors_with_their_code_and_not_their_message():
+    message = "User: arn:aws:sts::123456789012:assumed-role/r/r is not authorized"
+    for code in ("AccessDeniedException", "SomethingNew"):
+        translated = translate_client_error(client_error(code, message), "ep")
+        assert translated.code is ErrorCode.MODEL_ERROR
+        assert code in translated.message
+        assert "arn:" not in translated.message
+        assert "123456789012" not in translated.message
+
+
+@pytest.mark.parametrize(
+    ("message", "input_tokens", "input_limit"),
+    [
+        (
+            "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 2048. "
+            "Given: 2100 `inputs` tokens and 700 `max_new_tokens`",
+            2100,
+            1348,
+        ),
+        (
+            "Input validation error: `inputs` must have less than 1348 tokens. Given: 1400",
+            1400,
+            1347,
+        ),
+        (
+            "This model's maximum context length is 2048 tokens. However, you requested 2100 "
+            "tokens (1400 in the messages, 700 in the completion). Please reduce the length of "
+            "the messages or completion.",
+            1400,
+            1348,
+        ),
+        (
+            "This model's maximum context length is 2048 tokens. However, you requested 700 "
+            "output tokens and your prompt contains at least 1401 input tokens, for a total of "
+            "at least 2101 tokens.",
+            1401,
+            1348,
+        ),
+        (
+            "'max_tokens' or 'max_completion_tokens' is too large: 700. This model's maximum "
+            "context length is 2048 tokens and your request has 1400 input tokens "
+            "(700 > 2048 - 1400).",
+            1400,
+            1348,
+        ),
+        (
+            "This model's maximum context length is 2048 tokens. However, your request has 2100 "
+            "input tokens. Please reduce the length of the input messages.",
+            2100,
+            2048,
+        ),
+    ],
+)
+def test_too_long_answers_of_tgi_and_vllm_give_their_counts(message, input_tokens, input_limit):
+    too_long = parse_prompt_too_long(message)
+    assert too_long is not None
+    assert (too_long.input_tokens, too_long.input_limit) == (input_tokens, input_limit)
+    assert too_long.code is ErrorCode.CONTEXT_TOO_LONG
+    assert too_long.status == 413
+
+
+def test_the_container_timeout_is_a_model_timeout():
+    error = client_error(
+        "ModelError",
+        'Received server error (0) from primary with message "Your invocation timed out while '
+        'waiting for a response from container primary. ...". See https://us-east-1.console.'
+        "aws.amazon.com/cloudwatch/home?region=us-east-1#logEventViewer:group=/aws/sagemaker/"
+        "Endpoints/ep in account 123456789012 for more information.",
+        OriginalStatusCode=0,
+        OriginalMessage="Your invocation timed out while waiting for a response from container "
+        "primary. Review the latency metrics for each container in Amazon CloudWatch, resolve "
+        "the issue, and try again.",
+        LogStreamArn="arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/ep",
+    )
+    translated = translate_client_error(error, "ep")
+    assert translated.code is ErrorCode.MODEL_TIMEOUT
+    assert "123456789012" not in translated.message
+
+
+@pytest.mark.parametrize(
+    ("status", "original", "refused"),
+    [
+        (
+            422,
+            '{"error":"Template error: System role not supported","error_type":"template_error"}',
+            True,
+        ),
+        (
+            400,
+            '{"error":{"message":"System role not supported","type":"BadRequestError","code":400}}',
+            True,
+        ),
+        (
+            422,
+            '{"error":"Input validation error: `top_p` must be > 0.0 and < 1.0",'
+            '"error_type":"validation"}',
+            False,
+        ),
+    ],
+)
+def test_a_template_refusing_the_system_role_is_recognised(status, original, refused):
+    error = client_error("ModelError", "x", OriginalStatusCode=status, OriginalMessage=original)
+    assert isinstance(translate_client_error(error, "ep"), SystemRoleRefused) is refused
 
 
 # -- Streamed calls: one SSE line at a time (langchain-aws hands transform_output each line) --
@@ -151,14 +255,30 @@ def test_a_data_line_that_is_not_a_chunk_is_bad_model_output(raw):
     assert caught.value.code is ErrorCode.BAD_MODEL_OUTPUT
 
 
-def test_a_mid_stream_model_stream_error_is_a_model_error():
+def test_a_mid_stream_model_stream_error_is_a_model_error_without_aws_words():
+    """SageMaker's message is for the log: it may name the endpoint's log stream's ARN."""
     error = ClientError(
-        {"Error": {"Code": "ModelStreamError", "Message": "the container broke"}},
+        {
+            "Error": {
+                "Code": "ModelStreamError",
+                "Message": "the container broke; see arn:aws:logs:us-east-1:123456789012:x",
+            }
+        },
         "InvokeEndpointWithResponseStream",
     )
     translated = translate_client_error(error, "ep")
     assert translated.code is ErrorCode.MODEL_ERROR
-    assert "the container broke" in translated.message
+    assert "streaming" in translated.message
+    assert "arn:" not in translated.message
+    assert "123456789012" not in translated.message
+
+
+def test_an_in_stream_error_event_shows_no_arn_or_account():
+    raw = line({"error": "failed at arn:aws:sagemaker:us-east-1:123456789012:endpoint/ep"})
+    with pytest.raises(AppError) as caught:
+        TgiMessagesContentHandler().transform_output(raw)
+    assert "arn:" not in caught.value.message
+    assert "123456789012" not in caught.value.message
 
 
 def test_a_stream_that_ends_before_the_model_finished_is_bad_model_output():

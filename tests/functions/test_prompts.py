@@ -1,6 +1,8 @@
 """Prompt building for both functions: formats, budgets, trimming."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from chat.conversation import build_chat_messages, parse_chat_request
@@ -8,13 +10,29 @@ from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.tokens import estimate_tokens
 from qa.document_qa import EXAMPLE_DOCUMENT, build_qa_messages, parse_qa_request
+from tools.model_server.scripted_backend import llama_like_token_count
 
 SETTINGS = Settings(endpoint_name="e", max_input_tokens=200)
 
 
 def test_estimate_over_counts_english_and_counts_cjk_per_character():
-    assert estimate_tokens("What is the capital of France?") == 10  # 30 bytes; Llama: ~8 tokens
-    assert estimate_tokens("東京") == 2
+    # Llama and SmolLM2: 7 tokens (a word each, and the question mark).
+    assert estimate_tokens("What is the capital of France?") == 11
+    assert estimate_tokens("東京") == 4  # SmolLM2: 4; Llama 2: 2 to 6 (byte fallback)
+
+
+@pytest.mark.parametrize(
+    ("text", "at_least"),
+    [
+        ("2024-01-15,1234.56", 18),  # every digit and mark a token (Llama, SmolLM2)
+        ('{"a": [1, 2, 3]}', 12),
+        ("\n\n\t", 3),
+        ("é", 1),
+        ("😀", 3),
+    ],
+)
+def test_estimate_gives_digits_punctuation_and_non_ascii_a_token_each(text, at_least):
+    assert estimate_tokens(text) >= at_least
 
 
 def test_qa_defaults_to_the_example_document():
@@ -71,3 +89,10 @@ def test_chat_question_alone_over_budget_is_413():
     with pytest.raises(AppError) as caught:
         build_chat_messages(SETTINGS, [], "x" * 1000)
     assert caught.value.code is ErrorCode.CONTEXT_TOO_LONG
+
+
+@given(st.text(max_size=300))
+def test_the_estimate_is_never_below_the_fake_endpoints_llama_like_count(text):
+    # The fake endpoint counts as Llama's tokenizer does on digits, marks and non-ASCII text;
+    # a request the estimate admits must fit it (denser tokenizers: tests/functions/test_budgets).
+    assert estimate_tokens(text) >= llama_like_token_count(text)

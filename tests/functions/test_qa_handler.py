@@ -34,9 +34,11 @@ def test_seed_curl_body_without_query_string_answers_from_the_example_document(
         "chain_type": "stuff",
         "chunks": 1,
         "finish_reason": "stop",
-        # The scripted model counts whitespace-separated words as tokens.
+        # The scripted model counts tokens as a Llama tokenizer does (roughly).
         "usage": {
-            "input_tokens": len(fake_endpoint.backend.calls[-1].prompt.split()),
+            "input_tokens": fake_endpoint.backend.count_tokens(
+                fake_endpoint.backend.calls[-1].prompt
+            ),
             "output_tokens": 4,
         },
     }

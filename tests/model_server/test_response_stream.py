@@ -22,7 +22,12 @@ from botocore.exceptions import ClientError, EventStreamError
 from tests.support.model_server import runtime_client
 from tools.model_server import eventstream
 from tools.model_server.backend import SageMakerError
-from tools.model_server.scripted_backend import Gate, ScriptedBackend, ScriptedStream
+from tools.model_server.scripted_backend import (
+    Gate,
+    ScriptedBackend,
+    ScriptedStream,
+    llama_like_token_count,
+)
 from tools.model_server.server import SageMakerTGIServer
 
 pytestmark = pytest.mark.local
@@ -31,7 +36,9 @@ ENDPOINT = "stream-test"
 MAX_INPUT_TOKENS = 40
 MAX_TOTAL_TOKENS = 150
 USER = [{"role": "user", "content": "What is the capital of France?"}]
-PROMPT_WORDS = 8  # the Zephyr-templated USER, in the scripted backend's whitespace words
+# The Zephyr-templated USER, counted as the scripted backend does (Llama-like: each word with
+# its space, and each mark and newline).
+PROMPT_TOKENS = llama_like_token_count(ScriptedBackend().apply_chat_template(USER))
 
 
 @pytest.fixture(scope="module")
@@ -184,9 +191,9 @@ def test_tgi_streams_chat_completion_chunks_then_usage_then_done(endpoint: Endpo
     assert received[4]["choices"][0]["delta"]["content"] == ""
     assert received[5]["choices"] == []
     assert received[5]["usage"] == {
-        "prompt_tokens": PROMPT_WORDS,
+        "prompt_tokens": PROMPT_TOKENS,
         "completion_tokens": 4,
-        "total_tokens": PROMPT_WORDS + 4,
+        "total_tokens": PROMPT_TOKENS + 4,
     }
     assert all(c["usage"] is None for c in received[:5])
     assert len(received) == 6
@@ -229,8 +236,8 @@ def test_vllm_streams_a_role_chunk_tokens_finish_then_usage(endpoint: Endpoint) 
         "model": backend.model_id,
         "choices": [],
         "usage": {
-            "prompt_tokens": PROMPT_WORDS,
-            "total_tokens": PROMPT_WORDS + 2,
+            "prompt_tokens": PROMPT_TOKENS,
+            "total_tokens": PROMPT_TOKENS + 2,
             "completion_tokens": 2,
         },
     }

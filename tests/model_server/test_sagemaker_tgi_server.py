@@ -23,7 +23,9 @@ from tools.model_server.backend import (
     ChatTemplateError,
     GenerateParams,
     Generation,
+    InvocationTimeout,
     SageMakerError,
+    access_denied,
 )
 from tools.model_server.server import SageMakerTGIServer
 
@@ -141,7 +143,7 @@ def model_error(response: dict[str, Any], status: int) -> str:
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 424
     assert response["OriginalStatusCode"] == status
     original = response["OriginalMessage"]
-    kind = "client" if status < 500 else "server"
+    kind = "client" if 400 <= status < 500 else "server"
     assert response["Error"]["Message"] == (
         f'Received {kind} error ({status}) from primary with message "{original}". See '
         f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#logEventViewer:"
@@ -547,6 +549,29 @@ def test_sagemaker_errors_from_the_backend_are_rendered_verbatim(
     response = endpoint.error({"inputs": "hi"})
     assert response["Error"] == {"Code": code, "Message": "try again later"}
     assert response["ResponseMetadata"]["HTTPStatusCode"] == status
+
+
+def test_the_container_timeout_is_sagemakers_model_error_with_status_0(endpoint: Endpoint) -> None:
+    endpoint.backend.fail_with = InvocationTimeout()
+    original = model_error(endpoint.error({"inputs": "hi"}), 0)
+    assert original == (
+        "Your invocation timed out while waiting for a response from container primary. Review "
+        "the latency metrics for each container in Amazon CloudWatch, resolve the issue, and "
+        "try again."
+    )
+
+
+def test_access_denied_names_the_role_and_the_account_as_iam_does(endpoint: Endpoint) -> None:
+    endpoint.backend.fail_with = access_denied(ENDPOINT, region=REGION, role_name="qa")
+    response = endpoint.error({"inputs": "hi"})
+    assert response["Error"] == {
+        "Code": "AccessDeniedException",
+        "Message": "User: arn:aws:sts::123456789012:assumed-role/qa/qa is not authorized to "
+        f"perform: sagemaker:InvokeEndpoint on resource: arn:aws:sagemaker:{REGION}:"
+        f"123456789012:endpoint/{ENDPOINT} because no identity-based policy allows the "
+        "sagemaker:InvokeEndpoint action",
+    }
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
 def test_sagemaker_error_rejects_a_non_error_status() -> None:

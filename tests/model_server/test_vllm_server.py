@@ -161,7 +161,8 @@ def test_requests_it_cannot_honour_are_refused_with_a_reason(endpoint, body, phr
 
 def test_the_functions_read_the_vllm_answer_and_its_errors(endpoint) -> None:
 
-    from llm_app.model import TgiMessagesContentHandler, translate_client_error
+    from llm_app.model import TgiMessagesContentHandler
+    from llm_app.sagemaker_errors import PromptTooLong, translate_client_error
 
     client, _ = endpoint
     body = TgiMessagesContentHandler().transform_input(
@@ -177,5 +178,8 @@ def test_the_functions_read_the_vllm_answer_and_its_errors(endpoint) -> None:
     with pytest.raises(ClientError) as caught:
         invoke(client, {"messages": MESSAGES, "max_tokens": MAX_MODEL_LEN})
     error = translate_client_error(caught.value, ENDPOINT)
-    assert error.code.value == "model_error"
-    assert "(HTTP 400): This model's maximum context length is" in error.message
+    assert error.code.value == "context_too_long"
+    assert isinstance(error, PromptTooLong)
+    # vLLM counts the prompt and the completion against one context length.
+    assert error.input_limit == 0  # max_tokens asked for the whole context
+    assert error.input_tokens > 0

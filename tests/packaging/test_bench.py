@@ -25,6 +25,7 @@ def test_the_benchmark_prints_its_tables_for_the_built_artifacts(built_artifacts
     assert "through awslambdaric" in result.stdout  # AWS's own runtime client ran the cold starts
     assert "Powertools Logger, after the app's imports" in result.stdout
     assert "langchain_core" in result.stdout  # the import profile names the heavy packages
+    assert "Token estimate" in result.stdout  # measured against a real tokenizer, or why not
     # The streaming path through the local Lambda Web Adapter, where namespaces are allowed.
     if "Streaming path skipped" not in result.stdout:
         for row in ("first token: minimal", "cold, streaming: minimal"):

@@ -61,8 +61,8 @@ class FakeEndpoint:
 
         - ``finish_reason``: the backend's ("eos_token", "length", "stop_sequence"); TGI
           sends "stop" for "eos_token", vLLM "stop" for both "eos_token" and "stop_sequence".
-          The usage is the prompt's whitespace words and ``generated_tokens`` (default: the
-          number of tokens); it is sent when the request asks for it
+          The usage is the backend's count of the prompt's tokens and ``generated_tokens``
+          (default: the number of tokens); it is sent when the request asks for it
           (``stream_options.include_usage``).
         - ``fail_after=N``: after N tokens the stream ends with SageMaker's
           ``ModelStreamError`` (``error_code``); boto3 raises ``EventStreamError``. With

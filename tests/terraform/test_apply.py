@@ -231,6 +231,7 @@ EXPECTED_ENV = {
         **COMMON_ENV,
         "POWERTOOLS_SERVICE_NAME": "chat",
         "SYSTEM_PROMPT": SEED_SYSTEM_PROMPT,
+        "SYSTEM_PROMPT_PLACEMENT": "auto",
         "HISTORY_TABLE_NAME": f"{NAME}-chat-history",
         "HISTORY_TTL_DAYS": "7",
         "HISTORY_MAX_TURNS": "20",
@@ -588,9 +589,11 @@ def test_model_runs_the_region_tgi_image_with_the_token_limits(stack: Stack) -> 
     assert container["Image"] == IMAGE == stack.outputs["image_uri"]
     assert container["Environment"] == {
         "HF_MODEL_ID": "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
-        "MAX_INPUT_TOKENS": "1348",
+        # The container's own limit (TGI's default), not the functions' budget: generation
+        # settings stay out of the model.
+        "MAX_INPUT_TOKENS": "2047",
         "MAX_TOTAL_TOKENS": "2048",
-        "MAX_BATCH_PREFILL_TOKENS": "1398",
+        "MAX_BATCH_PREFILL_TOKENS": "2097",
         "SM_NUM_GPUS": "1",
     }
     assert model["ExecutionRoleArn"] == stack.outputs["sagemaker_role_arn"]
@@ -686,6 +689,49 @@ def test_resources_carry_the_tags(stack: Stack) -> None:
         {t["Key"]: t["Value"] for t in role_tags},
     ):
         assert TAGS.items() <= tags.items()
+
+
+# -----------------------------------------------------------------------------
+# Endpoint updates that match AWS
+# -----------------------------------------------------------------------------
+
+
+def planned_changes(stack: Stack, label: str, **overrides: Any) -> dict[str, list[str]]:
+    """The actions a plan with changed variables would take, by resource address."""
+    tf = stack.live().tf
+    tf.plan({**stack.variables, **overrides}, "-refresh=false", f"-out={label}.tfplan")
+    shown = json.loads(tf.run("show", "-json", f"{label}.tfplan").stdout)
+    return {
+        c["address"]: c["change"]["actions"]
+        for c in shown["resource_changes"]
+        if c["change"]["actions"] not in (["no-op"], ["read"])
+    }
+
+
+ENDPOINT_RESOURCES = ("aws_sagemaker_", "aws_appautoscaling_", "terraform_data")
+
+
+def test_generation_settings_change_only_the_functions(stack: Stack) -> None:
+    # A GPU redeploy takes 10-15 minutes: max_new_tokens, temperature and top_p must not
+    # cause one. They reach the functions' environment only.
+    changes = planned_changes(stack, "generation", max_new_tokens=512, temperature=0.2, top_p=0.8)
+    endpoint = {a: v for a, v in changes.items() if a.split(".")[-2].startswith(ENDPOINT_RESOURCES)}
+    assert endpoint == {}
+    assert changes, "the functions' environment must change"
+    assert all(".aws_lambda_" in address for address in changes), changes
+
+
+def test_an_instance_type_change_with_autoscaling_deregisters_it_first(stack: Stack) -> None:
+    # SageMaker refuses to change the instance type of a variant registered for autoscaling:
+    # the scalable target and its policy are replaced (deleted before the endpoint update,
+    # created after it), and the endpoint is updated in place, not recreated.
+    changes = planned_changes(stack, "instance-type", instance_type="ml.g5.2xlarge")
+    llm = "module.llm[0]."
+    assert changes[f"{llm}aws_appautoscaling_target.this[0]"] == ["delete", "create"]
+    assert changes[f"{llm}aws_appautoscaling_policy.this[0]"] == ["delete", "create"]
+    assert changes[f"{llm}aws_sagemaker_endpoint.this[0]"] == ["update"]
+    assert changes[f"{llm}aws_sagemaker_endpoint_configuration.this[0]"] == ["create", "delete"]
+    assert f"{llm}aws_sagemaker_model.this[0]" not in changes
 
 
 # -----------------------------------------------------------------------------

@@ -76,6 +76,7 @@ ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         [
             "name must be 3-32 characters",
             "function_timeout must be a whole number of seconds between 30 and 900",
+            "function_timeout must be at least 160 seconds",
             "temperature must be from 0 (greedy decoding) to 2",
             "log_level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
             "chat_history_ttl_days must be a whole number of days from 1 to 365",
@@ -135,6 +136,55 @@ ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         REGION,
         {"max_new_tokens": 2048},
         ["max_new_tokens (2048) must be below max_total_tokens (2048)"],
+    ),
+    "container input limit over the context": (
+        REGION,
+        {"max_input_tokens": 2048},
+        ["max_input_tokens (2048) must be below max_total_tokens (2048)"],
+    ),
+    "container input limit of its own": (REGION, {"max_input_tokens": 1024}, []),
+    "function timeout below the SageMaker client's wait": (
+        REGION,
+        {"function_timeout": 120},
+        ["function_timeout must be at least 160 seconds"],
+    ),
+    "bad deployment settings": (
+        REGION,
+        {
+            "deployment_config": {
+                "strategy": "canary",
+                "wait_seconds": 4000,
+                "rolling_batch_size": 0,
+                "maximum_execution_timeout_seconds": 100,
+                "rollback_alarm_names": [f"alarm-{i}" for i in range(11)],
+            },
+            "system_prompt_placement": "first",
+        },
+        [
+            'deployment_config.strategy must be "blue_green" or "rolling"',
+            "deployment_config.wait_seconds and termination_wait_seconds must be from 0 to 3600",
+            "deployment_config.rolling_batch_size must be a whole number of instances",
+            "deployment_config.maximum_execution_timeout_seconds must be from 600 to 14400",
+            "deployment_config.rollback_alarm_names takes at most 10 CloudWatch alarms",
+            'system_prompt_placement must be "auto", "system" or "user"',
+        ],
+    ),
+    "rolling deployment with a rollback alarm": (
+        REGION,
+        {
+            "deployment_config": {
+                "strategy": "rolling",
+                "wait_seconds": 60,
+                "rollback_alarm_names": ["llm-5xx"],
+            },
+            "autoscaling_enabled": True,
+        },
+        [],
+    ),
+    "blue/green deployment": (
+        REGION,
+        {"deployment_config": {"wait_seconds": 300, "maximum_execution_timeout_seconds": 3600}},
+        [],
     ),
     "package not built": (
         REGION,

@@ -18,6 +18,7 @@ All figures come from one run on this machine and are printed, never asserted:
 - artifact sizes; `make package` full (pip's cache warm) and no-op rebuild times.
 - the layer decisions (LAYER_POLICY): size and cold import of the layer with each step undone.
 - what the shipped bytecode saves: chat and the floor from the same artifacts without .pyc.
+- the functions' token estimate against a real tokenizer (tools/bench/tokens.py).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tools.bench import streaming
+from tools.bench import tokens as token_estimate
 from tools.bench.runtime_api import RuntimeApi
 from tools.lambda_sandbox import artifacts as sandbox
 from tools.lambda_sandbox.wrapped import NamespaceError
@@ -570,6 +572,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         Table(build_time_section()).print(
             "Build times (goal: no-op <= 0.5 s)", ("", "time", "goal")
         )
+    Table((estimate := token_estimate.section())[1]).print(estimate[0], token_estimate.HEADER)
     print(f"\nreproduce: make bench (python -m tools.bench {' '.join(sys.argv[1:])})")
 
 

@@ -3,10 +3,11 @@
 This is how a function behind AWS's Lambda Web Adapter runs, so each environment does what
 Lambda does:
 
-* a **mount namespace** where the function's zip is ``/var/task`` and its layers are ``/opt``
-  (``unshare -m --propagation private`` then ``mount --bind``, as root; ``unshare -Urm``, a
-  user namespace, where unprivileged ones are allowed): the start script and the layer's
-  absolute paths (``/opt/bootstrap``, ``/opt/extensions/...``) work unchanged;
+* a **mount namespace** where the function's zip is ``/var/task`` and its layers are ``/opt``,
+  both read-only (``unshare -m --propagation private`` then ``mount --bind``, as root;
+  ``unshare -Urm``, a user namespace, where unprivileged ones are allowed): the start script
+  and the layer's absolute paths (``/opt/bootstrap``, ``/opt/extensions/...``) work
+  unchanged;
 * the **extensions** in ``/opt/extensions`` started first, then the wrapper with the
   runtime's command line (``/opt/bootstrap /var/runtime/bootstrap``);
 * Lambda's **environment** (``LAMBDA_TASK_ROOT=/var/task``, ``AWS_LAMBDA_RUNTIME_API`` of a
@@ -49,6 +50,9 @@ _LAUNCH = """
 set -e
 mount --bind "$1" /var/task
 mount --bind "$2" /opt
+# Read-only, as on Lambda (only /tmp is writable): no stray bytecode or state written there.
+mount -o remount,bind,ro /var/task
+mount -o remount,bind,ro /opt
 for extension in /opt/extensions/*; do
   if [ -f "$extension" ] && [ -x "$extension" ]; then "$extension" & fi
 done

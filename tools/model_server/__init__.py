@@ -16,8 +16,10 @@ from tools.model_server.backend import (
     GenerateParams,
     Generation,
     GenerationFailure,
+    InvocationTimeout,
     ModelStreamFailure,
     SageMakerError,
+    access_denied,
 )
 from tools.model_server.server import SageMakerTGIServer
 
@@ -27,7 +29,9 @@ __all__ = [
     "GenerateParams",
     "Generation",
     "GenerationFailure",
+    "InvocationTimeout",
     "ModelStreamFailure",
     "SageMakerError",
     "SageMakerTGIServer",
+    "access_denied",
 ]

@@ -100,6 +100,37 @@ class SageMakerError(Exception):
         return f"SageMakerError({self.code!r}, {self.status}, {self.message!r})"
 
 
+class InvocationTimeout(Exception):
+    """The container did not answer within SageMaker's 60 s: the server answers as SageMaker
+    does, a 424 ``ModelError`` with ``OriginalStatusCode`` 0 and SageMaker's own sentence."""
+
+
+# SageMaker's OriginalMessage for a container that did not answer in time.
+INVOCATION_TIMEOUT_MESSAGE = (
+    "Your invocation timed out while waiting for a response from container primary. Review "
+    "the latency metrics for each container in Amazon CloudWatch, resolve the issue, and try "
+    "again."
+)
+
+
+def access_denied(
+    endpoint_name: str,
+    *,
+    region: str = "us-east-1",
+    account_id: str = "123456789012",
+    role_name: str = "chat-function",
+) -> SageMakerError:
+    """IAM's refusal as the SageMaker runtime returns it: the caller's ARN and the account."""
+    return SageMakerError(
+        "AccessDeniedException",
+        400,
+        f"User: arn:aws:sts::{account_id}:assumed-role/{role_name}/{role_name} is not "
+        f"authorized to perform: sagemaker:InvokeEndpoint on resource: "
+        f"arn:aws:sagemaker:{region}:{account_id}:endpoint/{endpoint_name} because no "
+        "identity-based policy allows the sagemaker:InvokeEndpoint action",
+    )
+
+
 class ModelStreamFailure(Exception):
     """The stream broke after it started: SageMaker sends a ``ModelStreamError`` event.
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from tools.model_server.backend import (
+    ChatTemplateError,
     GenerateParams,
     Generation,
     GenerationFailure,
@@ -30,6 +31,14 @@ from tools.model_server.backend import (
 DEFAULT_REPLY = "Paris."
 DEFAULT_GATE_TIMEOUT_SECONDS = 10.0
 _WORDS = re.compile(r"\s*\S+|\s+$")
+# Llama 2's tokenizer on the classes that matter for budgets: a whole common word (with its
+# leading space) is one token; every digit, punctuation mark, symbol, newline and non-ASCII
+# character is at least one.
+_LLAMA_PIECES = re.compile(r" ?[A-Za-z]+|\S|\n| +")
+
+
+def llama_like_token_count(text: str) -> int:
+    return len(_LLAMA_PIECES.findall(text))
 
 
 class Gate:
@@ -126,6 +135,9 @@ class ScriptedBackend:
         self.calls: list[Call] = []
         # Answers by prompt once the script is exhausted (concurrent callers arrive in any order).
         self._responder: Callable[[str], str] | None = None
+        self._count_tokens: Callable[[str], int] = llama_like_token_count
+        # Gemma's and Mistral-Instruct v0.1/v0.2's templates raise on a system message.
+        self.system_role = True
 
     def script(self, *steps: Step) -> None:
         with self._lock:
@@ -136,20 +148,27 @@ class ScriptedBackend:
         with self._lock:
             self._responder = responder
 
+    def count_tokens_with(self, counter: Callable[[str], int]) -> None:
+        """Count prompt tokens with ``counter``: a tokenizer denser than the functions expect."""
+        with self._lock:
+            self._count_tokens = counter
+
     def reset(self) -> None:
         with self._lock:
             self._steps.clear()
             self.calls.clear()
             self._responder = None
+            self._count_tokens = llama_like_token_count
+            self.system_role = True
 
     # -- Backend protocol -------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
-        # Whitespace words: fewer than a real tokenizer's count, so the functions' own
-        # (over-counting) budget is always the stricter of the two in tests.
-        return len(text.split())
+        return self._count_tokens(text)
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
-        """TinyLlama's Zephyr template."""
+        """TinyLlama's Zephyr template; with ``system_role`` off, Gemma's refusal."""
+        if not self.system_role and any(m["role"] == "system" for m in messages):
+            raise ChatTemplateError("System role not supported")
         turns = "".join(f"<|{m['role']}|>\n{m['content']}</s>\n" for m in messages)
         return turns + "<|assistant|>\n"
 

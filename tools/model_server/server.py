@@ -10,8 +10,12 @@ exactly as it does against AWS:
 * a container error (TGI's 4xx/5xx): HTTP 424 ``ModelError`` whose body carries ``Message``,
   ``OriginalStatusCode``, ``OriginalMessage`` and ``LogStreamArn``, which botocore lifts into
   ``ClientError.response``;
-* platform errors (unknown endpoint, ``SageMakerError`` raised by a backend): their code in
-  ``x-amzn-ErrorType`` and ``{"message": ...}``, as SageMaker's front end sends them;
+* the 60 s container timeout (``InvocationTimeout`` raised by a backend): that same 424 with
+  ``OriginalStatusCode`` 0 and SageMaker's sentence "Your invocation timed out while waiting
+  for a response from container primary. ...";
+* platform errors (unknown endpoint, ``SageMakerError`` raised by a backend, such as
+  ``backend.access_denied(...)``): their code in ``x-amzn-ErrorType`` and
+  ``{"message": ...}``, as SageMaker's front end sends them;
 * the response stream: 200 ``application/vnd.amazon.eventstream`` (the container's content
   type in ``X-Amzn-SageMaker-Content-Type``), a chunked body of ``PayloadPart`` events
   carrying the container's bytes as they come (a Messages API request with ``"stream": true``
@@ -43,7 +47,9 @@ from urllib.parse import unquote, urlsplit
 from tools.http_server import LoopbackHTTPServer, LoopbackService
 from tools.model_server import eventstream, protocol, tgi_chat, vllm_protocol
 from tools.model_server.backend import (
+    INVOCATION_TIMEOUT_MESSAGE,
     Backend,
+    InvocationTimeout,
     ModelStreamFailure,
     SageMakerError,
 )
@@ -249,7 +255,9 @@ class SageMakerTGIServer(LoopbackService):
         try:
             self._report(endpoint_name, body)
             answer = self._answer(body, content_type, response_stream=response_stream)
-        except ContainerError as error:
+        except (ContainerError, InvocationTimeout) as error:
+            if isinstance(error, InvocationTimeout):  # SageMaker's own answer, status 0
+                error = ContainerError.plain(0, INVOCATION_TIMEOUT_MESSAGE)
             return self._model_error(request_id, error)
         except SageMakerError as error:
             return self._platform_error(request_id, error.code, error.status, error.message)
@@ -349,7 +357,8 @@ class SageMakerTGIServer(LoopbackService):
 
     def _model_error(self, request_id: str, error: ContainerError) -> Response:
         original = error.body.decode("utf-8", errors="replace")
-        kind = "client" if error.status < 500 else "server"
+        # Status 0 is SageMaker's own: the container never answered (a timeout).
+        kind = "client" if 400 <= error.status < 500 else "server"
         log_group = f"/aws/sagemaker/Endpoints/{self.endpoint_name}"
         body = {
             "ErrorCode": f"{kind.upper()}_ERROR_FROM_MODEL",
