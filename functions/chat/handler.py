@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chat.conversation import chat, parse_chat_request
 from chat.history import history_opener, require_issued, session_owner, validate_session_id
+from llm_app import metrics, tracing
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.function_url import HttpRequest, parse_json
@@ -30,6 +31,7 @@ logger = Logger()
 SETTINGS = Settings.from_env()
 ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
 OPEN_HISTORY = history_opener(SETTINGS)  # None: memory is off
+tracing.start(SETTINGS)  # X-Ray subsegments, only when tracing is on
 register_restore_hooks()  # SnapStart: what a restored copy must redo
 
 
@@ -39,6 +41,7 @@ def ask(request: HttpRequest) -> Mapping[str, Any]:
     owner = session_owner(request.caller, SETTINGS) if memory else None
     reply = chat(ENDPOINT, SETTINGS, chat_request, OPEN_HISTORY, owner)
     logger.append_keys(session_id=reply.session_id, history_turns=reply.history_turns)
+    metrics.history_turns(reply.history_turns)
     if SETTINGS.log_prompts:
         logger.info("exchange", extra={"question": chat_request.question, "answer": reply.answer})
     return reply.as_json(memory=memory)

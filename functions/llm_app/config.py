@@ -59,6 +59,8 @@ class Settings:
     # The chat URL's auth type: AWS_IAM scopes sessions to the signed caller; NONE (public)
     # accepts only session ids the function issued.
     url_authorization_type: str = "AWS_IAM"
+    # Terraform: tracing_mode = "Active". Only then is the X-Ray SDK imported (llm_app.tracing).
+    tracing_enabled: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

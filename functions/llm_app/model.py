@@ -30,6 +30,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 
+from llm_app import metrics
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 
@@ -121,10 +122,18 @@ class Endpoint:
             raise paused_error(self.endpoint_name)
         started = time.perf_counter()
         try:
-            return _invoke_mapping_errors(self.model, list(messages), self.endpoint_name)
+            reply = _invoke_mapping_errors(self.model, list(messages), self.endpoint_name)
         finally:
             elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
             self.logger.append_keys(model_ms=elapsed_ms)
+        usage = reply.usage_metadata
+        metrics.model_call(
+            elapsed_ms,
+            input_tokens=usage["input_tokens"] if usage else None,
+            output_tokens=usage["output_tokens"] if usage else None,
+            finish_reason=reply.response_metadata.get("finish_reason"),
+        )
+        return reply.text.strip()
 
 
 def paused_error(endpoint_name: str) -> AppError:
@@ -139,10 +148,13 @@ def paused_error(endpoint_name: str) -> AppError:
 
 def _invoke_mapping_errors(
     model: BaseChatModel, messages: list[BaseMessage], endpoint_name: str
-) -> str:
+) -> AIMessage:
     """One model call, with SageMaker and network failures turned into AppErrors."""
     try:
-        return model.invoke(messages).text.strip()
+        reply = model.invoke(messages)
+        if not isinstance(reply, AIMessage):  # a chat model always answers an AIMessage
+            raise TypeError(f"the chat model answered a {type(reply).__name__}")
+        return reply
     except ClientError as error:
         raise translate_client_error(error, endpoint_name) from error
     except ReadTimeoutError as error:

@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from llm_app import metrics, tracing
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.function_url import HttpRequest, error_response, json_response, read_request
@@ -25,6 +26,7 @@ def serve(
     """Answer one Function URL event; never raises, never leaks a stack trace to the caller."""
     started = time.perf_counter()
     method = "?"
+    tracing.request_started()
     try:
         request = read_request(event, max_body_bytes=settings.max_body_bytes)
         method = request.method
@@ -52,13 +54,16 @@ def serve(
             )
         )
         error_code = ErrorCode.INTERNAL_ERROR.value
+    duration_ms = round((time.perf_counter() - started) * 1000, 1)
     logger.info(
         "request",
         extra={
             "method": method,
             "status": response["statusCode"],
             "error_code": error_code,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            "duration_ms": duration_ms,
         },
     )
+    metrics.request_finished(response["statusCode"], error_code, duration_ms)
+    tracing.request_finished(error_code)
     return response

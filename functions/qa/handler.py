@@ -12,6 +12,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from llm_app import metrics, tracing
 from llm_app.config import Settings
 from llm_app.function_url import HttpRequest, parse_json
 from llm_app.model import Endpoint
@@ -27,6 +28,7 @@ SETTINGS = Settings.from_env()
 ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
 # The S3 client is built on the first S3 document only (see DocumentStore).
 DOCUMENTS = DocumentStore(SETTINGS.document_buckets, lambda: build_s3_client(SETTINGS))
+tracing.start(SETTINGS)  # X-Ray subsegments, only when tracing is on
 register_restore_hooks()  # SnapStart: what a restored copy must redo
 
 
@@ -48,6 +50,7 @@ def answer(request: HttpRequest, context: LambdaContext) -> Mapping[str, Any]:
     finally:
         logger.append_keys(documents=len(qa_request.documents), model_calls=guard.calls)
     logger.append_keys(chain_type=result.chain_type.value, chunks=result.chunks)
+    metrics.qa_chain(chunks=result.chunks)
     if SETTINGS.log_prompts:
         logger.info("exchange", extra={"question": qa_request.question, "answer": result.answer})
     return {"answer": result.answer, "chain_type": result.chain_type.value, "chunks": result.chunks}

@@ -1,0 +1,53 @@
+"""X-Ray subsegments for the AWS calls, when the function's tracing is Active.
+
+Terraform sets TRACING_ENABLED from `tracing_mode`. Off (the default), `start()` returns at
+once and the X-Ray SDK is never imported: tracing costs nothing (tests/packaging proves the
+module is absent). On, the SDK patches botocore, so each SageMaker runtime, DynamoDB and S3
+call is a subsegment with its operation, status and retries, and each request is a `## request`
+subsegment annotated with its `error_code` (`none` when it succeeded): a trace search such as
+`annotation.error_code = "model_timeout"` finds the failed requests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llm_app.config import Settings
+
+REQUEST_SUBSEGMENT = "## request"
+# The X-Ray SDK's recorder once tracing started; None while tracing is off.
+_recorder: Any = None
+
+
+def start(settings: Settings) -> None:
+    """At init: patch botocore when tracing is on (before or after clients exist, either works:
+    the patch is on botocore's client class)."""
+    global _recorder  # noqa: PLW0603 - the container's one recorder, set once at init
+    if not settings.tracing_enabled or _recorder is not None:
+        return
+    # Imported here only: with tracing off the SDK never loads (no cold-start cost).
+    from aws_xray_sdk.core import (  # type: ignore[import-untyped]  # noqa: PLC0415
+        patch,
+        xray_recorder,
+    )
+
+    # Lambda owns the segment; each subsegment is sent as soon as it ends (threshold 0), so a
+    # request that times out still shows the calls it made. A call outside a request (at
+    # init) logs instead of raising.
+    xray_recorder.configure(streaming_threshold=0, context_missing="LOG_ERROR")
+    patch(["botocore"])
+    _recorder = xray_recorder
+
+
+def request_started() -> None:
+    if _recorder is not None:
+        _recorder.begin_subsegment(REQUEST_SUBSEGMENT)
+
+
+def request_finished(error_code: str | None) -> None:
+    if _recorder is None:
+        return
+    subsegment = _recorder.current_subsegment()
+    if subsegment is not None and subsegment.name == REQUEST_SUBSEGMENT:
+        subsegment.put_annotation("error_code", error_code or "none")
+        _recorder.end_subsegment()
