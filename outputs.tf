@@ -147,3 +147,23 @@ output "chat_history_table_arn" {
   description = "ARN of the DynamoDB chat history table; null when chat_history_enabled is false."
   value       = local.chat_history_table_arn
 }
+
+output "dashboard_url" {
+  description = "Console URL of the stack's CloudWatch dashboard; null when dashboard_enabled is false."
+  value       = var.dashboard_enabled ? local.dashboard_url : null
+}
+
+output "dashboard_name" {
+  description = "Name of the stack's CloudWatch dashboard; null when dashboard_enabled is false."
+  value       = try(aws_cloudwatch_dashboard.this[0].dashboard_name, null)
+}
+
+output "alarm_arns" {
+  description = "ARNs of the CloudWatch alarms, grouped: chat and qa (url-5xx, errors, throttles, duration), endpoint (invocation-5xx, model-latency, utilization), history (throttles); empty groups when alarms_enabled is false or the resource is not created here."
+  value       = local.alarm_arns
+}
+
+output "metrics_namespace" {
+  description = "CloudWatch namespace of the metrics the functions log as EMF lines (requests, errors by code, latency, tokens, cut answers...)."
+  value       = local.metrics_namespace
+}
