@@ -23,12 +23,6 @@ from tools.packaging import build as package
 pytestmark = pytest.mark.packaging
 
 
-@pytest.fixture(scope="session")
-def unpacked(built_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> sandbox.Unpacked:
-    """chat.zip and qa.zip in task/<name>/, layer.zip in opt/: the zips and nothing else."""
-    return sandbox.unpack(built_artifacts, tmp_path_factory.mktemp("lambda"))
-
-
 @pytest.fixture
 def lambda_env(fake_endpoint, tmp_path: Path) -> dict[str, str]:
     """The functions' environment, pointed at the session's fake SageMaker endpoint."""
