@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,5 @@ def test_the_benchmark_prints_its_tables_for_the_built_artifacts(built_artifacts
     assert "through awslambdaric" in result.stdout  # AWS's own runtime client ran the cold starts
     assert "Powertools Logger, after the app's imports" in result.stdout
     assert "langchain_core" in result.stdout  # the import profile names the heavy packages
+    # The section raises if tracing-off imported the X-Ray SDK; it says so when it did not.
+    assert re.search(r"tracing off: X-Ray SDK imported +never", result.stdout)

@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tools.bench import observability
 from tools.bench.runtime_api import RuntimeApi
 from tools.lambda_sandbox import artifacts as sandbox
 from tools.model_server import server as sagemaker_server
@@ -521,6 +522,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             Table(powertools_section(bench)).print(
                 "AWS Lambda Powertools Logger at cold start (import + Logger())", ("", "cost")
             )
+            Table(
+                observability.section(bench.unpacked, bench.env, args.cold_runs, args.build_dir)
+            ).print(observability.TITLE, observability.HEADER)
             Table(import_profile_section(bench)).print(
                 "Where chat's cold import goes (self time by top-level package)",
                 ("package", "time", "share"),
