@@ -10,11 +10,14 @@ subsegment annotated with its `error_code` (`none` when it succeeded): a trace s
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from llm_app.config import Settings
 
 REQUEST_SUBSEGMENT = "## request"
+# Where Lambda's runtime puts the invocation's trace header, and the X-Ray SDK reads it.
+TRACE_HEADER_ENV = "_X_AMZN_TRACE_ID"
 # The X-Ray SDK's recorder once tracing started; None while tracing is off.
 _recorder: Any = None
 
@@ -39,9 +42,19 @@ def start(settings: Settings) -> None:
     _recorder = xray_recorder
 
 
-def request_started() -> None:
-    if _recorder is not None:
-        _recorder.begin_subsegment(REQUEST_SUBSEGMENT)
+def request_started(trace_header: str | None = None) -> None:
+    """Open the request's subsegment.
+
+    `trace_header`: the invocation's X-Ray header, for a front door whose process the Lambda
+    runtime does not give `_X_AMZN_TRACE_ID` (an app behind the Lambda Web Adapter reads it
+    from the `x-amzn-lambda-context` header's `xray_trace_id`). The SDK reads the variable on
+    each call, and an execution environment serves one request at a time.
+    """
+    if _recorder is None:
+        return
+    if trace_header:
+        os.environ[TRACE_HEADER_ENV] = trace_header
+    _recorder.begin_subsegment(REQUEST_SUBSEGMENT)
 
 
 def request_finished(error_code: str | None) -> None:

@@ -197,3 +197,45 @@ def test_with_tracing_off_the_xray_sdk_is_never_imported(
     assert run.responses[0]["statusCode"] == 200
     assert "aws_lambda_powertools.metrics" in run.loaded_modules  # the run did load the app
     assert [m for m in run.loaded_modules if m.startswith(("aws_xray_sdk", "wrapt"))] == []
+
+
+# What a front door behind the Lambda Web Adapter does: its process has no _X_AMZN_TRACE_ID
+# (the adapter is the runtime client), so it passes the header it read from the request.
+BEHIND_THE_ADAPTER = f"""
+import boto3
+from llm_app import tracing
+from llm_app.config import Settings
+
+tracing.start(Settings.from_env())
+client = boto3.client("sagemaker-runtime")
+tracing.request_started(trace_header={TRACE_HEADER!r})
+client.invoke_endpoint(
+    EndpointName={ENDPOINT_NAME!r},
+    ContentType="application/json",
+    Body=b'{{"messages": [{{"role": "user", "content": "Hi"}}], "max_tokens": 5}}',
+)
+tracing.request_finished(None)
+"""
+
+
+def test_a_front_door_without_the_runtimes_trace_variable_passes_the_header(
+    unpacked: sandbox.Unpacked, fake_endpoint, daemon, tmp_path
+) -> None:
+    env = traced_env(
+        sandbox.lambda_environment(
+            fake_endpoint.url,
+            tmp_path,
+            ENDPOINT_NAME=ENDPOINT_NAME,
+            MAX_INPUT_TOKENS=str(MAX_INPUT_TOKENS),
+        ),
+        unpacked.task("chat"),
+        daemon,
+    )
+    del env["_X_AMZN_TRACE_ID"]
+    sandbox.run_isolated(unpacked.sys_path("chat"), env, steps=[("door", BEHIND_THE_ADAPTER)])
+
+    documents = daemon.documents()
+    assert {d["trace_id"] for d in documents} == {TRACE_ID}
+    assert aws_calls(documents) == {("runtime.sagemaker", "InvokeEndpoint")}
+    [request] = [d for d in subsegments(documents) if d["name"] == "## request"]
+    assert request["annotations"] == {"error_code": "none"}
