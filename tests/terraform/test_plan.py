@@ -385,6 +385,7 @@ MONITORING_PLANS: dict[str, dict[str, Any]] = {
     "no history": {"chat_history_enabled": False},
     "cpu instance": {"instance_type": "ml.m5.2xlarge"},
     "switched off": {"alarms_enabled": False, "dashboard_enabled": False},
+    "tracing active": {"tracing_mode": "Active"},
 }
 FUNCTION_ALARMS = {
     f'module.functions["{function}"].aws_cloudwatch_metric_alarm.this["{kind}"]'
@@ -422,6 +423,12 @@ def monitoring_plans(
         return {
             "alarms": {a: v for a, v in resources.items() if "aws_cloudwatch_metric_alarm" in a},
             "dashboards": [a for a in resources if "aws_cloudwatch_dashboard" in a],
+            "environments": {
+                function: resources[f'module.functions["{function}"].aws_lambda_function.this'][
+                    "environment"
+                ][0]["variables"]
+                for function in ("chat", "qa")
+            },
             "outputs": {k: v.get("value") for k, v in shown["planned_values"]["outputs"].items()},
         }
 
@@ -475,3 +482,13 @@ def test_the_utilisation_alarm_follows_the_instance(
     ]
     assert (alarm["namespace"], alarm["metric_name"]) == ("/aws/sagemaker/Endpoints", metric)
     assert alarm["threshold"] == threshold
+
+
+@pytest.mark.parametrize(("name", "enabled"), [("defaults", "false"), ("tracing active", "true")])
+def test_the_functions_trace_their_aws_calls_only_when_tracing_is_active(
+    monitoring_plans: dict[str, dict[str, Any]], name: str, enabled: str
+) -> None:
+    # TRACING_ENABLED decides whether llm_app.tracing imports the X-Ray SDK at all.
+    for environment in monitoring_plans[name]["environments"].values():
+        assert environment["TRACING_ENABLED"] == enabled
+        assert environment["POWERTOOLS_METRICS_NAMESPACE"] == "LLMApp/plan-test"
