@@ -20,6 +20,8 @@ REQUEST_SUBSEGMENT = "## request"
 TRACE_HEADER_ENV = "_X_AMZN_TRACE_ID"
 # The X-Ray SDK's recorder once tracing started; None while tracing is off.
 _recorder: Any = None
+# The subsegment of the request in progress.
+_request: Any = None
 
 
 def start(settings: Settings) -> None:
@@ -50,17 +52,25 @@ def request_started(trace_header: str | None = None) -> None:
     from the `x-amzn-lambda-context` header's `xray_trace_id`). The SDK reads the variable on
     each call, and an execution environment serves one request at a time.
     """
+    global _request  # noqa: PLW0603 - one request at a time per execution environment
     if _recorder is None:
         return
     if trace_header:
         os.environ[TRACE_HEADER_ENV] = trace_header
-    _recorder.begin_subsegment(REQUEST_SUBSEGMENT)
+    _request = _recorder.begin_subsegment(REQUEST_SUBSEGMENT)
 
 
 def request_finished(error_code: str | None) -> None:
-    if _recorder is None:
+    """Annotate the request's subsegment with its error code and send it."""
+    global _request
+    if _recorder is None or _request is None:
         return
-    subsegment = _recorder.current_subsegment()
-    if subsegment is not None and subsegment.name == REQUEST_SUBSEGMENT:
-        subsegment.put_annotation("error_code", error_code or "none")
+    subsegment, _request = _request, None
+    subsegment.put_annotation("error_code", error_code or "none")
+    if _recorder.current_subsegment() is subsegment:
         _recorder.end_subsegment()
+    else:
+        # A streamed body ends on another thread than the one that began the request; the
+        # SDK's context is per thread, so close and send the subsegment here.
+        subsegment.close()
+        _recorder.emitter.send_entity(subsegment)

@@ -239,3 +239,33 @@ def test_a_front_door_without_the_runtimes_trace_variable_passes_the_header(
     assert aws_calls(documents) == {("runtime.sagemaker", "InvokeEndpoint")}
     [request] = [d for d in subsegments(documents) if d["name"] == "## request"]
     assert request["annotations"] == {"error_code": "none"}
+
+
+# A streamed body is sent by another thread than the one that began the request.
+ENDED_ON_ANOTHER_THREAD = """
+import threading
+from llm_app import tracing
+from llm_app.config import Settings
+
+tracing.start(Settings.from_env())
+tracing.request_started()
+ender = threading.Thread(target=tracing.request_finished, args=("model_timeout",))
+ender.start()
+ender.join()
+"""
+
+
+def test_a_request_ended_on_another_thread_is_still_sent_with_its_error_code(
+    unpacked: sandbox.Unpacked, fake_endpoint, daemon, tmp_path
+) -> None:
+    env = traced_env(
+        sandbox.lambda_environment(fake_endpoint.url, tmp_path, ENDPOINT_NAME=ENDPOINT_NAME),
+        unpacked.task("chat"),
+        daemon,
+    )
+    sandbox.run_isolated(unpacked.sys_path("chat"), env, steps=[("door", ENDED_ON_ANOTHER_THREAD)])
+
+    [request] = [d for d in subsegments(daemon.documents()) if d["name"] == "## request"]
+    assert request["annotations"] == {"error_code": "model_timeout"}
+    assert request["trace_id"] == TRACE_ID
+    assert "end_time" in request
