@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from llm_app import metrics
 from tests.support.documents import FACT, QUESTION, answer_like_a_reader
 from tests.support.emf import dimension_sets, emf_problems, emf_records, metric_values
 from tests.support.events import function_url_event, response_json
@@ -46,7 +47,7 @@ def test_a_chat_answer_logs_tokens_latency_and_its_status_class(
     assert dimension_sets(records, "Requests") == [["service", "status_class"]]
     # One namespace for every line.
     assert {d["Namespace"] for r in records for d in r["_aws"]["CloudWatchMetrics"]} == {
-        chat.metrics.NAMESPACE
+        metrics.NAMESPACE
     }
 
 
@@ -118,7 +119,7 @@ def test_the_first_request_of_a_container_is_its_cold_start(
     load_handler, fake_endpoint, lambda_context, capsys
 ):
     chat = load_handler("chat.handler")
-    chat.metrics._cold_start = True  # a fresh container (the module outlives handler imports)
+    metrics._cold_start = True  # a fresh container (the module outlives handler imports)
     capsys.readouterr()
     for _ in range(2):
         chat.handler(function_url_event(), lambda_context)
