@@ -153,11 +153,6 @@ output "dashboard_url" {
   value       = var.dashboard_enabled ? local.dashboard_url : null
 }
 
-output "dashboard_name" {
-  description = "Name of the stack's CloudWatch dashboard; null when dashboard_enabled is false."
-  value       = try(aws_cloudwatch_dashboard.this[0].dashboard_name, null)
-}
-
 output "alarm_arns" {
   description = "ARNs of the CloudWatch alarms, grouped: chat and qa (url-5xx, errors, throttles, duration), endpoint (invocation-5xx, model-latency, utilization), history (throttles); empty groups when alarms_enabled is false or the resource is not created here."
   value       = local.alarm_arns

@@ -608,7 +608,7 @@ variable "alarm_actions" {
 }
 
 variable "alarm_thresholds" {
-  description = "Thresholds of the alarms, each reached or exceeded within one period of period_seconds; the README justifies the defaults. Counts: url_5xx_count, function_errors, function_throttles, endpoint_5xx_errors, dynamodb_throttles. duration_percent_of_timeout: the longest request in percent of function_timeout. model_latency_p90_ms: the endpoint's p90 ModelLatency. endpoint_utilization_percent: per GPU (GPU instances) or per vCPU (CPU instances)."
+  description = "Thresholds of the alarms, each reached or exceeded within one period of period_seconds (300). Defaults and why: url_5xx_count and endpoint_5xx_errors 5 (one 5xx is often a blip the caller retries; five in a period is a pattern); function_errors 1 (only a timeout, an out-of-memory kill or a failed init get there: serve() answers every other failure as a JSON 5xx); function_throttles 1 and dynamodb_throttles 1 (each one failed a caller); duration_percent_of_timeout 80 (the longest request, one slow model call from being killed); model_latency_p90_ms 30000 (half SageMaker's 60 s invocation limit); endpoint_utilization_percent 90 (per GPU on GPU instances, per vCPU on CPU ones: sustained, requests queue). docs/operations.md has more."
   type = object({
     period_seconds               = optional(number, 300)
     url_5xx_count                = optional(number, 5)

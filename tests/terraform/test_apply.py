@@ -638,7 +638,6 @@ def test_the_dashboard_exists_and_shows_the_apps_and_the_endpoints_metrics(
     stack: Stack,
 ) -> None:
     outputs = stack.live().outputs
-    assert outputs["dashboard_name"] == NAME
     assert outputs["dashboard_url"] == (
         f"https://console.aws.amazon.com/cloudwatch/home?region={REGION}"
         f"#dashboards/dashboard/{NAME}"
