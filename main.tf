@@ -70,12 +70,20 @@ locals {
     TRACING_ENABLED              = tostring(var.tracing_mode == "Active")
   }
 
-  # Exactly what the code calls (tests/terraform/test_apply.py records the calls):
-  # the functions never stream, so no InvokeEndpointWithResponseStream.
-  invoke_endpoint_statement = {
-    sid       = "InvokeModelEndpoint"
-    actions   = ["sagemaker:InvokeEndpoint"]
-    resources = [local.endpoint_arn]
+  # Streaming (response_streaming): AWS's Lambda Web Adapter runs each package's start script,
+  # which serves the same functions over HTTP; SnapStart's hooks become HTTP calls the adapter
+  # makes to it before the snapshot and after a restore. The functions' code names these.
+  adapter_start_script = "run.sh"
+  # Exactly what the code calls (tests/terraform/test_apply.py records the calls). Streaming,
+  # a request that asks for a stream reads the model's (InvokeEndpointWithResponseStream, an
+  # IAM action of its own), while JSON requests and QA's map and refine steps read whole
+  # answers (InvokeEndpoint).
+  model_actions = var.response_streaming ? [
+    "sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream",
+  ] : ["sagemaker:InvokeEndpoint"]
+  adapter_environment = {
+    AWS_LWA_SNAPSTART_BEFORE_CHECKPOINT_PATH = "/_lwa/before-checkpoint"
+    AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH     = "/_lwa/after-restore"
   }
 
   # The QA function reads documents from these buckets' objects, and nothing else in S3.
@@ -246,7 +254,7 @@ module "functions" {
 
   function_name                  = "${var.name}-${each.key}"
   description                    = each.value.description
-  handler                        = each.value.handler
+  handler                        = var.response_streaming ? local.adapter_start_script : each.value.handler
   runtime                        = "python3.12"
   architecture                   = "x86_64"
   filename                       = each.value.package
@@ -258,6 +266,9 @@ module "functions" {
   tracing_mode                   = var.tracing_mode
   authorization_type             = var.url_authorization_type
   cors                           = var.url_cors
+  response_streaming             = var.response_streaming
+  adapter_layer_arn              = var.adapter_layer_arn
+  adapter_environment            = local.adapter_environment
   log_retention_in_days          = var.log_retention_in_days
   log_kms_key_arn                = var.log_kms_key_arn
   tags                           = var.tags
@@ -265,7 +276,11 @@ module "functions" {
   environment_variables = merge(local.common_environment, each.value.environment, {
     POWERTOOLS_SERVICE_NAME = each.key
   })
-  policy_statements = concat([local.invoke_endpoint_statement], each.value.policy_statements)
+  policy_statements = concat([{
+    sid       = "InvokeModelEndpoint"
+    actions   = local.model_actions
+    resources = [local.endpoint_arn]
+  }], each.value.policy_statements)
 
   alarms_enabled = var.alarms_enabled
   alarm_actions  = var.alarm_actions

@@ -148,6 +148,11 @@ output "chat_history_table_arn" {
   value       = local.chat_history_table_arn
 }
 
+output "adapter_layer_arn" {
+  description = "The Lambda Web Adapter layer version both functions run (their URLs stream); null with response_streaming = false."
+  value       = module.functions["chat"].adapter_layer_arn
+}
+
 output "dashboard_url" {
   description = "Console URL of the stack's CloudWatch dashboard; null when dashboard_enabled is false."
   value       = var.dashboard_enabled ? local.dashboard_url : null

@@ -449,6 +449,24 @@ variable "url_cors" {
   }
 }
 
+variable "response_streaming" {
+  description = "Whether both URLs stream answers as the model writes them (invoke mode RESPONSE_STREAM, through AWS's Lambda Web Adapter layer, LWA 1.1.0): accept: text/event-stream gets Server-Sent Events, text/plain the bare text, anything else the same JSON as before. false: today's buffered Python handlers (invoke mode BUFFERED)."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "adapter_layer_arn" {
+  description = "Lambda Web Adapter layer version the functions run instead of AWS's published one: required where none is published (GovCloud, me-south-1, me-central-1), or for a copy in your account; null for the LWA 1.1.0 layer of the region. Used with response_streaming."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.adapter_layer_arn == null || can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:[A-Za-z0-9_-]+:[0-9]+$", var.adapter_layer_arn))
+    error_message = "adapter_layer_arn must be a layer version ARN (arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION), or null."
+  }
+}
+
 # -----------------------------------------------------------------------------
 # Chat history (DynamoDB)
 # -----------------------------------------------------------------------------

@@ -199,8 +199,12 @@ module "langchain_tgi" {
   log_prompts                   = false
   log_retention_in_days         = 90
 
-  # URLs: IAM-authenticated; callers need the policy below
+  # URLs: IAM-authenticated; callers need the policy below. Answers stream through AWS's
+  # Lambda Web Adapter layer of the region (the default); where AWS publishes none (GovCloud,
+  # me-south-1, me-central-1), name a copy of the layer in your account.
   url_authorization_type = "AWS_IAM"
+  response_streaming     = true
+  adapter_layer_arn      = var.adapter_layer_arn
 
   # Chat history
   chat_history_enabled                = true

@@ -36,3 +36,9 @@ variable "documents_force_destroy" {
   type        = bool
   default     = false
 }
+
+variable "adapter_layer_arn" {
+  description = "A copy of the Lambda Web Adapter layer for regions where AWS publishes none (GovCloud, me-south-1, me-central-1); null for AWS's layer of the region."
+  type        = string
+  default     = null
+}

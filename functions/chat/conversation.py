@@ -18,9 +18,10 @@ from chat.history import (
     unknown_session,
     validate_session_id,
 )
-from llm_app.arguments import bind_arguments, require_question
+from llm_app.arguments import bind_arguments, require_flag, require_question
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
+from llm_app.generation import Answer, answer_with
 from llm_app.model import Endpoint
 from llm_app.tokens import count_messages_tokens, estimate_prompt_tokens
 
@@ -35,34 +36,33 @@ CHAT_PROMPT = ChatPromptTemplate.from_messages(
 ARGUMENT_NAMES = ("query", "session_id")
 
 
+# Names the object form also accepts; the seed's array form has two positions.
+FIELD_NAMES = (*ARGUMENT_NAMES, "stream")
+SESSION_HEADER = "x-session-id"
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     question: str
     session_id: str | None
-
-
-@dataclass(frozen=True)
-class ChatReply:
-    answer: str
-    session_id: str | None
-    history_turns: int
-
-    def as_json(self, *, memory: bool) -> dict[str, Any]:
-        return {
-            "answer": self.answer,
-            "session_id": self.session_id,
-            "memory": "enabled" if memory else "disabled",
-        }
+    # `"stream": true` in the object form: answer as Server-Sent Events.
+    stream: bool = False
 
 
 def parse_chat_request(payload: Any, settings: Settings) -> ChatRequest:
-    """`["question"]`, `["question", "session-id"]` or `{"query": ..., "session_id": ...}`."""
-    arguments = bind_arguments(payload, ARGUMENT_NAMES)
+    """`["question"]`, `["question", "session-id"]` or `{"query": ..., "session_id": ...,
+    "stream": ...}`."""
+    names = ARGUMENT_NAMES if isinstance(payload, list) else FIELD_NAMES
+    arguments = bind_arguments(payload, names)
     question = require_question(
         arguments["query"], field="query", max_chars=settings.max_question_chars
     )
     session_id = arguments.get("session_id")
-    return ChatRequest(question, None if session_id is None else validate_session_id(session_id))
+    return ChatRequest(
+        question,
+        None if session_id is None else validate_session_id(session_id),
+        require_flag(arguments.get("stream", False), field="stream"),
+    )
 
 
 def build_chat_messages(
@@ -100,15 +100,25 @@ def chat(
     request: ChatRequest,
     open_history: HistoryOpener | None,
     owner: SessionOwner | None,
-) -> ChatReply:
-    """Answer one question; with history, the exchange is saved only after a good answer.
+    *,
+    stream: bool = False,
+) -> Answer:
+    """Answer one question: `{"answer", "session_id", "memory", "finish_reason", "usage"}`.
 
-    The owner's session only: another caller's id reads as a new, empty session, so nothing
-    says whether it exists. On a public URL an id without turns is refused instead.
+    With history, the exchange is saved only once the model finished its answer (a stream
+    cut by an error or a client that left saves nothing). The owner's session only: another
+    caller's id reads as a new, empty session, so nothing says whether it exists. On a public
+    URL an id without turns is refused instead. `stream`: the model call streams (see
+    llm_app.model); the session is known before the first piece, for the x-session-id header.
     """
+    memory = "enabled" if open_history is not None else "disabled"
     if open_history is None or owner is None:
         messages = build_chat_messages(settings, [], request.question)
-        return ChatReply(endpoint.answer(messages), None, 0)
+        generation = endpoint.generate(messages, stream=stream)
+        fields: dict[str, Any] = {"session_id": None, "memory": memory}
+        stateless = answer_with(generation, fields, streamed=stream)
+        stateless.log_keys.update(session_id=None, history_turns=0)
+        return stateless
 
     history: BaseChatMessageHistory
     if request.session_id is None:
@@ -125,6 +135,17 @@ def chat(
         if owner.issued_ids_only and not past:
             raise unknown_session()
     messages = build_chat_messages(settings, past, request.question)
-    answer = endpoint.answer(messages)
-    history.add_messages([HumanMessage(request.question), AIMessage(answer)])
-    return ChatReply(answer, session_id, (len(messages) - 2) // 2)
+    generation = endpoint.generate(messages, stream=stream)
+
+    def store_turn(answer: str) -> None:
+        history.add_messages([HumanMessage(request.question), AIMessage(answer)])
+
+    answer = answer_with(
+        generation,
+        {"session_id": session_id, "memory": memory},
+        streamed=stream,
+        headers={SESSION_HEADER: session_id},
+        on_complete=store_turn,
+    )
+    answer.log_keys.update(session_id=session_id, history_turns=(len(messages) - 2) // 2)
+    return answer

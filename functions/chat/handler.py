@@ -1,7 +1,12 @@
 """Lambda handler for chat: POST `["question", "session-id"?]` -> {"answer", "session_id"}.
 
 DELETE `?session_id=...` forgets a session. Sessions belong to the signed caller (AWS_IAM);
-a public URL (NONE) continues only ids it issued.
+a public URL (NONE) continues only ids it issued. With `accept: text/event-stream` (or
+`"stream": true`) the answer streams (llm_app.service).
+
+Two front doors serve `ROUTES`: `handler`, the buffered Lambda handler
+(`chat.handler.handler`), and the ASGI app `python -m llm_app.web chat.handler` that the zip's
+`run.sh` starts behind the Lambda Web Adapter (response_streaming = true).
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chat.conversation import chat, parse_chat_request
 from chat.history import history_opener, require_issued, session_owner, validate_session_id
-from llm_app import metrics, tracing
+from llm_app import tracing
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.function_url import HttpRequest, parse_json
+from llm_app.function_url import HttpRequest, parse_json, streaming_requested
+from llm_app.generation import Answer, tap
 from llm_app.model import Endpoint
-from llm_app.service import serve
+from llm_app.service import Route, deadline_of, serve
 from llm_app.snap_start import register_restore_hooks
 
 # Built once per container, reused by every request it serves.
@@ -35,16 +41,18 @@ tracing.start(SETTINGS)  # X-Ray subsegments, only when tracing is on
 register_restore_hooks()  # SnapStart: what a restored copy must redo
 
 
-def ask(request: HttpRequest) -> Mapping[str, Any]:
+def ask(request: HttpRequest) -> Answer:
     chat_request = parse_chat_request(parse_json(request.body), SETTINGS)
-    memory = OPEN_HISTORY is not None
-    owner = session_owner(request.caller, SETTINGS) if memory else None
-    reply = chat(ENDPOINT, SETTINGS, chat_request, OPEN_HISTORY, owner)
-    logger.append_keys(session_id=reply.session_id, history_turns=reply.history_turns)
-    metrics.history_turns(reply.history_turns)
+    owner = session_owner(request.caller, SETTINGS) if OPEN_HISTORY is not None else None
+    stream = streaming_requested(request.accept, chat_request.stream)
+    answer = chat(ENDPOINT, SETTINGS, chat_request, OPEN_HISTORY, owner, stream=stream)
     if SETTINGS.log_prompts:
-        logger.info("exchange", extra={"question": chat_request.question, "answer": reply.answer})
-    return reply.as_json(memory=memory)
+
+        def log_exchange(text: str) -> None:
+            logger.info("exchange", extra={"question": chat_request.question, "answer": text})
+
+        answer.parts = tap(answer.parts, log_exchange)
+    return answer
 
 
 def forget(request: HttpRequest) -> Mapping[str, Any]:
@@ -60,9 +68,14 @@ def forget(request: HttpRequest) -> Mapping[str, Any]:
     return {"session_id": session_id, "deleted_turns": deleted}
 
 
+ROUTES: Mapping[str, Route] = {"POST": ask, "DELETE": forget}
+
+
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return serve(event, routes={"POST": ask, "DELETE": forget}, settings=SETTINGS, logger=logger)
+    return serve(
+        event, routes=ROUTES, settings=SETTINGS, logger=logger, deadline=deadline_of(context)
+    )
 
 
 init_phase.finish()  # the last line of the init

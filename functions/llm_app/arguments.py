@@ -55,6 +55,15 @@ def require_question(value: Any, *, field: str, max_chars: int) -> str:
     return question
 
 
+def require_flag(value: Any, *, field: str) -> bool:
+    """A JSON boolean (`"stream": true`)."""
+    if not isinstance(value, bool):
+        raise AppError(
+            ErrorCode.INVALID_REQUEST, f"'{field}' must be true or false; got {_json_type(value)}."
+        )
+    return value
+
+
 def _json_type(value: Any) -> str:
     names = {dict: "an object", list: "an array", bool: "a boolean", type(None): "null"}
     return names.get(type(value), "a number" if isinstance(value, int | float) else "a string")

@@ -61,6 +61,11 @@ class Settings:
     url_authorization_type: str = "AWS_IAM"
     # Terraform: tracing_mode = "Active". Only then is the X-Ray SDK imported (llm_app.tracing).
     tracing_enabled: bool = False
+    # Set by Terraform with the Lambda Web Adapter (response_streaming = true): model calls for
+    # a streamed answer then stream too (InvokeEndpointWithResponseStream). The buffered door
+    # ("buffered", no adapter) renders a requested stream from one InvokeEndpoint call, so a
+    # buffered deployment calls, and is granted, exactly what it was before streaming existed.
+    aws_lwa_invoke_mode: str = "buffered"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -110,10 +115,19 @@ class Settings:
                 self.url_authorization_type in ("AWS_IAM", "NONE"),
                 "URL_AUTHORIZATION_TYPE must be AWS_IAM or NONE",
             ),
+            (
+                self.aws_lwa_invoke_mode in ("buffered", "response_stream"),
+                "AWS_LWA_INVOKE_MODE must be buffered or response_stream",
+            ),
         ]
         problems = [message for ok, message in checks if not ok]
         if problems:
             raise ConfigError("; ".join(problems))
+
+    @property
+    def streams_model_calls(self) -> bool:
+        """Whether a streamed answer's model call streams (only behind the adapter)."""
+        return self.aws_lwa_invoke_mode == "response_stream"
 
     @property
     def document_buckets(self) -> frozenset[str]:

@@ -1,10 +1,18 @@
-"""Lambda Function URL (payload format 2.0) events in, HTTP responses out."""
+"""Lambda Function URL requests in (payload format 2.0 events, or LWA's HTTP requests).
+
+`HttpRequest` is what both front doors hand the shared request loop (llm_app.service):
+`read_request` builds it from a URL event (the buffered handler), `request_from_context` from
+the URL event's `requestContext` that the Lambda Web Adapter forwards as a header (llm_app.web).
+`streaming_requested` and `plain_text_preferred` read the `accept` header: the one place the
+response format is negotiated.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +30,21 @@ class HttpRequest:
     query: Mapping[str, str]
     # The signed caller of an AWS_IAM URL, "<accountId>:<userId>"; None on a public URL.
     caller: str | None = None
+    # The `accept` header, as sent (empty when absent).
+    accept: str = ""
+    # When Lambda stops the function (time.time() seconds); None where no deadline is known.
+    deadline: float | None = None
+    # The invocation's X-Ray trace header where the process has no _X_AMZN_TRACE_ID (door 2).
+    trace_header: str | None = None
+
+    def seconds_left(self, default: float) -> float:
+        """Seconds until the deadline (`default` when none is known)."""
+        return default if self.deadline is None else self.deadline - time.time()
 
 
-def read_request(event: object, *, max_body_bytes: int) -> HttpRequest:
+def read_request(
+    event: object, *, max_body_bytes: int, deadline: float | None = None
+) -> HttpRequest:
     """Extract method and raw body; the body may be base64 (binary content types)."""
     http = _dig(event, "requestContext", "http")
     method = http.get("method") if isinstance(http, Mapping) else None
@@ -48,13 +68,10 @@ def read_request(event: object, *, max_body_bytes: int) -> HttpRequest:
             ) from None
     else:
         raw = body.encode("utf-8", errors="surrogatepass")
-    if len(raw) > max_body_bytes:
-        raise AppError(
-            ErrorCode.REQUEST_TOO_LARGE,
-            f"The request body is {len(raw)} bytes; the limit is {max_body_bytes}.",
-        )
+    check_body_size(len(raw), max_body_bytes)
     # Function URLs omit queryStringParameters when there is no query string.
     query = event.get("queryStringParameters")
+    accept = _dig(event, "headers", "accept")
     return HttpRequest(
         method=method.upper(),
         body=raw,
@@ -63,7 +80,64 @@ def read_request(event: object, *, max_body_bytes: int) -> HttpRequest:
         if isinstance(query, Mapping)
         else {},
         caller=_iam_caller(_dig(event, "requestContext", "authorizer", "iam")),
+        accept=accept if isinstance(accept, str) else "",
+        deadline=deadline,
     )
+
+
+def request_from_context(
+    request_context: object,
+    *,
+    body: bytes,
+    query: Mapping[str, str],
+    accept: str,
+    deadline: float | None,
+    trace_header: str | None = None,
+) -> HttpRequest:
+    """The request as the Lambda Web Adapter forwards it: the URL event's `requestContext`
+    (the `x-amzn-request-context` header, which only the adapter can set) says who called
+    and which request this is; method, query and body are the HTTP request's own."""
+    method = _dig(request_context, "http", "method")
+    if not isinstance(method, str):
+        raise AppError(
+            ErrorCode.INVALID_REQUEST,
+            "The request context is not a Lambda Function URL's (payload format 2.0).",
+        )
+    request_id = _dig(request_context, "requestId")
+    return HttpRequest(
+        method=method.upper(),
+        body=body,
+        request_id=request_id if isinstance(request_id, str) else "",
+        query=query,
+        caller=_iam_caller(_dig(request_context, "authorizer", "iam")),
+        accept=accept,
+        deadline=deadline,
+        trace_header=trace_header,
+    )
+
+
+def check_body_size(size: int, max_body_bytes: int) -> None:
+    if size > max_body_bytes:
+        raise AppError(
+            ErrorCode.REQUEST_TOO_LARGE,
+            f"The request body is {size} bytes; the limit is {max_body_bytes}.",
+        )
+
+
+def _media_types(accept: str) -> set[str]:
+    """The media types an `accept` header lists, without parameters (q-values ignored)."""
+    return {item.split(";", 1)[0].strip().lower() for item in accept.split(",")}
+
+
+def streaming_requested(accept: str, stream_field: bool) -> bool:
+    """Stream the answer: `accept: text/event-stream` or `text/plain`, or `"stream": true`."""
+    return stream_field or bool(_media_types(accept) & {"text/event-stream", "text/plain"})
+
+
+def plain_text_preferred(accept: str) -> bool:
+    """A stream as raw text (for `curl -N`) rather than Server-Sent Events."""
+    types = _media_types(accept)
+    return "text/plain" in types and "text/event-stream" not in types
 
 
 def _iam_caller(iam: object) -> str | None:

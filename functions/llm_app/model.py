@@ -3,13 +3,27 @@
 Why the Messages API: the TGI container applies the model's own chat template, so any TGI chat
 model works without a prompt format of ours, and the answer never echoes the prompt (on
 SageMaker, TGI's generate route returns the prompt too unless `return_full_text` is false).
+
+`Endpoint.generate(messages, stream=...)` is the one way to call the model; it returns a
+`Generation` (llm_app.generation):
+- buffered (`stream=False`): one `InvokeEndpoint` with `"stream": false`; the whole answer as
+  one piece, with the completion's `finish_reason` and `usage`;
+- streamed (`stream=True`): `InvokeEndpointWithResponseStream` with `"stream": true` through
+  `ChatSagemakerEndpoint.stream()`, which splits the PayloadParts into lines (a line may span
+  parts) and hands each to `TgiMessagesContentHandler.transform_output`: TGI's and vLLM's SSE
+  lines, `data: {chat.completion.chunk}` then `data: [DONE]`. The call reads up to the first
+  piece of text before it returns, so an endpoint that refuses the request raises here with
+  the same AppError as a buffered call. A `ModelStreamError` later raises AppError from the
+  iteration, and so does a stream that ends before the model said why it stopped.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -21,18 +35,20 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     ReadTimeoutError,
+    ResponseStreamingError,
 )
 from langchain_aws.chat_models.sagemaker_endpoint import (
     ChatModelContentHandler,
     ChatSagemakerEndpoint,
 )
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 
 from llm_app import metrics
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
+from llm_app.generation import Generation, Usage, close_iterator
 
 # Seconds a caller should wait before retrying, by SageMaker error code.
 _RETRY_AFTER_SECONDS: Mapping[str, int] = {
@@ -41,19 +57,38 @@ _RETRY_AFTER_SECONDS: Mapping[str, int] = {
     "ServiceUnavailable": 10,
     "InternalFailure": 5,
     "InternalDependencyException": 5,
+    # A streamed call the SageMaker runtime itself failed after it began.
+    "InternalStreamFailure": 5,
 }
 
 
+# langchain-aws logs every failed streamed call with its traceback on stderr; each one is
+# already mapped to an AppError and logged once, structured, by llm_app.service.
+logging.getLogger("langchain_aws.chat_models.sagemaker_endpoint").setLevel(logging.CRITICAL)
+
+# Asked of a streamed call: TGI (>= 2.4) and vLLM then report the call's usage in the stream.
+STREAM_KWARGS: Mapping[str, Any] = {"stream": True, "stream_options": {"include_usage": True}}
+_NO_USAGE = UsageMetadata(input_tokens=0, output_tokens=0, total_tokens=0)
+
+
 class TgiMessagesContentHandler(ChatModelContentHandler):
-    """Serialises LangChain messages as a TGI Messages API request and parses its reply."""
+    """Serialises LangChain messages as a TGI Messages API request and parses its reply.
+
+    `transform_output` gets a buffered call's whole body (a file-like object), or one line of
+    a streamed call's SSE (bytes; langchain-aws calls it once per line).
+    """
 
     content_type = "application/json"
     accepts = "application/json"
 
     def transform_input(self, prompt: list[dict[str, Any]], model_kwargs: dict[str, Any]) -> bytes:
-        return json.dumps({"messages": prompt, **model_kwargs, "stream": False}).encode("utf-8")
+        body = {"messages": prompt, **model_kwargs}
+        body.setdefault("stream", False)
+        return json.dumps(body).encode("utf-8")
 
     def transform_output(self, output: Any) -> AIMessage:
+        if isinstance(output, bytes):
+            return parse_stream_line(output)
         raw = output.read()
         try:
             completion = json.loads(raw)
@@ -72,6 +107,48 @@ class TgiMessagesContentHandler(ChatModelContentHandler):
             usage_metadata=_usage(completion.get("usage")),
             response_metadata={"finish_reason": choice.get("finish_reason")},
         )
+
+
+def parse_stream_line(line: bytes) -> AIMessageChunk:
+    """One SSE line of a streamed chat completion as a message chunk.
+
+    Blank lines, comments, `event:`/`id:` fields and `data: [DONE]` carry no text: an empty
+    chunk, which langchain-aws drops. The chunk that says why the model stopped keeps that
+    reason in `response_metadata` and always carries usage (zero when the server sends it in
+    a later chunk of its own), so that langchain-aws passes it on.
+    """
+    text = line.strip()
+    if not text.startswith(b"data:"):
+        return AIMessageChunk(content="")
+    data = text[len(b"data:") :].strip()
+    if data == b"[DONE]":
+        return AIMessageChunk(content="")
+    try:
+        event = json.loads(data)
+        if not isinstance(event, dict):
+            raise TypeError("not an object")
+    except (ValueError, TypeError) as error:
+        raise AppError(
+            ErrorCode.BAD_MODEL_OUTPUT,
+            f"The endpoint's stream holds a line that is not a chat completion chunk "
+            f"({error}): {data[:200].decode('utf-8', errors='replace')!r}",
+        ) from None
+    if "error" in event:  # TGI's and vLLM's in-stream error event
+        message = _container_message(json.dumps(event)) or "no message"
+        raise AppError(ErrorCode.MODEL_ERROR, f"The model failed while answering: {message}")
+    choices = event.get("choices") or []
+    choice = choices[0] if isinstance(choices, list) and choices else {}
+    delta = choice.get("delta") if isinstance(choice, dict) else None
+    content = delta.get("content") if isinstance(delta, dict) else None
+    finish_reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+    usage = _usage(event.get("usage"))
+    if finish_reason is not None and usage is None:
+        usage = _NO_USAGE
+    return AIMessageChunk(
+        content=content if isinstance(content, str) else "",
+        usage_metadata=usage,
+        response_metadata={"finish_reason": finish_reason} if finish_reason else {},
+    )
 
 
 def build_sagemaker_client(settings: Settings) -> Any:
@@ -99,41 +176,103 @@ def build_chat_model(settings: Settings, client: Any) -> ChatSagemakerEndpoint:
 class Endpoint:
     """The model behind the SageMaker endpoint: call it, map its errors, time it.
 
-    ``answer`` returns the reply's text; SageMaker and network failures raise AppErrors; the
-    call's latency joins the request's log line as ``model_ms``.
+    ``generate`` returns a `Generation` (see the module docstring); SageMaker and network
+    failures raise AppErrors, before the first piece or from the iteration. The call's
+    latency joins the request's log line as ``model_ms`` (and ``first_token_ms`` streamed).
     """
 
     def __init__(
-        self, model: BaseChatModel, endpoint_name: str, logger: Logger, *, enabled: bool = True
+        self,
+        model: BaseChatModel,
+        endpoint_name: str,
+        logger: Logger,
+        *,
+        enabled: bool = True,
+        streaming: bool = False,
     ) -> None:
         self.model = model
         self.endpoint_name = endpoint_name
         self.logger = logger
         self.enabled = enabled
+        # False in the buffered door: a streamed answer is then read whole (InvokeEndpoint) and
+        # rendered in the stream's format, delivered at once (Settings.streams_model_calls).
+        self.streaming = streaming
 
     @classmethod
     def from_settings(cls, settings: Settings, logger: Logger) -> Endpoint:
         """The endpoint's client and chat model, built once per container."""
         model = build_chat_model(settings, build_sagemaker_client(settings))
-        return cls(model, settings.endpoint_name, logger, enabled=settings.endpoint_enabled)
+        return cls(
+            model,
+            settings.endpoint_name,
+            logger,
+            enabled=settings.endpoint_enabled,
+            streaming=settings.streams_model_calls,
+        )
 
-    def answer(self, messages: Sequence[BaseMessage]) -> str:
+    def generate(self, messages: Sequence[BaseMessage], *, stream: bool = False) -> Generation:
         if not self.enabled:
             raise paused_error(self.endpoint_name)
+        if stream and self.streaming:
+            return self._stream(list(messages))
         started = time.perf_counter()
         try:
-            reply = _invoke_mapping_errors(self.model, list(messages), self.endpoint_name)
+            with _mapping_errors(self.endpoint_name):
+                message = self.model.invoke(list(messages))
         finally:
-            elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-            self.logger.append_keys(model_ms=elapsed_ms)
-        usage = reply.usage_metadata
-        metrics.model_call(
-            elapsed_ms,
-            input_tokens=usage["input_tokens"] if usage else None,
-            output_tokens=usage["output_tokens"] if usage else None,
-            finish_reason=reply.response_metadata.get("finish_reason"),
+            self._log_ms("model_ms", started)
+        generation = Generation.complete(
+            message.text.strip(),
+            message.response_metadata.get("finish_reason"),
+            _as_usage(getattr(message, "usage_metadata", None)),
         )
-        return reply.text.strip()
+        _count_call(started, generation)
+        return generation
+
+    def _stream(self, messages: list[BaseMessage]) -> Generation:
+        started = time.perf_counter()
+        chunks = self.model.stream(messages, **STREAM_KWARGS)
+
+        def pieces() -> Iterator[str]:
+            try:
+                with _mapping_errors(self.endpoint_name):
+                    for chunk in chunks:
+                        reason = chunk.response_metadata.get("finish_reason")
+                        usage = _as_usage(getattr(chunk, "usage_metadata", None))
+                        if reason is not None or usage != Usage():
+                            generation.finish(reason, usage)
+                        if chunk.text:
+                            yield chunk.text
+            finally:
+                close_iterator(chunks)  # a client gone: the endpoint's stream too
+                self._log_ms("model_ms", started)
+                _count_call(started, generation)
+            if generation.finish_reason is None:
+                raise AppError(
+                    ErrorCode.BAD_MODEL_OUTPUT,
+                    f"The SageMaker endpoint '{self.endpoint_name}' ended its stream before "
+                    "the model finished its answer.",
+                )
+
+        generation = Generation(pieces())
+        # Read up to the first piece now: an endpoint that refuses the call raises here.
+        generation.prefetch()
+        self._log_ms("first_token_ms", started)
+        metrics.first_token(round((time.perf_counter() - started) * 1000, 1))
+        return generation
+
+    def _log_ms(self, key: str, started: float) -> None:
+        self.logger.append_keys(**{key: round((time.perf_counter() - started) * 1000, 1)})
+
+
+def _count_call(started: float, generation: Generation) -> None:
+    """The call's latency, tokens and finish reason, as the request's metrics."""
+    metrics.model_call(
+        round((time.perf_counter() - started) * 1000, 1),
+        input_tokens=generation.usage.input_tokens,
+        output_tokens=generation.usage.output_tokens,
+        finish_reason=generation.finish_reason,
+    )
 
 
 def paused_error(endpoint_name: str) -> AppError:
@@ -146,15 +285,11 @@ def paused_error(endpoint_name: str) -> AppError:
     )
 
 
-def _invoke_mapping_errors(
-    model: BaseChatModel, messages: list[BaseMessage], endpoint_name: str
-) -> AIMessage:
-    """One model call, with SageMaker and network failures turned into AppErrors."""
+@contextmanager
+def _mapping_errors(endpoint_name: str) -> Iterator[None]:
+    """SageMaker and network failures of a model call, as AppErrors."""
     try:
-        reply = model.invoke(messages)
-        if not isinstance(reply, AIMessage):  # a chat model always answers an AIMessage
-            raise TypeError(f"the chat model answered a {type(reply).__name__}")
-        return reply
+        yield
     except ClientError as error:
         raise translate_client_error(error, endpoint_name) from error
     except ReadTimeoutError as error:
@@ -163,7 +298,12 @@ def _invoke_mapping_errors(
             f"The SageMaker endpoint '{endpoint_name}' did not answer in time; "
             "ask for fewer tokens (MAX_NEW_TOKENS) or retry.",
         ) from error
-    except (ConnectTimeoutError, EndpointConnectionError, ConnectionClosedError) as error:
+    except (
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ConnectionClosedError,
+        ResponseStreamingError,
+    ) as error:
         raise AppError(
             ErrorCode.MODEL_UNAVAILABLE,
             f"Could not reach the SageMaker runtime for endpoint '{endpoint_name}'.",
@@ -187,6 +327,10 @@ def translate_client_error(error: ClientError, endpoint_name: str) -> AppError:
         return AppError(
             ErrorCode.MODEL_ERROR,
             f"The model rejected the request (HTTP {original_status}): {model_message}",
+        )
+    if code == "ModelStreamError":  # the container failed after the stream began
+        return AppError(
+            ErrorCode.MODEL_ERROR, f"The model failed while streaming its answer: {message}"
         )
     if code == "ValidationError" and "not found" in message.lower():
         return AppError(
@@ -235,3 +379,9 @@ def _usage(usage: object) -> UsageMetadata | None:
     return UsageMetadata(
         input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion
     )
+
+
+def _as_usage(metadata: object) -> Usage:
+    if not isinstance(metadata, Mapping):
+        return Usage()
+    return Usage(int(metadata.get("input_tokens", 0)), int(metadata.get("output_tokens", 0)))

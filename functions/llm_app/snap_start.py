@@ -13,8 +13,11 @@ What init captured must still be right in each copy:
 - ids (`uuid.uuid4()`, session and turn ids) come from `os.urandom` per request, which the
   restored kernel keeps unique; nothing random or time-based is computed at import.
 
-The hooks come from `snapshot_restore_py`, which AWS's Python runtime ships; elsewhere (tests,
-the local stack: no snapshot is ever restored there) there is nothing to register.
+The buffered handlers register the reseed with `snapshot_restore_py`, which AWS's Python
+runtime ships; elsewhere (tests, the local stack: no snapshot is ever restored there) there is
+nothing to register. Behind the Lambda Web Adapter (response_streaming = true) that runtime
+never runs: the adapter calls the HTTP path named by AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH
+instead, and llm_app.web answers it with the same `reseed_random`.
 """
 
 from __future__ import annotations

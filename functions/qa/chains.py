@@ -6,30 +6,37 @@
   one prompt.
 - refine: the chunks walked in order, each call improving the answer so far.
 
+Every chain runs all its calls but the last buffered and returns the last call's prompt: the
+caller makes that call (`CallGuard.final`), streamed when the answer streams, so its tokens
+reach the caller as they come.
+
 Every model call goes through a `CallGuard`: it refuses to start a call once the deadline has
-passed or another call failed, so a failed or late request stops spending endpoint time.
+passed or another call failed, so a failed or late request stops spending endpoint time. It
+sums the calls' token usage and reports each finished call (`Progress`) to `on_progress`.
+`stream_before_deadline` runs a chain on a thread of its own and hands its parts over as they
+come, answering 504 when the deadline comes first.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FuturesTimeout
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from enum import StrEnum
 
 from langchain_core.messages import BaseMessage
-from langchain_core.prompt_values import PromptValue
+from langchain_core.prompt_values import ChatPromptValue, PromptValue
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from llm_app.errors import AppError, ErrorCode
+from llm_app.generation import Generation, Part, Progress, Usage
 from llm_app.tokens import BYTES_PER_TOKEN, estimate_prompt_tokens, estimate_tokens
 
-Ask = Callable[[Sequence[BaseMessage]], str]
+# A model call: the messages, and whether it streams.
+Generate = Callable[..., Generation]
 
 
 class ChainType(StrEnum):
@@ -84,31 +91,50 @@ class Deadline:
         self._clock = clock
         self._end = clock() + seconds_left
 
-    @classmethod
-    def from_remaining_ms(cls, remaining_ms: int, reserve_seconds: float) -> Deadline:
-        return cls(remaining_ms / 1000 - reserve_seconds)
-
     def seconds_left(self) -> float:
         return self._end - self._clock()
 
 
 class CallGuard:
-    """Counts model calls and stops new ones after the deadline or the first failure."""
+    """Counts model calls and stops new ones after the deadline or the first failure.
 
-    def __init__(self, ask: Ask, deadline: Deadline) -> None:
-        self._ask = ask
+    `guard(prompt)` is a buffered call's text (a chain step); `final(messages, stream)` the
+    last call's `Generation`. `usage` sums the calls' tokens; `on_progress` hears of each
+    finished call, with the calls planned so far (`plan`).
+    """
+
+    def __init__(
+        self,
+        generate: Generate,
+        deadline: Deadline,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self._generate = generate
         self.deadline = deadline
+        self.on_progress = on_progress
         self._lock = threading.Lock()
         self._stopped: AppError | None = None
         self.calls = 0
+        self.finished = 0
+        self.planned = 0
+        self.usage = Usage()
         self._longest_call = 0.0
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped is not None
 
     def stop(self, error: AppError) -> None:
         with self._lock:
             if self._stopped is None:
                 self._stopped = error
 
-    def __call__(self, prompt: PromptValue) -> str:
+    def plan(self, calls: int) -> None:
+        """`calls` more model calls will be made (for progress's total)."""
+        with self._lock:
+            self.planned += calls
+
+    def _start(self) -> None:
         with self._lock:
             if self._stopped is not None:
                 raise self._stopped
@@ -118,15 +144,35 @@ class CallGuard:
                 self._stopped = deadline_error(self.calls, left)
                 raise self._stopped
             self.calls += 1
+
+    def __call__(self, prompt: PromptValue) -> str:
+        self._start()
         started = time.monotonic()
         try:
-            return self._ask(prompt.to_messages())
+            generation = self._generate(prompt.to_messages(), stream=False)
+            text = generation.text()
         except AppError as error:
             self.stop(error)
             raise
         finally:
             with self._lock:
                 self._longest_call = max(self._longest_call, time.monotonic() - started)
+        with self._lock:
+            self.usage = self.usage + generation.usage
+            self.finished += 1
+            progress = Progress(self.finished, max(self.planned, self.finished))
+        if self.on_progress is not None:
+            self.on_progress(progress)
+        return text
+
+    def final(self, messages: Sequence[BaseMessage], *, stream: bool) -> Generation:
+        """The chain's last call, whose text is the answer (read up to its first piece)."""
+        self._start()
+        try:
+            return self._generate(messages, stream=stream)
+        except AppError as error:
+            self.stop(error)
+            raise
 
 
 def deadline_error(calls_made: int, seconds_left: float) -> AppError:
@@ -138,33 +184,49 @@ def deadline_error(calls_made: int, seconds_left: float) -> AppError:
     )
 
 
-def run_before_deadline[T](work: Callable[[], T], guard: CallGuard) -> T:
-    """Run `work`, answering 504 when the deadline comes first, before Lambda kills us.
+_DONE = object()
 
-    The work runs on a thread of its own so this thread can stop waiting; calls already in
-    flight finish in the background, and the guard starts no new one.
+
+def stream_before_deadline(
+    produce: Callable[[Callable[[Part], None]], None], guard: CallGuard
+) -> Iterator[Part]:
+    """The parts `produce(emit)` emits, as they come; 504 when the deadline comes first.
+
+    `produce` runs on a thread of its own so this one can stop waiting, before Lambda kills
+    the function; calls already in flight finish in the background and the guard starts no
+    new one. Closing the iterator (a client gone) stops the guard the same way.
     """
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-chain")
-    future = executor.submit(work)
-    executor.shutdown(wait=False)
+    handoff: queue.SimpleQueue[object] = queue.SimpleQueue()
+
+    def run() -> None:
+        try:
+            produce(handoff.put)
+        except BaseException as error:  # handed to the reader, raised there
+            handoff.put(error)
+        else:
+            handoff.put(_DONE)
+
+    threading.Thread(target=run, name="qa-chain", daemon=True).start()
     try:
-        return future.result(timeout=max(guard.deadline.seconds_left(), 0))
-    except FuturesTimeout:
-        error = deadline_error(guard.calls, guard.deadline.seconds_left())
-        guard.stop(error)
-        raise error from None
+        while True:
+            try:
+                item = handoff.get(timeout=max(guard.deadline.seconds_left(), 0))
+            except queue.Empty:
+                error = deadline_error(guard.calls, guard.deadline.seconds_left())
+                guard.stop(error)
+                raise error from None
+            if isinstance(item, BaseException):
+                raise item
+            if not isinstance(item, str | Progress):
+                return  # _DONE: produce finished
+            yield item
+    finally:
+        guard.stop(AppError(ErrorCode.INTERNAL_ERROR, "The answer was abandoned."))
 
 
 # ---------------------------------------------------------------------------------------------
 # Chains
 # ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ChainResult:
-    answer: str
-    chain_type: ChainType
-    chunks: int
-
-
 def stuff_messages(question: str, documents: Sequence[str]) -> list[BaseMessage]:
     return QA_PROMPT.format_messages(context=DOCUMENT_SEPARATOR.join(documents), question=question)
 
@@ -201,8 +263,10 @@ def map_reduce(
     *,
     max_input_tokens: int,
     concurrency: int,
-) -> str:
+) -> list[BaseMessage]:
+    """Map every chunk, combine until one group is left; that group's prompt is returned."""
     config = RunnableConfig(max_concurrency=concurrency)
+    guard.plan(len(chunks) + 1)  # the maps and at least the final combine
     map_chain = MAP_PROMPT | _model_step(guard)
     partials = map_chain.batch([{"context": c, "question": question} for c in chunks], config)
     combine_chain = COMBINE_PROMPT | _model_step(guard)
@@ -210,12 +274,11 @@ def map_reduce(
     # At least one combine call, as LangChain's map_reduce makes, even over a single chunk.
     while True:
         groups = pack_summaries(partials, room)
-        partials = combine_chain.batch(
-            [{"summaries": SUMMARY_SEPARATOR.join(g), "question": question} for g in groups],
-            config,
-        )
-        if len(partials) == 1:
-            return partials[0]
+        inputs = [{"summaries": SUMMARY_SEPARATOR.join(g), "question": question} for g in groups]
+        if len(groups) == 1:
+            return COMBINE_PROMPT.format_messages(**inputs[0])
+        guard.plan(len(groups))
+        partials = combine_chain.batch(inputs, config)
 
 
 def pack_summaries(summaries: Sequence[str], room: int) -> list[list[str]]:
@@ -243,17 +306,18 @@ def pack_summaries(summaries: Sequence[str], room: int) -> list[list[str]]:
     return groups
 
 
-def refine(question: str, chunks: Sequence[str], guard: CallGuard, *, answer_room: int) -> str:
-    """Sequential by nature: each call needs the answer before it."""
-    initial = QA_PROMPT | _model_step(guard)
-    refine_step = REFINE_PROMPT | _model_step(guard)
-    answer = initial.invoke({"context": chunks[0], "question": question})
+def refine(
+    question: str, chunks: Sequence[str], guard: CallGuard, *, answer_room: int
+) -> list[BaseMessage]:
+    """Sequential by nature: each call needs the answer before it. Returns the last call's
+    prompt (the answer so far refined with the last chunk)."""
+    guard.plan(len(chunks))
+    prompt = QA_PROMPT.format_messages(context=chunks[0], question=question)
     for chunk in chunks[1:]:
-        answer = refine_step.invoke(
-            {
-                "question": question,
-                "existing_answer": truncate_to_tokens(answer, answer_room),
-                "context": chunk,
-            }
+        answer = guard(ChatPromptValue(messages=prompt))
+        prompt = REFINE_PROMPT.format_messages(
+            question=question,
+            existing_answer=truncate_to_tokens(answer, answer_room),
+            context=chunk,
         )
-    return answer
+    return prompt

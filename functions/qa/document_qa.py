@@ -1,28 +1,38 @@
-"""Document question answering: the request, its documents, and the chain that answers it."""
+"""Document question answering: the request, its documents, and the chain that answers it.
+
+`answer_question` is the domain call both front doors make: it returns an `Answer` whose
+parts come from the chain's thread (llm_app.generation, qa.chains.stream_before_deadline):
+`Progress` after each map or refine call, then the final call's text, streamed when the
+caller asked for a stream; the fields are `chain_type`, `chunks`, `finish_reason` (the final
+call's) and `usage` (summed over every call).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import BaseMessage
-from langchain_core.prompt_values import ChatPromptValue
 
-from llm_app.arguments import bind_arguments, require_question
+from llm_app.arguments import bind_arguments, require_flag, require_question
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
+from llm_app.generation import Answer, Part, close_fields
 from llm_app.tokens import estimate_prompt_tokens
 from qa.chains import (
     MAP_PROMPT,
     MIN_CHUNK_TOKENS,
     REFINE_PROMPT,
     CallGuard,
-    ChainResult,
     ChainType,
+    Deadline,
+    Generate,
     map_reduce,
     refine,
     room_for_text,
     split_documents,
+    stream_before_deadline,
     stuff_messages,
 )
 from qa.documents import DocumentStore, is_s3_uri, parse_s3_uri
@@ -39,8 +49,8 @@ EXAMPLE_DOCUMENT = (
 MAX_DOCUMENTS = 100
 
 ARGUMENT_NAMES = ("question", "documents")
-# chain_type is asked for by name only: the seed's array form has two positions.
-FIELD_NAMES = (*ARGUMENT_NAMES, "chain_type")
+# chain_type and stream are asked for by name only: the seed's array form has two positions.
+FIELD_NAMES = (*ARGUMENT_NAMES, "chain_type", "stream")
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,8 @@ class QaRequest:
     documents: tuple[str, ...]
     # None: stuff when everything fits one prompt, map_reduce otherwise.
     chain_type: ChainType | None = None
+    # `"stream": true` in the object form: answer as Server-Sent Events.
+    stream: bool = False
 
 
 def parse_qa_request(payload: Any, settings: Settings) -> QaRequest:
@@ -61,9 +73,10 @@ def parse_qa_request(payload: Any, settings: Settings) -> QaRequest:
         arguments["question"], field="question", max_chars=settings.max_question_chars
     )
     chain_type = _parse_chain_type(arguments.get("chain_type"))
+    stream = require_flag(arguments.get("stream", False), field="stream")
     documents = arguments.get("documents")
     if documents is None:
-        return QaRequest(question, (EXAMPLE_DOCUMENT,), chain_type)
+        return QaRequest(question, (EXAMPLE_DOCUMENT,), chain_type, stream)
     if not isinstance(documents, list) or not all(isinstance(d, str) for d in documents):
         raise AppError(ErrorCode.INVALID_REQUEST, "'documents' must be an array of strings.")
     texts = tuple(d.strip() for d in documents if d.strip())
@@ -80,7 +93,7 @@ def parse_qa_request(payload: Any, settings: Settings) -> QaRequest:
     for text in texts:
         if is_s3_uri(text):
             parse_s3_uri(text)  # a malformed URI is refused before any document is read
-    return QaRequest(question, texts, chain_type)
+    return QaRequest(question, texts, chain_type, stream)
 
 
 def _parse_chain_type(value: Any) -> ChainType | None:
@@ -116,14 +129,59 @@ def load_documents(request: QaRequest, store: DocumentStore, settings: Settings)
     return tuple(texts)
 
 
-def answer_documents(
+@dataclass(frozen=True)
+class FinalCall:
+    """What a chain leaves for its last model call: the prompt whose answer is the answer."""
+
+    chain_type: ChainType
+    chunks: int
+    messages: list[BaseMessage]
+
+
+def answer_question(
+    request: QaRequest,
+    load: Callable[[QaRequest], tuple[str, ...]],
+    generate: Generate,
+    deadline: Deadline,
+    settings: Settings,
+    *,
+    stream: bool,
+) -> Answer:
+    """Answer over the request's documents (see the module docstring); `load` reads them."""
+    guard = CallGuard(generate, deadline)
+    answer = Answer(iter(()), streamed=stream)
+    answer.log_keys.update(documents=len(request.documents))
+
+    def produce(emit: Callable[[Part], None]) -> None:
+        guard.on_progress = emit
+        try:
+            documents = load(request)
+            final = prepare_chain(request.question, documents, request.chain_type, guard, settings)
+            answer.fields.update(chain_type=final.chain_type.value, chunks=final.chunks)
+            answer.log_keys.update(chain_type=final.chain_type.value, chunks=final.chunks)
+            generation = guard.final(final.messages, stream=stream)
+            for piece in generation:
+                if guard.stopped:  # the reader left or gave up: stop reading the endpoint
+                    generation.close()
+                    return
+                emit(piece)
+        finally:
+            answer.log_keys.update(model_calls=guard.calls)
+        close_fields(answer.fields, generation.finish_reason, guard.usage + generation.usage)
+
+    answer.parts = stream_before_deadline(produce, guard)
+    return answer
+
+
+def prepare_chain(
     question: str,
     documents: tuple[str, ...],
     chain_type: ChainType | None,
     guard: CallGuard,
     settings: Settings,
-) -> ChainResult:
-    """Pick the chain (stuff when it fits, unless the caller chose), split, and run it."""
+) -> FinalCall:
+    """Pick the chain (stuff when it fits, unless the caller chose), split, and run all its
+    calls but the last."""
     budget = settings.max_input_tokens
     if chain_type is None:
         messages = stuff_messages(question, documents)
@@ -131,7 +189,7 @@ def answer_documents(
         chain_type = ChainType.STUFF if fits else ChainType.MAP_REDUCE
     if chain_type is ChainType.STUFF:
         messages = build_qa_messages(question, documents, settings)
-        return ChainResult(guard(_as_prompt(messages)), chain_type, len(documents))
+        return FinalCall(chain_type, len(documents), messages)
     if chain_type is ChainType.MAP_REDUCE:
         chunk_tokens = room_for_text(MAP_PROMPT, budget, question=question)
     else:
@@ -153,7 +211,7 @@ def answer_documents(
             "each. Send a shorter document.",
         )
     if chain_type is ChainType.MAP_REDUCE:
-        answer = map_reduce(
+        messages = map_reduce(
             question,
             chunks,
             guard,
@@ -161,12 +219,8 @@ def answer_documents(
             concurrency=settings.qa_map_concurrency,
         )
     else:
-        answer = refine(question, chunks, guard, answer_room=chunk_tokens)
-    return ChainResult(answer, chain_type, len(chunks))
-
-
-def _as_prompt(messages: list[BaseMessage]) -> ChatPromptValue:
-    return ChatPromptValue(messages=messages)
+        messages = refine(question, chunks, guard, answer_room=chunk_tokens)
+    return FinalCall(chain_type, len(chunks), messages)
 
 
 def build_qa_messages(

@@ -1,4 +1,11 @@
-"""Lambda handler for document QA: POST `["question", ["document", ...]]` -> {"answer": ...}."""
+"""Lambda handler for document QA: POST `["question", ["document", ...]]` -> {"answer": ...}.
+
+With `accept: text/event-stream` (or `"stream": true`) the answer streams (llm_app.service):
+progress while map_reduce and refine run, then the final call's tokens. Two front doors serve
+`ROUTES`: `handler`, the buffered Lambda handler (`qa.handler.handler`), and the ASGI app
+`python -m llm_app.web qa.handler` that the zip's `run.sh` starts behind the Lambda Web
+Adapter (response_streaming = true).
+"""
 
 from __future__ import annotations
 
@@ -12,14 +19,15 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from llm_app import metrics, tracing
+from llm_app import tracing
 from llm_app.config import Settings
-from llm_app.function_url import HttpRequest, parse_json
+from llm_app.function_url import HttpRequest, parse_json, streaming_requested
+from llm_app.generation import Answer, tap
 from llm_app.model import Endpoint
-from llm_app.service import serve
+from llm_app.service import Route, deadline_of, serve
 from llm_app.snap_start import register_restore_hooks
-from qa.chains import CallGuard, ChainResult, Deadline, run_before_deadline
-from qa.document_qa import answer_documents, load_documents, parse_qa_request
+from qa.chains import Deadline
+from qa.document_qa import QaRequest, answer_question, load_documents, parse_qa_request
 from qa.documents import DocumentStore, build_s3_client
 
 # Built once per container, reused by every request it serves.
@@ -30,39 +38,37 @@ ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
 DOCUMENTS = DocumentStore(SETTINGS.document_buckets, lambda: build_s3_client(SETTINGS))
 tracing.start(SETTINGS)  # X-Ray subsegments, only when tracing is on
 register_restore_hooks()  # SnapStart: what a restored copy must redo
+# Where no deadline is known (a request without a Lambda context): Lambda's longest timeout.
+NO_DEADLINE_SECONDS = 900.0
 
 
-def answer(request: HttpRequest, context: LambdaContext) -> Mapping[str, Any]:
+def answer(request: HttpRequest) -> Answer:
     qa_request = parse_qa_request(parse_json(request.body), SETTINGS)
-    deadline = Deadline.from_remaining_ms(
-        context.get_remaining_time_in_millis(), SETTINGS.qa_deadline_reserve_seconds
+    deadline = Deadline(
+        request.seconds_left(NO_DEADLINE_SECONDS) - SETTINGS.qa_deadline_reserve_seconds
     )
-    guard = CallGuard(ENDPOINT.answer, deadline)
 
-    def work() -> ChainResult:
-        documents = load_documents(qa_request, DOCUMENTS, SETTINGS)
-        return answer_documents(
-            qa_request.question, documents, qa_request.chain_type, guard, SETTINGS
-        )
+    def load(qa: QaRequest) -> tuple[str, ...]:
+        return load_documents(qa, DOCUMENTS, SETTINGS)
 
-    try:
-        result = run_before_deadline(work, guard)
-    finally:
-        logger.append_keys(documents=len(qa_request.documents), model_calls=guard.calls)
-    logger.append_keys(chain_type=result.chain_type.value, chunks=result.chunks)
-    metrics.qa_chain(chunks=result.chunks)
+    stream = streaming_requested(request.accept, qa_request.stream)
+    result = answer_question(qa_request, load, ENDPOINT.generate, deadline, SETTINGS, stream=stream)
     if SETTINGS.log_prompts:
-        logger.info("exchange", extra={"question": qa_request.question, "answer": result.answer})
-    return {"answer": result.answer, "chain_type": result.chain_type.value, "chunks": result.chunks}
+
+        def log_exchange(text: str) -> None:
+            logger.info("exchange", extra={"question": qa_request.question, "answer": text})
+
+        result.parts = tap(result.parts, log_exchange)
+    return result
+
+
+ROUTES: Mapping[str, Route] = {"POST": answer}
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return serve(
-        event,
-        routes={"POST": lambda request: answer(request, context)},
-        settings=SETTINGS,
-        logger=logger,
+        event, routes=ROUTES, settings=SETTINGS, logger=logger, deadline=deadline_of(context)
     )
 
 

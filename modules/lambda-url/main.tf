@@ -1,8 +1,37 @@
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
 locals {
   source_code_hash = var.source_code_hash != null ? var.source_code_hash : filebase64sha256(var.filename)
   public           = var.authorization_type == "NONE"
   # SnapStart for Python needs 3.12 or later (python3.10 and 3.11 have none).
   snap_start_runtimes = ["python3.12", "python3.13"]
+
+  # Response streaming: the managed Python runtime cannot stream, so the function runs behind
+  # AWS's Lambda Web Adapter. Its layers by region come from LWA's release pipeline
+  # (web-adapter-layers.json); GovCloud, me-south-1 and me-central-1 have none.
+  # `id` is the region name in provider 5.x and 6.x alike.
+  region          = data.aws_region.current.id
+  adapter_layers  = jsondecode(file("${path.module}/web-adapter-layers.json"))
+  adapter_account = lookup(local.adapter_layers.accounts, local.region, null)
+  published_adapter_layer_arn = local.adapter_account == null ? null : format(
+    "arn:%s:lambda:%s:%s:layer:%s:%d",
+    data.aws_partition.current.partition, local.region, local.adapter_account,
+    local.adapter_layers.layer_names[var.architecture], local.adapter_layers.layer_version,
+  )
+  adapter_layer_arn = var.response_streaming ? (
+    var.adapter_layer_arn != null ? var.adapter_layer_arn : local.published_adapter_layer_arn
+  ) : null
+  # The adapter's layer comes last: /opt/bootstrap is its file, and no earlier layer may shadow it.
+  layers = concat(var.layers, local.adapter_layer_arn == null ? [] : [local.adapter_layer_arn])
+  # Lambda runs /opt/bootstrap (the adapter) instead of the runtime; it starts the handler,
+  # the package's start script, and forwards each URL event to it as HTTP, streaming the answer.
+  adapter_environment = var.response_streaming ? merge(var.adapter_environment, {
+    AWS_LAMBDA_EXEC_WRAPPER = "/opt/bootstrap"
+    AWS_LWA_INVOKE_MODE     = "response_stream"
+  }) : {}
+  environment = merge(var.environment_variables, local.adapter_environment)
+  invoke_mode = var.response_streaming ? "RESPONSE_STREAM" : "BUFFERED"
 }
 
 # -----------------------------------------------------------------------------
@@ -112,7 +141,7 @@ resource "aws_lambda_function" "this" {
   architectures                  = [var.architecture]
   filename                       = var.filename
   source_code_hash               = local.source_code_hash
-  layers                         = var.layers
+  layers                         = local.layers
   memory_size                    = var.memory_size
   timeout                        = var.timeout
   reserved_concurrent_executions = var.reserved_concurrent_executions
@@ -130,7 +159,7 @@ resource "aws_lambda_function" "this" {
   }
 
   dynamic "environment" {
-    for_each = length(var.environment_variables) > 0 ? [var.environment_variables] : []
+    for_each = length(local.environment) > 0 ? [local.environment] : []
     content {
       variables = environment.value
     }
@@ -146,6 +175,14 @@ resource "aws_lambda_function" "this" {
     precondition {
       condition     = !var.snap_start || contains(local.snap_start_runtimes, var.runtime)
       error_message = "snap_start needs a Python runtime of 3.12 or later (${join(", ", local.snap_start_runtimes)}); set snap_start = false for ${var.runtime}."
+    }
+    precondition {
+      condition     = local.adapter_layer_arn != null || !var.response_streaming
+      error_message = "${var.function_name}: no Lambda Web Adapter layer is published in ${local.region} (AWS publishes LWA 1.1.0 in ${length(local.adapter_layers.accounts)} commercial and China regions; none in GovCloud, me-south-1 or me-central-1). Set adapter_layer_arn to a copy of the layer in your account, or response_streaming = false for a buffered function."
+    }
+    precondition {
+      condition     = length(local.layers) <= 5
+      error_message = "The function would have ${length(local.layers)} layers, Lambda allows 5: with response_streaming the adapter takes one, so pass at most 4 in layers."
     }
   }
 }
@@ -196,7 +233,7 @@ resource "aws_lambda_function_url" "this" {
   function_name      = aws_lambda_function.this.function_name
   qualifier          = aws_lambda_alias.this.name
   authorization_type = var.authorization_type
-  invoke_mode        = var.invoke_mode
+  invoke_mode        = local.invoke_mode
 
   dynamic "cors" {
     for_each = var.cors == null ? [] : [var.cors]

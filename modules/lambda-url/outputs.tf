@@ -38,6 +38,16 @@ output "snap_start" {
   value       = var.snap_start
 }
 
+output "invoke_mode" {
+  description = "How the URL returns responses: RESPONSE_STREAM (response_streaming, through the Lambda Web Adapter) or BUFFERED."
+  value       = aws_lambda_function_url.this.invoke_mode
+}
+
+output "adapter_layer_arn" {
+  description = "The Lambda Web Adapter layer version the function runs; null without response_streaming."
+  value       = local.adapter_layer_arn
+}
+
 output "role_arn" {
   description = "ARN of the function's execution role."
   value       = aws_iam_role.this.arn

@@ -56,12 +56,12 @@ variable "source_code_hash" {
 }
 
 variable "handler" {
-  description = "Entry point of the function, as module.function (e.g. chat.handler.handler)."
+  description = "Entry point of the function: with response_streaming, the start script in the package that the adapter runs (e.g. run.sh); without, a Python handler as module.function (e.g. chat.handler.handler)."
   type        = string
 
   validation {
     condition     = can(regex("^[A-Za-z_][A-Za-z0-9_./-]*\\.[A-Za-z_][A-Za-z0-9_]*$", var.handler)) && length(var.handler) <= 128
-    error_message = "handler must look like module.function (e.g. chat.handler.handler), at most 128 characters."
+    error_message = "handler must look like module.function (e.g. chat.handler.handler) or a start script name (e.g. run.sh), at most 128 characters."
   }
 }
 
@@ -140,6 +140,10 @@ variable "environment_variables" {
       "AWS_SESSION_TOKEN", "LAMBDA_RUNTIME_DIR", "LAMBDA_TASK_ROOT",
     ], k)])
     error_message = "environment_variables keys must be names like MY_SETTING and must not be one Lambda reserves (AWS_REGION, AWS_DEFAULT_REGION, AWS_LAMBDA_*, AWS_*_KEY*, AWS_SESSION_TOKEN, LAMBDA_TASK_ROOT, ...)."
+  }
+  validation {
+    condition     = alltrue([for k in keys(var.environment_variables) : k != "AWS_LAMBDA_EXEC_WRAPPER" && !startswith(k, "AWS_LWA_")])
+    error_message = "environment_variables must not set AWS_LAMBDA_EXEC_WRAPPER or AWS_LWA_* keys: response_streaming sets the adapter's wrapper and invoke mode, and adapter_environment takes its other settings."
   }
 }
 
@@ -253,15 +257,33 @@ variable "authorization_type" {
   }
 }
 
-variable "invoke_mode" {
-  description = "How the URL returns the response: \"BUFFERED\" (whole response, up to 6 MB) or \"RESPONSE_STREAM\"."
+variable "response_streaming" {
+  description = "Whether the URL streams the response (invoke mode RESPONSE_STREAM) through AWS's Lambda Web Adapter: the module adds the adapter's layer (LWA 1.1.0 for the region and architecture, or adapter_layer_arn) and its wrapper environment, and the adapter runs handler, a start script, as a web server. false: a buffered Python handler (module.function), invoke mode BUFFERED."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "adapter_layer_arn" {
+  description = "Lambda Web Adapter layer version to run instead of AWS's published one: required where none is published (GovCloud, me-south-1, me-central-1), or for a copy in your account; null for the LWA 1.1.0 layer of the region and architecture. Used with response_streaming."
   type        = string
-  default     = "BUFFERED"
+  default     = null
+
+  validation {
+    condition     = var.adapter_layer_arn == null || can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:[A-Za-z0-9_-]+:[0-9]+$", var.adapter_layer_arn))
+    error_message = "adapter_layer_arn must be a layer version ARN (arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION), or null."
+  }
+}
+
+variable "adapter_environment" {
+  description = "Further Lambda Web Adapter settings (AWS_LWA_* variables: port, readiness check path, SnapStart hook paths) added to the environment with response_streaming; the wrapper and invoke mode are set by the module."
+  type        = map(string)
+  default     = {}
   nullable    = false
 
   validation {
-    condition     = contains(["BUFFERED", "RESPONSE_STREAM"], var.invoke_mode)
-    error_message = "invoke_mode must be \"BUFFERED\" or \"RESPONSE_STREAM\"."
+    condition     = alltrue([for k in keys(var.adapter_environment) : can(regex("^AWS_LWA_[A-Z0-9_]+$", k)) && k != "AWS_LWA_INVOKE_MODE"])
+    error_message = "adapter_environment keys must be AWS_LWA_* settings of the adapter other than AWS_LWA_INVOKE_MODE, which response_streaming sets."
   }
 }
 

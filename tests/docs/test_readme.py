@@ -1,4 +1,7 @@
-"""The commands and names the README and docs/ mention must exist: drifting docs mislead."""
+"""The commands and names the README and docs/ mention must exist: drifting docs mislead.
+
+The README is the user's page and stays short; the contract (requests, errors, settings) is
+docs/api.md, whose settings tables are checked against the code and main.tf here."""
 
 from __future__ import annotations
 
@@ -14,6 +17,9 @@ from llm_app.config import Settings
 from tools.paths import REPO_ROOT as ROOT
 
 README = (ROOT / "README.md").read_text()
+API = (ROOT / "docs" / "api.md").read_text()
+# The README is the user's page: the reference lives in docs/ (issue 20 moved it there).
+README_MAX_LINES = 600
 DOC_PAGES = {
     path.relative_to(ROOT).as_posix(): path.read_text()
     for path in [
@@ -60,9 +66,9 @@ def test_every_terraform_output_in_the_readme_is_declared():
     assert not missing, f"README reads undeclared outputs: {missing}"
 
 
-def readme_table(header_end: str) -> dict[str, list[str]]:
-    """The README table whose header row ends with ``header_end``: {`NAME`: other cells}."""
-    lines = README.splitlines()
+def doc_table(text: str, header_end: str) -> dict[str, list[str]]:
+    """The table whose header row ends with ``header_end``: {`NAME`: other cells}."""
+    lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.rstrip().endswith(f"| {header_end} |"))
     rows: dict[str, list[str]] = {}
     for line in lines[start + 2 :]:
@@ -73,8 +79,8 @@ def readme_table(header_end: str) -> dict[str, list[str]]:
     return rows
 
 
-SET_BY_TERRAFORM = readme_table("Set by Terraform from")
-FIXED = readme_table("Why fixed")
+SET_BY_TERRAFORM = doc_table(API, "Set by Terraform from")
+FIXED = doc_table(API, "Why fixed")
 MAIN_TF = (ROOT / "main.tf").read_text()
 # Environment variables the root module gives the functions: `NAME = expression` lines.
 TF_ENVIRONMENT = dict(re.findall(r"^\s*([A-Z][A-Z0-9_]*)\s*=\s*(.+)$", MAIN_TF, flags=re.M))
@@ -83,7 +89,7 @@ FIELDS = {f.name.upper(): f for f in dataclasses.fields(Settings)}
 
 def test_every_function_setting_is_in_one_settings_table():
     for name in FIELDS:
-        assert (name in SET_BY_TERRAFORM) != (name in FIXED), f"README: where is {name}?"
+        assert (name in SET_BY_TERRAFORM) != (name in FIXED), f"docs/api.md: where is {name}?"
     named = SET_BY_TERRAFORM.keys() | FIXED.keys()
     assert named - FIELDS.keys() <= {
         "POWERTOOLS_SERVICE_NAME",
@@ -94,7 +100,7 @@ def test_every_function_setting_is_in_one_settings_table():
 
 @pytest.mark.parametrize("setting", sorted(SET_BY_TERRAFORM))
 def test_a_setting_said_to_be_set_by_terraform_is_set_from_its_variables(setting):
-    assert setting in TF_ENVIRONMENT, f"README says Terraform sets {setting}; main.tf does not"
+    assert setting in TF_ENVIRONMENT, f"docs/api.md says Terraform sets {setting}; main.tf does not"
     expression = TF_ENVIRONMENT[setting]
     for local in re.findall(r"local\.(\w+)", expression):  # one level of locals
         expression += " " + " ".join(re.findall(rf"^\s*{local}\s*=\s*(.+)$", MAIN_TF, re.M))
@@ -106,7 +112,7 @@ def test_a_setting_said_to_be_set_by_terraform_is_set_from_its_variables(setting
 
 @pytest.mark.parametrize("setting", sorted(FIXED))
 def test_a_setting_said_to_be_fixed_is_not_set_by_terraform(setting):
-    assert setting not in TF_ENVIRONMENT, f"README says Terraform leaves {setting} alone"
+    assert setting not in TF_ENVIRONMENT, f"docs/api.md says Terraform leaves {setting} alone"
 
 
 @pytest.mark.parametrize("setting", sorted(set(FIELDS) & (SET_BY_TERRAFORM.keys() | FIXED.keys())))
@@ -122,6 +128,19 @@ def test_the_settings_defaults_are_the_functions(setting):
         assert float(first) == default
     else:
         assert first == default
+
+
+ADAPTER_SETTINGS = doc_table(API, "What for")
+LAMBDA_URL_TF = (ROOT / "modules" / "lambda-url" / "main.tf").read_text()
+
+
+@pytest.mark.parametrize("setting", sorted(ADAPTER_SETTINGS))
+def test_an_adapter_setting_is_set_as_docs_api_says(setting):
+    value = ADAPTER_SETTINGS[setting][0].strip("`")
+    where = MAIN_TF + LAMBDA_URL_TF
+    assert re.search(rf'^\s*{setting}\s*=\s*"{re.escape(value)}"', where, re.M), (
+        f"docs/api.md says {setting} is {value}; main.tf and modules/lambda-url do not set it so"
+    )
 
 
 def test_every_docs_page_is_linked_from_the_readme():
@@ -143,3 +162,15 @@ def test_every_repository_path_the_docs_name_exists():
     assert "tools/packaging/build.py" in mentioned
     missing = {path for path in mentioned if not (ROOT / path).exists()}
     assert not missing, f"docs name paths that do not exist: {missing}"
+
+
+def test_the_readme_stays_the_users_page():
+    lines = len(README.splitlines())
+    assert lines <= README_MAX_LINES, (
+        f"README.md has {lines} lines (at most {README_MAX_LINES}): move reference to docs/"
+    )
+    assert "](docs/api.md)" in README
+
+
+def test_the_readme_shows_the_streaming_curl():
+    assert re.search(r"curl -N .*\n(?:.*\\\n)*.*-H 'accept: text/event-stream'", CODE_BLOCKS)

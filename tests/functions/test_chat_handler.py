@@ -23,10 +23,19 @@ def test_seed_curl_body_gets_the_answer(chat, fake_endpoint, lambda_context):
     response = chat.handler(function_url_event(), lambda_context)
 
     assert response["statusCode"] == 200
-    assert response_json(response) == {
+    body = response_json(response)
+    # Today's fields in today's order, then what the model reported (fields added, none removed).
+    assert list(body) == ["answer", "session_id", "memory", "finish_reason", "usage"]
+    assert body == {
         "answer": "Paris.",
         "session_id": None,
         "memory": "disabled",
+        "finish_reason": "stop",
+        # The scripted model counts whitespace-separated words as tokens.
+        "usage": {
+            "input_tokens": len(fake_endpoint.backend.calls[-1].prompt.split()),
+            "output_tokens": 1,
+        },
     }
     assert fake_endpoint.last_request == {
         "messages": [

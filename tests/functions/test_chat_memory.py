@@ -94,6 +94,11 @@ def test_second_turn_sends_the_first_exchange_to_the_model(
         "answer": "About 2.1 million.",
         "session_id": session_id,
         "memory": "enabled",
+        "finish_reason": "stop",
+        "usage": {
+            "input_tokens": len(fake_endpoint.backend.calls[-1].prompt.split()),
+            "output_tokens": 3,
+        },
     }
     assert fake_endpoint.last_request["messages"][1:] == [
         {"role": "user", "content": "What is the capital of France?"},
@@ -246,7 +251,13 @@ def test_another_principal_on_the_same_id_sees_none_of_the_conversation(
     reply = ask(chat, lambda_context, "What did I ask before?", SESSION, caller=BOB)
 
     # Bob's request reads as a new session: the same answer shape, none of Alice's turns.
-    assert reply == {"answer": "Bonjour.", "session_id": SESSION, "memory": "enabled"}
+    assert reply | {"usage": None} == {
+        "answer": "Bonjour.",
+        "session_id": SESSION,
+        "memory": "enabled",
+        "finish_reason": "stop",
+        "usage": None,
+    }
     assert fake_endpoint.last_request["messages"][1:] == [
         {"role": "user", "content": "What did I ask before?"}
     ]

@@ -220,10 +220,10 @@ def test_unreachable_runtime_is_503(load_handler, lambda_context):
 def test_a_bug_is_500_without_a_traceback(load_handler, monkeypatch, lambda_context):
     function = load_handler("qa.handler")
 
-    def broken(*_args: object) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
         raise KeyError("internal detail")
 
-    monkeypatch.setattr(function, "answer_documents", broken)
+    monkeypatch.setattr(function, "answer_question", broken)
     response = function.handler(function_url_event(), lambda_context)
     assert response["statusCode"] == 500
     assert "internal detail" not in response["body"]

@@ -2,10 +2,13 @@ import io
 import json
 
 import pytest
+from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage
 
 from llm_app.errors import AppError, ErrorCode
-from llm_app.model import TgiMessagesContentHandler, translate_client_error
+from llm_app.model import Endpoint, TgiMessagesContentHandler, translate_client_error
 
 
 def client_error(code: str, message: str, **extra: object) -> ClientError:
@@ -98,3 +101,72 @@ def test_unknown_errors_are_model_errors_with_their_code():
     translated = translate_client_error(client_error("AccessDeniedException", "no"), "ep")
     assert translated.code is ErrorCode.MODEL_ERROR
     assert "AccessDeniedException" in translated.message
+
+
+# -- Streamed calls: one SSE line at a time (langchain-aws hands transform_output each line) --
+def line(event: object) -> bytes:
+    return b"data: " + json.dumps(event).encode()
+
+
+@pytest.mark.parametrize("raw", [b"", b": keep-alive", b"event: message", b"data: [DONE]"])
+def test_lines_without_a_chunk_carry_no_text(raw):
+    chunk = TgiMessagesContentHandler().transform_output(raw)
+    assert chunk.content == ""
+    assert chunk.usage_metadata is None
+
+
+def test_a_token_line_is_its_delta():
+    raw = line({"choices": [{"index": 0, "delta": {"content": " Paris"}, "finish_reason": None}]})
+    chunk = TgiMessagesContentHandler().transform_output(raw)
+    assert chunk.content == " Paris"
+    assert chunk.response_metadata == {}
+
+
+def test_the_finish_chunk_keeps_its_reason_even_without_text_or_usage():
+    """langchain-aws drops chunks with neither text nor usage: this one carries zero usage."""
+    raw = line({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]})
+    chunk = TgiMessagesContentHandler().transform_output(raw)
+    assert chunk.response_metadata == {"finish_reason": "length"}
+    assert chunk.usage_metadata == {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+
+
+def test_vllms_usage_chunk_has_no_choices():
+    raw = line({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2}})
+    chunk = TgiMessagesContentHandler().transform_output(raw)
+    assert chunk.usage_metadata == {"input_tokens": 9, "output_tokens": 2, "total_tokens": 11}
+
+
+def test_an_in_stream_error_event_is_a_model_error():
+    raw = line({"error": "Request failed during generation: CUDA OOM", "error_type": "generation"})
+    with pytest.raises(AppError) as caught:
+        TgiMessagesContentHandler().transform_output(raw)
+    assert caught.value.code is ErrorCode.MODEL_ERROR
+    assert "CUDA OOM" in caught.value.message
+
+
+@pytest.mark.parametrize("raw", [b"data: {not json", b"data: [1, 2]"])
+def test_a_data_line_that_is_not_a_chunk_is_bad_model_output(raw):
+    with pytest.raises(AppError) as caught:
+        TgiMessagesContentHandler().transform_output(raw)
+    assert caught.value.code is ErrorCode.BAD_MODEL_OUTPUT
+
+
+def test_a_mid_stream_model_stream_error_is_a_model_error():
+    error = ClientError(
+        {"Error": {"Code": "ModelStreamError", "Message": "the container broke"}},
+        "InvokeEndpointWithResponseStream",
+    )
+    translated = translate_client_error(error, "ep")
+    assert translated.code is ErrorCode.MODEL_ERROR
+    assert "the container broke" in translated.message
+
+
+def test_a_stream_that_ends_before_the_model_finished_is_bad_model_output():
+    """A model whose stream stops without a finish reason (LangChain's own fake chat model, as
+    the unit under test is Endpoint's check): the answer is never passed off as complete."""
+    model = GenericFakeChatModel(messages=iter([AIMessage("Paris is")]))
+    endpoint = Endpoint(model, "ep", Logger(service="test"), streaming=True)
+    generation = endpoint.generate([HumanMessage("?")], stream=True)
+    with pytest.raises(AppError) as caught:
+        list(generation)
+    assert caught.value.code is ErrorCode.BAD_MODEL_OUTPUT

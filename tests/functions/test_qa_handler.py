@@ -26,10 +26,19 @@ def test_seed_curl_body_without_query_string_answers_from_the_example_document(
     response = qa.handler(event, lambda_context)
 
     assert response["statusCode"] == 200
-    assert response_json(response) == {
+    body = response_json(response)
+    # Today's fields in today's order, then what the model reported (fields added, none removed).
+    assert list(body) == ["answer", "chain_type", "chunks", "finish_reason", "usage"]
+    assert body == {
         "answer": "Peter stayed 3 days.",
         "chain_type": "stuff",
         "chunks": 1,
+        "finish_reason": "stop",
+        # The scripted model counts whitespace-separated words as tokens.
+        "usage": {
+            "input_tokens": len(fake_endpoint.backend.calls[-1].prompt.split()),
+            "output_tokens": 4,
+        },
     }
     request = fake_endpoint.last_request
     assert request == {

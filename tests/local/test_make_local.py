@@ -85,6 +85,29 @@ def post(
         connection.close()
 
 
+def stream(url: str, body: bytes) -> tuple[int, dict[str, str], list[bytes]]:
+    """A signed POST asking for Server-Sent Events, as the README's `curl -N`; the body as
+    the reads that returned it (one per arrival)."""
+    request = AWSRequest(
+        method="POST",
+        url=url,
+        data=body,
+        headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
+    )
+    SigV4Auth(Credentials("testing", "testing", "testing"), "lambda", REGION).add_auth(request)
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+    try:
+        connection.request("POST", parts.path or "/", body=body, headers=dict(request.headers))
+        response = connection.getresponse()
+        reads = []
+        while chunk := response.read1(65536):
+            reads.append(chunk)
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, reads
+    finally:
+        connection.close()
+
+
 def wait_until_ready(
     process: subprocess.Popen[bytes], state_file: Path, log: Path
 ) -> dict[str, Any]:
@@ -219,6 +242,30 @@ def test_chat_answers_the_seed_question(stack: RunningStack) -> None:
     reply = stack.ask("chat", ["What is the capital of France?"])
     assert "Paris" in reply["answer"], reply
     assert reply["memory"] == "enabled"  # DynamoDB history on moto
+
+
+def test_chat_streams_the_seed_answer_as_the_embedded_model_generates_it(
+    stack: RunningStack,
+) -> None:
+    # Through the deployed start script, the local Lambda Web Adapter and a RESPONSE_STREAM URL.
+    status, headers, reads = stream(stack.urls["chat"], QUESTION)
+    assert status == 200, b"".join(reads)
+    assert headers["transfer-encoding"] == "chunked"
+    assert headers["content-type"].startswith("text/event-stream")
+    assert headers["x-session-id"]
+    events = [
+        line.removeprefix("data: ")
+        for line in b"".join(reads).decode().split("\n")
+        if line.startswith("data: ")
+    ]
+    assert events[-1] == "[DONE]", events
+    chunks = [json.loads(event) for event in events[:-1]]
+    tokens = [c["choices"][0]["delta"].get("content") for c in chunks if c.get("choices")]
+    tokens = [token for token in tokens if token]
+    assert "Paris" in "".join(tokens), tokens
+    assert len(tokens) > 1
+    assert len(reads) > 1  # the tokens arrived over time, not in one buffered body
+    assert chunks[-1]["session_id"] == headers["x-session-id"]
 
 
 def test_qa_answers_the_seed_question_from_the_seed_document(stack: RunningStack) -> None:

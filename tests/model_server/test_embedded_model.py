@@ -31,23 +31,39 @@ ENDPOINT = "embedded-endpoint"
 COMPLETE_MARKER = "converted-from.txt"  # tools.model_server.embedded.COMPLETE_MARKER
 
 
-def serve_embedded(python: Path, cache_dir: Path) -> tuple[str, str]:
-    """Start the embedded model on ``cache_dir``, ask the seed question; (answer, log)."""
+SEED_QUESTION = {
+    "messages": [{"role": "user", "content": "What is the capital of France?"}],
+    "max_tokens": 32,
+    "temperature": 0,
+}
+
+
+def serve_embedded(python: Path, cache_dir: Path, *, stream: bool = False) -> tuple[str, str]:
+    """Start the embedded model on ``cache_dir``, ask the seed question; (answer, log).
+
+    ``stream``: ask through InvokeEndpointWithResponseStream; the answer must come in several
+    PayloadParts (one per token chunk), joined here.
+    """
     with serving(
         python,
         ["--embedded", "--cache-dir", str(cache_dir), "--endpoint-name", ENDPOINT, "--port", "0"],
         model_server_env(),
     ) as server:
-        completion = invoke_json(
-            runtime_client(server.url),
-            ENDPOINT,
-            {
-                "messages": [{"role": "user", "content": "What is the capital of France?"}],
-                "max_tokens": 32,
-                "temperature": 0,
-            },
+        client = runtime_client(server.url)
+        if not stream:
+            completion = invoke_json(client, ENDPOINT, SEED_QUESTION)
+            return completion["choices"][0]["message"]["content"], server.log
+        response = client.invoke_endpoint_with_response_stream(
+            EndpointName=ENDPOINT,
+            Body=json.dumps({**SEED_QUESTION, "stream": True}),
+            ContentType="application/json",
         )
-    return completion["choices"][0]["message"]["content"], server.log
+        parts = [event["PayloadPart"]["Bytes"] for event in response["Body"]]
+    events = b"".join(parts).decode().split("\n\n")
+    assert events[-2:] == ["data: [DONE]", ""]
+    chunks = [json.loads(event.removeprefix("data: ")) for event in events[:-2]]
+    assert len(chunks) > 2  # the tokens came one chunk at a time
+    return "".join(chunk["choices"][0]["delta"]["content"] for chunk in chunks), server.log
 
 
 def cache_key(python: Path) -> str:
@@ -87,7 +103,7 @@ def test_converted_once_then_loaded_from_the_cache(
     assert "quantization_config" not in config
     weights = (folder / "model.safetensors").stat()
 
-    answer, log = serve_embedded(model_server_python, cache_dir)
+    answer, log = serve_embedded(model_server_python, cache_dir, stream=True)
     assert "Paris" in answer
     assert "converting" not in log
     assert f"SmolLM2-135M-Instruct from the cache: {folder}" in log

@@ -487,7 +487,9 @@ def test_messages_api_validation_and_unsupported_options(endpoint: Endpoint) -> 
         "`inputs` tokens + `max_new_tokens` must be <= 150. Given: 4 `inputs` tokens and "
         "147 `max_new_tokens`"
     )
-    streaming = validation(endpoint.error({"messages": user, "stream": True}))
+    # Streamed chat is tests/model_server/test_response_stream.py's; a generate request
+    # cannot stream here.
+    streaming = validation(endpoint.error({"inputs": "hi", "stream": True}))
     assert streaming.startswith("Streaming (`stream: true`) is not supported")
     assert validation(endpoint.error({"messages": user, "logprobs": True})).startswith(
         "`logprobs` is not supported"
@@ -550,15 +552,6 @@ def test_sagemaker_errors_from_the_backend_are_rendered_verbatim(
 def test_sagemaker_error_rejects_a_non_error_status() -> None:
     with pytest.raises(ValueError, match="4xx or 5xx"):
         SageMakerError("Oops", 200, "fine")
-
-
-def test_response_stream_route_is_refused_clearly(endpoint: Endpoint) -> None:
-    with pytest.raises(ClientError) as caught:
-        endpoint.client.invoke_endpoint_with_response_stream(
-            EndpointName=ENDPOINT, Body=b'{"inputs": "hi"}', ContentType="application/json"
-        )
-    assert caught.value.response["Error"]["Code"] == "ValidationError"
-    assert "InvokeEndpointWithResponseStream is not implemented" in str(caught.value)
 
 
 # ---------------------------------------------------------------------------

@@ -213,6 +213,28 @@ def test_seeded_sampling_is_reproducible(client: Any) -> None:
     assert details["seed"] == 5
 
 
+def test_the_answer_streams_token_by_token_as_the_buffered_one(client: Any) -> None:
+    body = {"messages": MESSAGES, "max_tokens": 16, "temperature": 0}
+    buffered = invoke(client, body)
+    response = client.invoke_endpoint_with_response_stream(
+        EndpointName=ENDPOINT,
+        Body=json.dumps({**body, "stream": True, "stream_options": {"include_usage": True}}),
+        ContentType="application/json",
+    )
+    assert response["ContentType"] == "text/event-stream"
+    parts = [event["PayloadPart"]["Bytes"] for event in response["Body"]]
+    events = b"".join(parts).decode().split("\n\n")
+    assert events[-2:] == ["data: [DONE]", ""]
+    chunks = [json.loads(event.removeprefix("data: ")) for event in events[:-2]]
+    *tokens, finish, usage = chunks
+    assert len(parts) == len(chunks) + 1  # one PayloadPart per event, as the engine writes them
+    assert len(tokens) > 1  # piece by piece, not the whole answer at the end
+    streamed = "".join(chunk["choices"][0]["delta"]["content"] for chunk in tokens)
+    assert streamed == buffered["choices"][0]["message"]["content"]
+    assert finish["choices"][0]["finish_reason"] == buffered["choices"][0]["finish_reason"]
+    assert usage["usage"] == buffered["usage"]
+
+
 def test_requests_are_logged_one_line_each(tiny_server: ModelServer, client: Any) -> None:
     invoke(client, {"messages": MESSAGES, "max_tokens": 2})
     deadline = time.monotonic() + 5

@@ -143,8 +143,11 @@ def test_too_long_a_request_is_vllms_400_inside_a_model_error(endpoint) -> None:
     ("body", "phrase"),
     [
         ({"inputs": "What is the capital of France?"}, "chat completion request"),
-        ({"messages": MESSAGES, "stream": True}, "Streaming"),
         ({"messages": MESSAGES, "tools": [{"type": "function"}]}, "`tools`"),
+        (
+            {"messages": MESSAGES, "stream_options": {"include_usage": True}},
+            "Stream options can only be defined when `stream=True`.",
+        ),
         ({"messages": []}, "non-empty list"),
         ({"messages": MESSAGES, "max_tokens": 0}, "max_tokens must be at least 1"),
     ],

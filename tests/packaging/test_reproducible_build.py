@@ -62,7 +62,11 @@ def test_zip_entries_carry_nothing_machine_specific(built_artifacts: Path, name:
 
     assert names == sorted(names)
     assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
-    assert {(info.external_attr >> 16) & 0o7777 for info in infos} == {0o644}
+    modes = {info.filename: (info.external_attr >> 16) & 0o7777 for info in infos}
+    # Only the start script is executable; its bit is set whatever the checkout's modes.
+    executables = {"run.sh"} if name in package.FUNCTION_SOURCES else set()
+    assert {n for n, mode in modes.items() if mode == 0o755} == executables
+    assert set(modes.values()) <= {0o644, 0o755}
     assert {info.create_system for info in infos} == {3}
     assert not [n for n in names if n.endswith(".pyo")]
     assert not [n for n in names if n.startswith("python/bin/")]
@@ -141,7 +145,21 @@ def test_function_zips_hold_the_function_and_the_shared_package_at_their_root(
         assert f"{name}/handler.py" in names
         assert expected <= names
         assert "llm_app/__init__.py" in names
-        assert {n.split("/")[0] for n in names} == {name, "llm_app"}  # nothing else on sys.path
+        # Nothing else on sys.path; the start script beside the packages.
+        assert {n.split("/")[0] for n in names} == {name, "llm_app", "run.sh"}
+
+
+@pytest.mark.parametrize("name", ["chat", "qa"])
+def test_the_start_script_runs_the_functions_asgi_app_on_loopback(
+    built_artifacts: Path, name: str
+) -> None:
+    with zipfile.ZipFile(built_artifacts / f"{name}.zip") as archive:
+        script = archive.read("run.sh").decode()
+    assert script.startswith("#!/bin/sh\n")
+    assert "@FUNCTION@" not in script
+    assert f"exec python3 -m llm_app.web {name}.handler" in script
+    assert '--host 127.0.0.1 --port "${AWS_LWA_PORT:-${PORT:-8080}}"' in script
+    assert 'PYTHONPATH="/opt/python:${task_root}' in script
 
 
 def test_source_date_epoch_sets_the_entries_time(tmp_path: Path, monkeypatch) -> None:

@@ -47,6 +47,18 @@ RESOURCE_ARNS: Mapping[str, ResourceArn] = {
 }
 
 
+# Operations whose IAM actions are not just their own name. AWS's documents disagree on the
+# streamed invocation: its API reference says it needs sagemaker:InvokeEndpoint, while the
+# Service Authorization Reference lists sagemaker:InvokeEndpointWithResponseStream as an action
+# of its own. The streaming roles are granted both (only AWS can settle which one IAM checks).
+IAM_ACTIONS: Mapping[str, tuple[str, ...]] = {
+    "sagemaker:InvokeEndpointWithResponseStream": (
+        "sagemaker:InvokeEndpoint",
+        "sagemaker:InvokeEndpointWithResponseStream",
+    ),
+}
+
+
 @dataclass
 class CallRecorder:
     region: str
@@ -58,12 +70,13 @@ class CallRecorder:
         if not _called_from_functions():
             return
         prefix = model.service_model.signing_name
-        action = f"{prefix}:{model.name}"
+        operation = f"{prefix}:{model.name}"
         to_arn = RESOURCE_ARNS.get(prefix)
         if to_arn is None:
-            self.unknown.append(action)
+            self.unknown.append(operation)
             return
-        self.calls.add(Call(action, to_arn(params, self.region, self.account_id)))
+        for action in IAM_ACTIONS.get(operation, (operation,)):
+            self.calls.add(Call(action, to_arn(params, self.region, self.account_id)))
 
 
 @contextmanager

@@ -45,12 +45,14 @@ def function_url_event(
     base64_body: bool = False,
     content_type: str | None = "application/x-www-form-urlencoded",
     caller: dict[str, Any] | None = ALICE,
+    accept: str | None = None,
 ) -> dict[str, Any]:
     """A curl request's event (curl's default content type) with the parts a test varies.
 
     ``caller``: who signed it (an AWS_IAM URL); None for a request to a public URL.
+    ``accept``: the accept header instead of curl's `*/*`.
     """
-    return request_event(
+    event = request_event(
         body,
         method=method,
         query=query,
@@ -59,6 +61,9 @@ def function_url_event(
         request_id=REQUEST_ID,
         iam=caller,
     )
+    if accept is not None:
+        event["headers"]["accept"] = accept
+    return event
 
 
 def lambda_context(seconds_left: float = 180) -> LambdaContext:

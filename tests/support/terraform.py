@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -31,3 +32,11 @@ def init(tf: Terraform) -> None:
                 f"hashicorp/aws provider (e.g. {MIRROR_ENV}=/opt/tf-plugins).\n{exc}"
             )
         raise
+
+
+def name_adapter_layer_in_example(example_dir: Path, layer_arn: str) -> None:
+    """Make an example (its module "langchain_tgi") run ``layer_arn`` as the adapter layer,
+    through a Terraform override file in the staged copy: the example stays as users copy it."""
+    (example_dir / "adapter_stand_in_override.tf").write_text(
+        f'module "langchain_tgi" {{\n  adapter_layer_arn = "{layer_arn}"\n}}\n'
+    )

@@ -1,4 +1,5 @@
-"""Fixtures of the stack tests: the terraform CLI, staged copies of the .tf tree, moto.
+"""Fixtures of the stack tests: the terraform CLI, staged copies of the .tf tree, moto, and a
+stand-in for AWS's Lambda Web Adapter layer in moto.
 
 Terraform never runs in the working tree: each fixture stages a copy of the .tf files in a
 temporary folder, so no .terraform/, lock file or state lands in the repository. Providers come
@@ -8,10 +9,14 @@ either way through one plugin cache, so each init after the first takes about ha
 
 from __future__ import annotations
 
+import io
 import shutil
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 
 from tests.support.tools import missing_tool
@@ -64,3 +69,40 @@ def moto_env(tf_env: dict[str, str], moto: MotoServer):
         return {**tf_env, **aws_env(moto.url, region=region)}
 
     return env
+
+
+ADAPTER_STAND_IN = "lwa-stand-in"
+
+
+@pytest.fixture(scope="session")
+def adapter_layer(moto: MotoServer) -> Iterator[Callable[[str], str]]:
+    """Factory: the ARN of a layer published in moto in a region, standing for AWS's Lambda
+    Web Adapter layer. moto knows only layers published in it, not AWS's in AWS's account, so
+    the stacks name this one through adapter_layer_arn, as a GovCloud or private copy would be
+    named. It is only attached: nothing in these tests runs it (make local runs a working one)."""
+    published: dict[str, tuple[Any, int]] = {}
+
+    def arn(region: str) -> str:
+        client = boto3.client(
+            "lambda",
+            endpoint_url=moto.url,
+            region_name=region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as layer:
+            layer.writestr(
+                "bootstrap", "#!/bin/sh\necho 'a stand-in, not the adapter' >&2\nexit 1\n"
+            )
+        version = client.publish_layer_version(
+            LayerName=ADAPTER_STAND_IN,
+            Content={"ZipFile": archive.getvalue()},
+            CompatibleArchitectures=["x86_64"],
+        )
+        published[version["LayerVersionArn"]] = (client, version["Version"])
+        return str(version["LayerVersionArn"])
+
+    yield arn
+    for client, number in published.values():
+        client.delete_layer_version(LayerName=ADAPTER_STAND_IN, VersionNumber=number)

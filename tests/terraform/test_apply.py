@@ -1,14 +1,22 @@
 """The root module applied to moto with the real packages, checked from state and the AWS APIs.
 
-One apply serves every test in this file (it takes ~15 s); the tests run in file order and the
-last one destroys the stack and checks that nothing is left. The region is not us-east-1, so a
-hard-coded region anywhere would show.
+Two applies serve the tests in this file (each takes ~15 s), in file order: the default stack,
+whose functions stream through the Lambda Web Adapter, then, once it is destroyed and checked
+to leave nothing, the same stack with ``response_streaming = false``, whose functions must be
+today's buffered ones, exactly. The region is not us-east-1, so a hard-coded region anywhere
+would show.
+
+moto knows only the layers published in it, not AWS's adapter layer in AWS's own account, so
+the streaming stack names a stand-in published in moto through ``adapter_layer_arn``, the
+variable a GovCloud or private copy uses: the module's lookup of AWS's layers is planned in
+tests/terraform/test_plan.py, region by region.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -102,22 +110,11 @@ def grants(statements: list[dict[str, Any]], action: str) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def stack(staged, moto_env, moto: MotoServer, built_artifacts: Path) -> Iterator[Stack]:
-    tree = staged("apply")
-    tf = Terraform(tree, moto_env(REGION))
+def deploy(
+    staged, moto_env, moto: MotoServer, label: str, variables: dict[str, Any]
+) -> Iterator[Stack]:
+    tf = Terraform(staged(label), moto_env(REGION))
     init(tf)
-    variables = {
-        "name": NAME,
-        "tags": TAGS,
-        "chat_package_path": str(built_artifacts / "chat.zip"),
-        "qa_package_path": str(built_artifacts / "qa.zip"),
-        "layer_package_path": str(built_artifacts / "layer.zip"),
-        # Off by default; on here so its resources are applied and destroyed too.
-        "autoscaling_enabled": True,
-        "qa_document_buckets": DOCUMENT_BUCKETS,
-        "alarm_actions": [ALARM_TOPIC],
-    }
     applied = tf.apply(variables)
     deployed = Stack(tf, variables, applied.stdout, tf.output_json(), moto)
     try:
@@ -125,6 +122,36 @@ def stack(staged, moto_env, moto: MotoServer, built_artifacts: Path) -> Iterator
     finally:
         if not deployed.destroyed:
             tf.destroy(variables)
+
+
+def package_variables(built_artifacts: Path) -> dict[str, str]:
+    return {
+        "chat_package_path": str(built_artifacts / "chat.zip"),
+        "qa_package_path": str(built_artifacts / "qa.zip"),
+        "layer_package_path": str(built_artifacts / "layer.zip"),
+    }
+
+
+@pytest.fixture(scope="module")
+def adapter_layer_arn(adapter_layer) -> str:
+    return str(adapter_layer(REGION))
+
+
+@pytest.fixture(scope="module")
+def stack(
+    staged, moto_env, moto: MotoServer, built_artifacts: Path, adapter_layer_arn: str
+) -> Iterator[Stack]:
+    variables = {
+        "name": NAME,
+        "tags": TAGS,
+        **package_variables(built_artifacts),
+        # Off by default; on here so its resources are applied and destroyed too.
+        "autoscaling_enabled": True,
+        "qa_document_buckets": DOCUMENT_BUCKETS,
+        "adapter_layer_arn": adapter_layer_arn,
+        "alarm_actions": [ALARM_TOPIC],
+    }
+    yield from deploy(staged, moto_env, moto, "apply", variables)
 
 
 # -----------------------------------------------------------------------------
@@ -194,22 +221,40 @@ EXPECTED_ENV = {
 }
 
 
-@pytest.mark.parametrize("function", ["chat", "qa"])
-def test_function_configuration(stack: Stack, function: str) -> None:
-    config = (
-        stack.live()
-        .client("lambda")
-        .get_function(FunctionName=f"{NAME}-{function}")["Configuration"]
-    )
+# What the Lambda Web Adapter needs (AWS_LWA_*: its settings), and what the start script's
+# server answers for SnapStart.
+ADAPTER_ENV = {
+    "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
+    "AWS_LWA_INVOKE_MODE": "response_stream",
+    "AWS_LWA_SNAPSTART_BEFORE_CHECKPOINT_PATH": "/_lwa/before-checkpoint",
+    "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH": "/_lwa/after-restore",
+}
+
+
+def function_configuration(stack: Stack, function: str) -> dict[str, Any]:
+    client = stack.live().client("lambda")
+    config: dict[str, Any] = client.get_function(FunctionName=f"{NAME}-{function}")["Configuration"]
     assert config["FunctionName"] == stack.outputs[f"{function}_function_name"]
-    assert config["Handler"] == f"{function}.handler.handler"
     assert config["Runtime"] == "python3.12"
     assert config["Architectures"] == ["x86_64"]
     assert config["Timeout"] == 180
     assert config["MemorySize"] == 1024
-    assert [layer["Arn"] for layer in config["Layers"]] == [stack.outputs["layer_arn"]]
-    # Exactly the contract's variables: nothing missing, nothing extra (no AWS_REGION).
-    assert config["Environment"]["Variables"] == EXPECTED_ENV[function]
+    return config
+
+
+@pytest.mark.parametrize("function", ["chat", "qa"])
+def test_function_runs_its_start_script_behind_the_adapter(
+    stack: Stack, function: str, adapter_layer_arn: str
+) -> None:
+    config = function_configuration(stack, function)
+    # /opt/bootstrap (the adapter) execs $LAMBDA_TASK_ROOT/$_HANDLER: the package's start script.
+    assert config["Handler"] == "run.sh"
+    # The adapter's layer last, so that the dependencies' layer cannot shadow /opt/bootstrap.
+    layers = [layer["Arn"] for layer in config["Layers"]]
+    assert layers == [stack.outputs["layer_arn"], adapter_layer_arn]
+    assert stack.outputs["adapter_layer_arn"] == adapter_layer_arn
+    # Exactly the contract's variables and the adapter's: nothing missing, nothing extra.
+    assert config["Environment"]["Variables"] == {**EXPECTED_ENV[function], **ADAPTER_ENV}
 
 
 def test_functions_deploy_the_built_packages(stack: Stack) -> None:
@@ -228,6 +273,7 @@ def test_function_url_requires_iam_and_is_not_public(stack: Stack, function: str
     client = stack.live().client("lambda")
     url = client.get_function_url_config(FunctionName=f"{NAME}-{function}", Qualifier=ALIAS)
     assert url["AuthType"] == "AWS_IAM"
+    assert url["InvokeMode"] == "RESPONSE_STREAM"
     assert url["FunctionUrl"] == stack.outputs[f"{function}_url"]
     # No resource-policy statement opens the function, or its alias, to everyone.
     for qualifier in ({}, {"Qualifier": ALIAS}):
@@ -273,13 +319,23 @@ def test_snap_start_is_on_for_the_published_version(stack: Stack, function: str)
     assert latest["SnapStart"] == {"ApplyOn": "PublishedVersions", "OptimizationStatus": "Off"}
 
 
+# The model calls a streaming function makes: a request that asks for a stream reads the
+# model's, an IAM action of its own (the Service Authorization Reference lists
+# InvokeEndpointWithResponseStream); JSON requests and QA's map and refine steps read whole
+# answers (InvokeEndpoint).
+MODEL_ACTIONS = ("sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream")
+
+
+def model_grants(statements: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The model actions the statements allow, each with its resources."""
+    return {a: grants(statements, a) for a in MODEL_ACTIONS if grants(statements, a)}
+
+
 @pytest.mark.parametrize("function", ["chat", "qa"])
 def test_function_role_may_invoke_only_the_endpoint(stack: Stack, function: str) -> None:
     statements = stack.live().role_statements(f"{NAME}-{function}")
     endpoint_arn = stack.outputs["endpoint_arn"]
-    assert grants(statements, "sagemaker:InvokeEndpoint") == [endpoint_arn]
-    # The functions never stream (the least-privilege test below records what they call).
-    assert grants(statements, "sagemaker:InvokeEndpointWithResponseStream") == []
+    assert model_grants(statements) == {action: [endpoint_arn] for action in MODEL_ACTIONS}
     assert endpoint_arn == f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/{NAME}"
     log_group = f"arn:aws:logs:{REGION}:123456789012:log-group:/aws/lambda/{NAME}-{function}:*"
     assert grants(statements, "logs:PutLogEvents") == [log_group]
@@ -361,13 +417,60 @@ def exercise_qa(qa: Any, context: Any, live: Any) -> None:
 EXERCISES = {"chat": exercise_chat, "qa": exercise_qa}
 
 
-@pytest.mark.parametrize("function", ["chat", "qa"])
-def test_each_role_grants_exactly_what_its_code_calls(
-    stack: Stack, function: str, load_handler, lambda_context
+# Through the door the adapter calls (functions/llm_app/web.py, served as run.sh serves it):
+# JSON requests read the model's whole answer, streamed ones its stream.
+def stream_chat(address: str, web: Any, live: Stack) -> None:
+    """Every route of streaming chat: a JSON answer starting a session, a streamed answer
+    continuing it, and forgetting it."""
+    event = function_url_event('["Hi"]')
+    first = web.send(address, event["body"], web.forwarded(event))
+    assert first.status == 200, first.body
+    session_id = first.json()["session_id"]
+    event = function_url_event(json.dumps(["Again", session_id]), accept="text/event-stream")
+    events = web.SseReader(web.open_stream(address, event["body"], web.forwarded(event))).events()
+    assert events[-1] == (None, "[DONE]"), events
+    event = function_url_event(None, method="DELETE", query={"session_id": session_id})
+    forgotten = web.send(
+        address, None, web.forwarded(event), method="DELETE", path=f"/?session_id={session_id}"
+    )
+    assert forgotten.json() == {"session_id": session_id, "deleted_turns": 2}
+
+
+def stream_qa(address: str, web: Any, live: Stack) -> None:
+    """Every route of streaming QA: the seed's document as JSON, and documents from each
+    bucket it may read, streamed."""
+    s3 = live.client("s3")
+    uris = []
+    for bucket in DOCUMENT_BUCKETS:
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_object(Bucket=bucket, Key="notes.txt", Body=b"Peter is here.")
+        uris.append(f"s3://{bucket}/notes.txt")
+    try:
+        event = function_url_event('["How long was Elizabeth hospitalized?"]')
+        answer = web.send(address, event["body"], web.forwarded(event))
+        assert answer.status == 200, answer.body
+        event = function_url_event(json.dumps(["Who?", uris]), accept="text/event-stream")
+        stream = web.open_stream(address, event["body"], web.forwarded(event))
+        events = web.SseReader(stream).events()
+        assert events[-1] == (None, "[DONE]"), events
+    finally:
+        for bucket in DOCUMENT_BUCKETS:
+            s3.delete_object(Bucket=bucket, Key="notes.txt")
+            s3.delete_bucket(Bucket=bucket)
+
+
+STREAMING_EXERCISES = {"chat": stream_chat, "qa": stream_qa}
+
+
+def check_role_against_calls(
+    live: Stack,
+    function: str,
+    load_handler: Any,
+    exercise: Callable[[Any, dict[str, str], Stack], None],
 ) -> None:
-    """The deployed function's code, run with its deployed environment, on every route:
-    each AWS call it makes is granted by its role, and each grant is used by some call."""
-    live = stack.live()
+    """Run ``exercise`` on the function's code, loaded with its deployed environment against
+    a local endpoint and moto, recording its AWS calls; its role must grant each call, and
+    each of its grants must serve some call."""
     account = live.outputs["endpoint_arn"].split(":")[4]
     environment = live.client("lambda").get_function_configuration(
         FunctionName=f"{NAME}-{function}"
@@ -389,7 +492,7 @@ def test_each_role_grants_exactly_what_its_code_calls(
                 AWS_REGION=REGION,
                 AWS_DEFAULT_REGION=REGION,
             )
-            EXERCISES[function](handler, lambda_context, live)
+            exercise(handler, environment, live)
     finally:
         endpoint.stop()
 
@@ -414,6 +517,24 @@ def test_each_role_grants_exactly_what_its_code_calls(
         if not any(a == c.action and fnmatchcase(c.resource, r) for c in calls)
     )
     assert unused == [], f"{function}'s role grants what its code never calls"
+
+
+@pytest.mark.parametrize("function", ["chat", "qa"])
+def test_each_streaming_role_grants_exactly_what_its_code_calls(
+    stack: Stack, function: str, load_handler
+) -> None:
+    """As the buffered test below, through the door the adapter calls: the app run.sh serves."""
+    pytest.importorskip("llm_app.web", reason="the functions' streaming door is not in this tree")
+    web = pytest.importorskip("tests.support.web", reason="its test helpers are not either")
+
+    def exercise(handler: Any, environment: dict[str, str], live: Stack) -> None:
+        # Imported after the handler, from the same fresh modules (load_handler re-imports them).
+        door = importlib.import_module("llm_app.web")
+        app = door.FunctionApp(handler.ROUTES, handler.SETTINGS, handler.logger, env=environment)
+        with web.serving(app) as address:
+            STREAMING_EXERCISES[function](address, web, live)
+
+    check_role_against_calls(stack.live(), function, load_handler, exercise)
 
 
 @pytest.mark.parametrize("function", ["chat", "qa"])
@@ -798,3 +919,65 @@ def test_destroy_leaves_nothing_behind(stack: Stack) -> None:
     cloudwatch = stack.client("cloudwatch")
     assert cloudwatch.describe_alarms(AlarmNamePrefix=NAME)["MetricAlarms"] == []
     assert cloudwatch.list_dashboards(DashboardNamePrefix=NAME)["DashboardEntries"] == []
+
+
+# -----------------------------------------------------------------------------
+# response_streaming = false: today's buffered functions, exactly
+# -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def buffered_stack(
+    staged, moto_env, moto: MotoServer, built_artifacts: Path, stack: Stack
+) -> Iterator[Stack]:
+    # After the streaming stack's destroy (file order; here when run alone), under the same
+    # name: the same environment is expected, and nothing of the first stack is left.
+    if not stack.destroyed:
+        stack.tf.destroy(stack.variables)
+        stack.destroyed = True
+    variables = {
+        "name": NAME,
+        **package_variables(built_artifacts),
+        "qa_document_buckets": DOCUMENT_BUCKETS,
+        "response_streaming": False,
+    }
+    yield from deploy(staged, moto_env, moto, "apply-buffered", variables)
+
+
+@pytest.mark.parametrize("function", ["chat", "qa"])
+def test_buffered_functions_are_the_python_handlers_without_the_adapter(
+    buffered_stack: Stack, function: str
+) -> None:
+    config = function_configuration(buffered_stack, function)
+    assert config["Handler"] == f"{function}.handler.handler"
+    assert [layer["Arn"] for layer in config["Layers"]] == [buffered_stack.outputs["layer_arn"]]
+    assert config["Environment"]["Variables"] == EXPECTED_ENV[function]
+    # Null outputs are left out of `terraform output -json`.
+    assert buffered_stack.outputs.get("adapter_layer_arn") is None
+    url = buffered_stack.client("lambda").get_function_url_config(
+        FunctionName=f"{NAME}-{function}", Qualifier=ALIAS
+    )
+    assert url["InvokeMode"] == "BUFFERED"
+    statements = buffered_stack.role_statements(f"{NAME}-{function}")
+    endpoint_arn = buffered_stack.outputs["endpoint_arn"]
+    assert model_grants(statements) == {"sagemaker:InvokeEndpoint": [endpoint_arn]}
+
+
+@pytest.mark.parametrize("function", ["chat", "qa"])
+def test_each_role_grants_exactly_what_its_code_calls(
+    buffered_stack: Stack, function: str, load_handler, lambda_context
+) -> None:
+    """The deployed function's code, run with its deployed environment, on every route:
+    each AWS call it makes is granted by its role, and each grant is used by some call."""
+
+    def exercise(handler: Any, environment: dict[str, str], live: Stack) -> None:
+        EXERCISES[function](handler, lambda_context, live)
+
+    check_role_against_calls(buffered_stack.live(), function, load_handler, exercise)
+
+
+def test_buffered_destroy_leaves_nothing_behind(buffered_stack: Stack) -> None:
+    buffered_stack.live().tf.destroy(buffered_stack.variables)
+    buffered_stack.destroyed = True
+    assert buffered_stack.tf.state_resources() == {}
+    assert buffered_stack.client("lambda").list_functions()["Functions"] == []

@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from tests.support.events import function_url_event, response_json
-from tests.support.terraform import init
+from tests.support.terraform import init, name_adapter_layer_in_example
 from tests.support.tools import missing_tool
 from tools.devstack import MotoServer, Terraform
 
@@ -62,7 +62,7 @@ class Deployment:
         return dict(config["Environment"]["Variables"])
 
     def invoke_grants(self, function: str) -> list[str]:
-        """Resources the function's role may sagemaker:InvokeEndpoint on."""
+        """Resources the function's role may invoke the model on, whole or streamed."""
         iam = self.client("iam")
         role = f"{self.name}-{function}"
         resources: list[str] = []
@@ -73,7 +73,9 @@ class Deployment:
             for statement in document["Statement"]:
                 actions = statement["Action"]
                 actions = [actions] if isinstance(actions, str) else actions
-                if "sagemaker:InvokeEndpoint" in actions:
+                if {"sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"} & set(
+                    actions
+                ):
                     found = statement["Resource"]
                     resources += [found] if isinstance(found, str) else found
         return resources
@@ -99,9 +101,10 @@ class Deployment:
 
 @pytest.fixture
 def deploy(
-    staged, moto_env, moto: MotoServer, built_artifacts: Path
+    staged, moto_env, moto: MotoServer, built_artifacts: Path, adapter_layer
 ) -> Iterator[Callable[..., Any]]:
-    """Factory of applied stacks; every stack is destroyed and checked gone at the end."""
+    """Factory of applied stacks; every stack is destroyed and checked gone at the end. Their
+    functions stream through a stand-in of the adapter's layer (see conftest.adapter_layer)."""
     deployments: list[Deployment] = []
 
     def make(name: str, region: str, example: str | None = None, **variables: Any) -> Deployment:
@@ -111,13 +114,15 @@ def deploy(
             "qa_package_path": str(built_artifacts / "qa.zip"),
             "layer_package_path": str(built_artifacts / "layer.zip"),
         }
+        layer = {"adapter_layer_arn": adapter_layer(region)}
         if example is not None:
             # An example takes the packages from build/ at the repository root, as a clone would.
             (tree / "build").symlink_to(built_artifacts, target_is_directory=True)
             tree, packages = tree / "examples" / example, {}
+            name_adapter_layer_in_example(tree, layer.pop("adapter_layer_arn"))
         tf = Terraform(tree, moto_env(region))
         init(tf)
-        all_variables = {"name": name, **packages, **variables}
+        all_variables = {"name": name, **packages, **layer, **variables}
         deployment = Deployment(tf, region, all_variables, moto)
         deployments.append(deployment)
         deployment.tf.apply(all_variables)

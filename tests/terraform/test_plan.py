@@ -31,6 +31,9 @@ VLLM_REGIONS = sorted(
     ]["vllm"]["registries"]
 )
 
+# A copy of the adapter's layer in a GovCloud account, where AWS publishes none.
+GOV_ADAPTER_LAYER = "arn:aws-us-gov:lambda:us-gov-west-1:123456789012:layer:lwa-copy:3"
+
 # Each plan: (region, variables over a valid base, the error details it must report, one each).
 # Variable validations are independent of each other, so several bad values share one plan.
 ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
@@ -186,6 +189,41 @@ ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
             "the counts and model_latency_p90_ms must be at least 1",
         ],
     ),
+    # AWS publishes no Lambda Web Adapter layer in GovCloud: each function says so, naming
+    # both ways out, before anything is created.
+    "streaming in GovCloud without an adapter layer": (
+        "us-gov-west-1",
+        {},
+        [
+            f"plan-test-{function}: no Lambda Web Adapter layer is published in us-gov-west-1"
+            " (AWS publishes LWA 1.1.0 in 34 commercial and China regions; none in GovCloud,"
+            " me-south-1 or me-central-1). Set adapter_layer_arn to a copy of the layer in your"
+            " account, or response_streaming = false for a buffered function."
+            for function in ("chat", "qa")
+        ],
+    ),
+    "streaming in me-central-1 without an adapter layer": (
+        "me-central-1",
+        {},
+        [
+            f"plan-test-{function}: no Lambda Web Adapter layer is published in me-central-1"
+            for function in ("chat", "qa")
+        ],
+    ),
+    "streaming in GovCloud with an adapter layer": (
+        "us-gov-west-1",
+        {"adapter_layer_arn": GOV_ADAPTER_LAYER},
+        [],
+    ),
+    "buffered in GovCloud": ("us-gov-west-1", {"response_streaming": False}, []),
+    "bad adapter layer": (
+        REGION,
+        {"adapter_layer_arn": "arn:aws:lambda:eu-west-1:123456789012:layer:LambdaAdapterLayerX86"},
+        [
+            "adapter_layer_arn must be a layer version ARN"
+            " (arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION), or null."
+        ],
+    ),
 }
 
 
@@ -259,6 +297,149 @@ def test_lambda_url_module_refuses_reserved_environment_keys(
     errors = errors_of(tf.plan_diagnostics(variables, "-refresh=false", "-lock=false"))
     assert len(errors) == 1, errors
     assert "must not be one Lambda reserves (AWS_REGION" in errors[0]
+
+
+def test_lambda_url_module_refuses_adapter_settings_it_owns(
+    plan_tree: Path, moto_env, packages: dict[str, str]
+) -> None:
+    tf = Terraform(plan_tree / "modules" / "lambda-url", moto_env(REGION))
+    variables = {
+        "function_name": "adapter-settings",
+        "handler": "run.sh",
+        "filename": packages["chat_package_path"],
+        "environment_variables": {"AWS_LWA_PORT": "8000"},
+        "adapter_environment": {"AWS_LWA_INVOKE_MODE": "buffered"},
+    }
+    errors = errors_of(tf.plan_diagnostics(variables, "-refresh=false", "-lock=false"))
+    assert len(errors) == 2, errors
+    assert any("must not set AWS_LAMBDA_EXEC_WRAPPER or AWS_LWA_* keys" in e for e in errors)
+    assert any("other than AWS_LWA_INVOKE_MODE, which response_streaming sets" in e for e in errors)
+
+
+# -----------------------------------------------------------------------------
+# The lambda-url module's adapter: its layer by partition, region and architecture
+# -----------------------------------------------------------------------------
+
+LWA_ACCOUNT = "753240598075"  # AWS's publishing account of LWA in the commercial regions
+STAND_IN_LAYER = "arn:aws:lambda:eu-west-1:123456789012:layer:lwa-stand-in:1"
+# The function's own layer, which the adapter's follows.
+DEPS_LAYER = "arn:aws:lambda:{region}:123456789012:layer:deps:7"
+# name -> (region, architecture, variables over the module's defaults, the adapter layer run).
+ADAPTER_CASES: dict[str, tuple[str, str, dict[str, Any], str | None]] = {
+    "commercial, x86_64": (
+        "us-east-1",
+        "x86_64",
+        {},
+        f"arn:aws:lambda:us-east-1:{LWA_ACCOUNT}:layer:LambdaAdapterLayerX86:30",
+    ),
+    "commercial, arm64": (
+        "ap-southeast-7",
+        "arm64",
+        {},
+        f"arn:aws:lambda:ap-southeast-7:{LWA_ACCOUNT}:layer:LambdaAdapterLayerArm64:30",
+    ),
+    "China, Beijing": (
+        "cn-north-1",
+        "x86_64",
+        {},
+        "arn:aws-cn:lambda:cn-north-1:041581134020:layer:LambdaAdapterLayerX86:30",
+    ),
+    "China, Ningxia, arm64": (
+        "cn-northwest-1",
+        "arm64",
+        {},
+        "arn:aws-cn:lambda:cn-northwest-1:069767869989:layer:LambdaAdapterLayerArm64:30",
+    ),
+    "another layer named": (
+        "eu-west-1",
+        "x86_64",
+        {"adapter_layer_arn": STAND_IN_LAYER},
+        STAND_IN_LAYER,
+    ),
+    "GovCloud with a copy": (
+        "us-gov-west-1",
+        "arm64",
+        {"adapter_layer_arn": GOV_ADAPTER_LAYER},
+        GOV_ADAPTER_LAYER,
+    ),
+    "buffered": ("eu-west-1", "x86_64", {"response_streaming": False}, None),
+}
+
+
+@pytest.fixture(scope="module")
+def adapter_plans(plan_tree: Path, moto_env, packages: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Each case's planned outputs, function and URL, from the lambda-url module alone."""
+    folder = plan_tree / "modules" / "lambda-url"
+
+    def planned(name: str) -> dict[str, Any]:
+        region, architecture, overrides, _ = ADAPTER_CASES[name]
+        streaming = overrides.get("response_streaming", True)
+        tf = Terraform(folder, moto_env(region))
+        plan_file = f"adapter-{abs(hash(name))}.tfplan"
+        variables = {
+            "function_name": "adapter-test",
+            "handler": "run.sh" if streaming else "chat_handler.handler",
+            "filename": packages["chat_package_path"],
+            "architecture": architecture,
+            "layers": [DEPS_LAYER.format(region=region)],
+            "environment_variables": {"ENDPOINT_NAME": "llm"},
+            "adapter_environment": {"AWS_LWA_READINESS_CHECK_PATH": "/ready"},
+            **overrides,
+        }
+        tf.plan(variables, "-refresh=false", "-lock=false", f"-out={plan_file}")
+        shown = json.loads(tf.run("show", "-json", plan_file).stdout)
+        resources = {
+            r["address"]: r["values"] for r in shown["planned_values"]["root_module"]["resources"]
+        }
+        return {
+            "outputs": {k: v.get("value") for k, v in shown["planned_values"]["outputs"].items()},
+            "function": resources["aws_lambda_function.this"],
+            "url": resources["aws_lambda_function_url.this"],
+        }
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(ADAPTER_CASES, pool.map(planned, ADAPTER_CASES), strict=True))
+
+
+@pytest.mark.parametrize("name", ADAPTER_CASES)
+def test_adapter_layer_follows_partition_region_and_architecture(
+    adapter_plans: dict[str, dict[str, Any]], name: str
+) -> None:
+    region, architecture, _, adapter_layer = ADAPTER_CASES[name]
+    planned = adapter_plans[name]
+    assert planned["outputs"]["adapter_layer_arn"] == adapter_layer
+    assert planned["function"]["architectures"] == [architecture]
+    # The adapter's layer comes last: no layer of the function's may shadow /opt/bootstrap.
+    own = [DEPS_LAYER.format(region=region)]
+    assert planned["function"]["layers"] == own + ([adapter_layer] if adapter_layer else [])
+
+
+@pytest.mark.parametrize("name", [n for n, case in ADAPTER_CASES.items() if case[3]])
+def test_a_streaming_function_runs_its_start_script_behind_the_adapter(
+    adapter_plans: dict[str, dict[str, Any]], name: str
+) -> None:
+    planned = adapter_plans[name]
+    assert planned["function"]["handler"] == "run.sh"
+    assert planned["function"]["environment"] == [
+        {
+            "variables": {
+                "ENDPOINT_NAME": "llm",
+                "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
+                "AWS_LWA_INVOKE_MODE": "response_stream",
+                "AWS_LWA_READINESS_CHECK_PATH": "/ready",
+            }
+        }
+    ]
+    assert planned["url"]["invoke_mode"] == "RESPONSE_STREAM"
+    assert planned["outputs"]["invoke_mode"] == "RESPONSE_STREAM"
+
+
+def test_a_buffered_function_has_no_adapter(adapter_plans: dict[str, dict[str, Any]]) -> None:
+    planned = adapter_plans["buffered"]
+    assert planned["function"]["handler"] == "chat_handler.handler"
+    # The adapter's settings are not set without it, whatever adapter_environment holds.
+    assert planned["function"]["environment"] == [{"variables": {"ENDPOINT_NAME": "llm"}}]
+    assert planned["url"]["invoke_mode"] == "BUFFERED"
 
 
 # -----------------------------------------------------------------------------

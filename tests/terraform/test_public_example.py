@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.support.terraform import init
+from tests.support.terraform import init, name_adapter_layer_in_example
 from tools.devstack import MotoServer, Terraform
 
 pytestmark = pytest.mark.stack
@@ -25,10 +25,14 @@ NAME = "public-demo"
 
 
 @pytest.fixture(scope="module")
-def example(staged, moto_env, moto: MotoServer, built_artifacts: Path) -> Iterator[dict[str, Any]]:
+def example(
+    staged, moto_env, moto: MotoServer, built_artifacts: Path, adapter_layer
+) -> Iterator[dict[str, Any]]:
     tree = staged("public-example")
     # The example takes the packages from build/ at the repository root, as a user's clone would.
     (tree / "build").symlink_to(built_artifacts, target_is_directory=True)
+    # Its functions stream through a stand-in of the adapter's layer (conftest.adapter_layer).
+    name_adapter_layer_in_example(tree / "examples" / "stateless-public", adapter_layer(REGION))
     tf = Terraform(tree / "examples" / "stateless-public", moto_env(REGION))
     init(tf)
     variables = {"name": NAME}

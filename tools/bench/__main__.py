@@ -38,9 +38,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tools.bench import observability
+from tools.bench import observability, streaming
 from tools.bench.runtime_api import RuntimeApi
 from tools.lambda_sandbox import artifacts as sandbox
+from tools.lambda_sandbox.wrapped import NamespaceError
 from tools.model_server import server as sagemaker_server
 from tools.model_server.scripted_backend import ScriptedBackend
 from tools.packaging import build as package
@@ -165,6 +166,7 @@ class Bench:
         self.floor_path = [floor_task, self.unpacked.layer]
         self.runtime = runtime_folder(scratch / "runtime")
         self.python = sandbox.runtime_python()
+        self.floor_cold = 0.0  # seconds, set by cold_section
 
     def functions(self, *, bytecode_what_if: bool) -> dict[str, Function]:
         """The cold-start contestants: the functions, and the floors with and without .pyc."""
@@ -249,6 +251,7 @@ def cold_section(bench: Bench) -> list[tuple[str, ...]]:
             runs[name].append(bench.cold_start(function))
     medians = {name: statistics.median(seconds) for name, seconds in runs.items()}
     floor, bare_floor = medians["floor"], medians["floor, no .pyc"]
+    bench.floor_cold = floor  # the streaming path's cold start is compared with it too
     rows = []
     for name, median in medians.items():
         is_floor = name.startswith("floor")
@@ -454,6 +457,28 @@ def size_section(build_dir: Path) -> list[tuple[str, ...]]:
     return rows
 
 
+def streaming_tables(args: argparse.Namespace, floor_cold: float) -> None:
+    try:
+        first, cold = streaming.run_all(
+            args.build_dir, args.stream_requests, args.cold_runs, floor_cold
+        )
+    except NamespaceError as error:
+        print(f"\nStreaming path skipped: {error}")
+        return
+    Table(first).print(
+        "Streaming, warm: the endpoint's first token to the client's, through the app, the "
+        f"local Lambda Web Adapter and URL (goal: p50 <= {streaming.GOAL_FIRST_TOKEN_MS:g} ms; "
+        "minimal: a standard-library app, the adapter and URL alone)",
+        ("", "p50", "max", "goal"),
+    )
+    Table(cold).print(
+        "Streaming, cold: a new environment (mounts, /opt/bootstrap, start script, imports, "
+        "readiness) to the first response byte, against the precompiled floor "
+        f"({floor_cold * 1000:.0f} ms; goal: <= 3x)",
+        ("", "median", "/ floor", "goal"),
+    )
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
@@ -479,6 +504,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--warm-requests", type=int, default=3000)
     parser.add_argument("--skip-variants", action="store_true", help="skip the layer decisions")
     parser.add_argument("--skip-build-times", action="store_true", help="skip timing make")
+    parser.add_argument(
+        "--skip-streaming", action="store_true", help="skip the Lambda Web Adapter path"
+    )
+    parser.add_argument(
+        "--stream-requests", type=int, default=30, help="warm streamed requests per function"
+    )
     parser.add_argument(
         "--skip-bytecode", action="store_true", help="skip chat without .pyc (the step's effect)"
     )
@@ -529,6 +560,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "Where chat's cold import goes (self time by top-level package)",
                 ("package", "time", "share"),
             )
+            if not args.skip_streaming:
+                streaming_tables(args, bench.floor_cold)
             if not args.skip_variants:
                 Table(variants_section(bench)).print(
                     "Layer decisions, each row adding one step of LAYER_POLICY",

@@ -5,6 +5,8 @@
         --env ENDPOINT_NAME=my-endpoint --env HISTORY_TABLE_NAME= --timeout 180 --port 9001
 
 The function gets your AWS credentials (any source botocore knows) as its role's.
+``--stream`` serves a streaming package (``--handler run.sh``) as ``response_streaming``
+deploys it: behind the local Lambda Web Adapter layer, on a RESPONSE_STREAM URL.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import argparse
 import contextlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from tools.function_urls.server import FunctionUrlServer, write_line
 from tools.http_server import serve_until, signal_event
 from tools.lambda_sandbox.functions import FunctionSpec, InvocationError
+from tools.lambda_sandbox.web_adapter import build_layer
+from tools.lambda_sandbox.wrapped import NamespaceError
 
 
 def _credentials_env() -> dict[str, str]:
@@ -81,23 +86,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=9001)
     parser.add_argument("--python", help="interpreter for the function (default: found by version)")
     parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="RESPONSE_STREAM behind the local Lambda Web Adapter (the handler: a start script)",
+    )
+    parser.add_argument(
         "--no-credentials",
         action="store_true",
         help="do not pass your AWS credentials to the function",
     )
     args = parser.parse_args(argv)
     region = args.region or _default_region()
+    layers, environment = list(args.layer), dict(args.env)
+    if args.stream:  # what the lambda-url module's response_streaming adds
+        layers.append(build_layer(Path(tempfile.mkdtemp(prefix="lwa-")) / "adapter.zip"))
+        environment.update(
+            {"AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap", "AWS_LWA_INVOKE_MODE": "response_stream"}
+        )
     spec = FunctionSpec(
         name=args.name or args.zip.stem,
         handler=args.handler,
         code_zip=args.zip,
-        layer_zips=tuple(args.layer),
-        environment=dict(args.env),
+        layer_zips=tuple(layers),
+        environment=environment,
         timeout_seconds=args.timeout,
         memory_mb=args.memory,
         runtime=args.runtime,
         region=region,
         auth_type=args.auth,
+        invoke_mode="RESPONSE_STREAM" if args.stream else "BUFFERED",
     )
     base_env = {} if args.no_credentials else _credentials_env()
     # Endpoint overrides (AWS_ENDPOINT_URL*) in your shell reach the function, as --env would.
@@ -110,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         server.start(warm=True)
-    except InvocationError as error:
+    except (InvocationError, NamespaceError) as error:
         server.stop()
         print(f"error: {spec.name} failed to initialise: {error}", file=sys.stderr)
         return 1

@@ -9,7 +9,12 @@ side:
 * ``AWS_IAM`` URLs answer 403 ``{"Message":"Forbidden"}`` to unsigned requests. Signatures
   are not verified locally (no IAM here): any SigV4-signed request is let through, and its
   event's ``requestContext.authorizer.iam`` names the signing access key id as the caller;
-* payloads over 6 MB answer 413, as Lambda's invocation limit.
+* payloads over 6 MB answer 413, as Lambda's invocation limit;
+* a ``RESPONSE_STREAM`` URL of a function behind the (local) Lambda Web Adapter relays its
+  response stream as it comes (``relay_stream``): status, headers and cookies from the
+  stream's JSON prelude, then the body in HTTP chunks, each written as soon as the function
+  wrote it; a failure after the first byte ends the connection without the last chunk, so the
+  client sees a truncated transfer, as on AWS.
 
 One line per request goes to the log: function, method, path, status, milliseconds.
 The command line (``python -m tools.function_urls``) serves one function alone.
@@ -17,15 +22,17 @@ The command line (``python -m tools.function_urls``) serves one function alone.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Self
+from typing import Any, Protocol, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from tools.http_server import LoopbackHTTPServer, LoopbackService
@@ -37,8 +44,10 @@ from tools.lambda_sandbox.events import (
     map_response,
 )
 from tools.lambda_sandbox.functions import FunctionSpec, InvocationError, LocalFunction, Log
+from tools.lambda_sandbox.runtime_api import STREAMING_CONTENT_TYPE, RuntimeInvocationError
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit
+PRELUDE_SEPARATOR = b"\0" * 8  # ends the JSON prelude of a streamed HTTP response
 
 __all__ = ["FunctionUrlServer", "InvocationError", "write_line"]
 
@@ -77,6 +86,11 @@ class FunctionUrlServer(LoopbackService):
         super().stop()
         self.function.close()
 
+    @property
+    def streams(self) -> bool:
+        """The URL relays a response stream: RESPONSE_STREAM, a function with a wrapper."""
+        return self.spec.invoke_mode == "RESPONSE_STREAM" and self.spec.exec_wrapper is not None
+
     def handle(
         self,
         method: str,
@@ -87,12 +101,75 @@ class FunctionUrlServer(LoopbackService):
     ) -> HttpResponse:
         request_id = str(uuid.uuid4())
         common = [("x-amzn-RequestId", request_id)]
+        event = self._event(method, target, headers, body, source_ip, request_id=request_id)
+        if event is None:
+            return _forbidden(common)
+        try:
+            response = map_response(self.function.invoke(event, request_id))
+        except InvocationError as error:
+            self.log(f"[{self.spec.name}] invocation failed: {json.dumps(error.document)}")
+            return _internal_server_error(common)
+        except BadResponseError as error:
+            self.log(f"[{self.spec.name}] invalid response for a Function URL: {error}")
+            return _internal_server_error(common)
+        return HttpResponse(response.status, [*common, *response.headers], response.body)
+
+    def relay_stream(
+        self,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        source_ip: str,
+        *,
+        out: ResponseWriter,
+    ) -> int:
+        """Answer through ``out`` as the function streams; returns the status sent."""
+        request_id = str(uuid.uuid4())
+        common = [("x-amzn-RequestId", request_id)]
+        event = self._event(method, target, headers, body, source_ip, request_id=request_id)
+        if event is None:
+            return out.whole(_forbidden(common))
+        started = False
+        try:
+            with self.function.stream(event, request_id) as invocation:
+                chunks = invocation.chunks()
+                # The first chunk comes with the response's content type.
+                first = next(chunks, b"")
+                if invocation_is_http(invocation.content_type):
+                    status, head, first = read_prelude(first, chunks)
+                else:  # a raw stream: Lambda answers 200 with the stream's content type
+                    status, head = 200, [("Content-Type", invocation.content_type)]
+                out.start(status, [*common, *head])
+                started = True
+                if first:
+                    out.chunk(first)
+                for chunk in chunks:
+                    out.chunk(chunk)
+                out.end()
+                return status
+        except (InvocationError, RuntimeInvocationError, TimeoutError, BadResponseError) as error:
+            self.log(f"[{self.spec.name}] response stream failed: {_describe(error)}")
+            if started:
+                out.abort()  # no last chunk: the client sees the stream cut short
+                return 0
+            return out.whole(_internal_server_error(common))
+
+    def _event(
+        self,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        source_ip: str,
+        *,
+        request_id: str,
+    ) -> dict[str, Any] | None:
+        """The invocation's event; None for an unsigned request to an AWS_IAM URL (403)."""
         access_key = _signing_access_key(target, headers)
         if self.spec.auth_type == "AWS_IAM" and access_key is None:
-            return HttpResponse(
-                403, [*common, ("Content-Type", "application/json")], b'{"Message":"Forbidden"}'
-            )
-        event = build_event(
+            return None
+        return build_event(
             method=method,
             target=target,
             headers=headers,
@@ -104,15 +181,56 @@ class FunctionUrlServer(LoopbackService):
             if self.spec.auth_type == "AWS_IAM" and access_key is not None
             else None,
         )
-        try:
-            response = map_response(self.function.invoke(event, request_id))
-        except InvocationError as error:
-            self.log(f"[{self.spec.name}] invocation failed: {json.dumps(error.document)}")
-            return _internal_server_error(common)
-        except BadResponseError as error:
-            self.log(f"[{self.spec.name}] invalid response for a Function URL: {error}")
-            return _internal_server_error(common)
-        return HttpResponse(response.status, [*common, *response.headers], response.body)
+
+
+class ResponseWriter(Protocol):
+    def whole(self, response: HttpResponse) -> int: ...
+    def start(self, status: int, headers: list[tuple[str, str]]) -> None: ...
+    def chunk(self, data: bytes) -> None: ...
+    def end(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+def invocation_is_http(content_type: str) -> bool:
+    """A stream that starts with an HTTP prelude (Lambda's http-integration-response)."""
+    return content_type.split(";", 1)[0].strip() == STREAMING_CONTENT_TYPE
+
+
+def read_prelude(first: bytes, chunks: Iterator[bytes]) -> tuple[int, list[tuple[str, str]], bytes]:
+    """(status, headers, the body bytes that came with the prelude) of a streamed response."""
+    buffer = first
+    while PRELUDE_SEPARATOR not in buffer:
+        chunk = next(chunks, None)
+        if chunk is None:
+            raise BadResponseError("the response stream ended before its prelude's end")
+        buffer += chunk
+    raw, _, rest = buffer.partition(PRELUDE_SEPARATOR)
+    try:
+        prelude = json.loads(raw)
+    except ValueError as error:
+        raise BadResponseError(f"the prelude is not JSON: {error}") from None
+    status = prelude.get("statusCode", 200) if isinstance(prelude, dict) else None
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise BadResponseError(f"statusCode must be an HTTP status integer, not {status!r}")
+    headers: list[tuple[str, str]] = []
+    for name, value in (prelude.get("headers") or {}).items():
+        for one in value if isinstance(value, list) else [value]:
+            headers.append((str(name), str(one)))
+    if not any(name.lower() == "content-type" for name, _ in headers):
+        headers.append(("Content-Type", "application/octet-stream"))
+    headers += [("Set-Cookie", str(cookie)) for cookie in prelude.get("cookies") or []]
+    return status, headers, rest
+
+
+def _describe(error: Exception) -> str:
+    document = getattr(error, "document", None)
+    return json.dumps(document) if document else f"{type(error).__name__}: {error}"
+
+
+def _forbidden(common: list[tuple[str, str]]) -> HttpResponse:
+    return HttpResponse(
+        403, [*common, ("Content-Type", "application/json")], b'{"Message":"Forbidden"}'
+    )
 
 
 def _internal_server_error(common: list[tuple[str, str]]) -> HttpResponse:
@@ -153,9 +271,18 @@ class _Handler(BaseHTTPRequestHandler):
             )
             self.close_connection = True
         else:
-            response = app.handle(
-                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
-            )
+            request = (self.command, self.path, list(self.headers.items()), body)
+            if app.streams:
+                status = app.relay_stream(*request, self.client_address[0], out=self)
+                elapsed = (time.monotonic() - started) * 1000
+                app.log(f"{app.spec.name} {self.command} {self.path} {status} {elapsed:.0f} ms")
+                return
+            response = app.handle(*request, self.client_address[0])
+        self.whole(response)
+        elapsed = (time.monotonic() - started) * 1000
+        app.log(f"{app.spec.name} {self.command} {self.path} {response.status} {elapsed:.0f} ms")
+
+    def whole(self, response: HttpResponse) -> int:
         self.send_response(response.status)
         for name, value in response.headers:
             self.send_header(name, value)
@@ -165,8 +292,35 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
-        elapsed = (time.monotonic() - started) * 1000
-        app.log(f"{app.spec.name} {self.command} {self.path} {response.status} {elapsed:.0f} ms")
+        return response.status
+
+    # -- a streamed response (ResponseWriter) -------------------------------------------------
+    def start(self, status: int, headers: list[tuple[str, str]]) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(name, value)
+        if not any(name.lower() == "date" for name, _ in headers):
+            self.send_header("Date", formatdate(usegmt=True))
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+
+    def chunk(self, data: bytes) -> None:
+        if self.command != "HEAD" and data:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
+    def end(self) -> None:
+        if self.command != "HEAD":
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+    def abort(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 

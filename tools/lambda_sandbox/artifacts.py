@@ -55,7 +55,16 @@ def unpack(build_dir: Path, root: Path, functions: Sequence[str] = tuple(HANDLER
     for function in functions:
         with zipfile.ZipFile(build_dir / f"{function}.zip") as archive:
             archive.extractall(unpacked.task(function))
+            _keep_executable_bits(archive, unpacked.task(function))
     return unpacked
+
+
+def _keep_executable_bits(archive: zipfile.ZipFile, root: Path) -> None:
+    """As Lambda does (zipfile's extractall drops modes): the start script stays executable."""
+    for info in archive.infolist():
+        mode = (info.external_attr >> 16) & 0o777
+        if mode & 0o111:
+            (root / info.filename).chmod(mode)
 
 
 def runtime_python() -> str:

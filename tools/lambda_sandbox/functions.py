@@ -32,11 +32,12 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from tools.lambda_sandbox.runtime_api import Invocation
 from tools.paths import find_python
 
 RUNTIME_SCRIPT = Path(__file__).with_name("runtime.py")
@@ -44,6 +45,8 @@ _INIT_TIMEOUT_SECONDS = 10.0  # Lambda's init phase limit; a slower init counts 
 _HEADER = struct.Struct(">I")
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
 _RESERVED_PREFIXES = ("AWS_LAMBDA_", "_HANDLER", "LAMBDA_")
+# Variables under a reserved prefix that a function may set all the same.
+_SETTABLE = frozenset({"AWS_LAMBDA_EXEC_WRAPPER"})
 
 Log = Callable[[str], None]
 
@@ -69,6 +72,8 @@ class FunctionSpec:
     # SnapStart on the version: each worker's init runs in full (there is no snapshot here),
     # with AWS_LAMBDA_INITIALIZATION_TYPE=snap-start, as in the snapshotted init on AWS.
     snap_start: bool = False
+    # The URL's: RESPONSE_STREAM relays the function's response stream as it comes.
+    invoke_mode: str = "BUFFERED"
 
     def __post_init__(self) -> None:
         if not self.runtime.startswith("python3."):
@@ -77,7 +82,11 @@ class FunctionSpec:
             raise ValueError(f"{self.name}: auth_type must be NONE or AWS_IAM")
         if self.timeout_seconds <= 0:
             raise ValueError(f"{self.name}: timeout_seconds must be positive")
-        reserved = sorted(k for k in self.environment if k.startswith(_RESERVED_PREFIXES))
+        if self.invoke_mode not in ("BUFFERED", "RESPONSE_STREAM"):
+            raise ValueError(f"{self.name}: invoke_mode must be BUFFERED or RESPONSE_STREAM")
+        reserved = sorted(
+            k for k in self.environment if k.startswith(_RESERVED_PREFIXES) and k not in _SETTABLE
+        )
         if reserved:
             raise ValueError(f"{self.name}: reserved environment variables set: {reserved}")
 
@@ -89,6 +98,11 @@ class FunctionSpec:
     def invoked_arn(self) -> str:
         """The ARN an invocation through the URL names: qualified by the alias, if any."""
         return f"{self.arn}:{self.alias}" if self.alias else self.arn
+
+    @property
+    def exec_wrapper(self) -> str | None:
+        """``AWS_LAMBDA_EXEC_WRAPPER``: such a function runs in a ``wrapped`` environment."""
+        return self.environment.get("AWS_LAMBDA_EXEC_WRAPPER") or None
 
     @property
     def python_version(self) -> str:
@@ -299,8 +313,8 @@ class LocalFunction:
         for layer in spec.layer_zips:
             _unzip(layer, self.opt_root)
         self.env = function_env(spec, base_env or {}, self.task_root)
-        self._idle: list[_Worker] = []
-        self._all: set[_Worker] = set()
+        self._idle: list[Any] = []  # _Worker or WrappedWorker
+        self._all: set[Any] = set()
         self._available = threading.Condition()
         self._closed = False
 
@@ -329,7 +343,7 @@ class LocalFunction:
         finally:
             self._release(worker, healthy)
 
-    def _acquire(self) -> _Worker:
+    def _acquire(self) -> Any:
         with self._available:
             while True:
                 if self._closed:
@@ -337,19 +351,55 @@ class LocalFunction:
                 if self._idle:
                     return self._idle.pop()
                 if len(self._all) < self.max_concurrency:
-                    worker = _Worker(
-                        self.spec,
-                        python=self.python,
-                        task=self.task_root,
-                        opt=self.opt_root,
-                        env=self.env,
-                        log=self.log,
-                    )
+                    worker = self._new_worker()
                     self._all.add(worker)
                     return worker
                 self._available.wait()
 
-    def _release(self, worker: _Worker, healthy: bool) -> None:
+    def _new_worker(self) -> Any:
+        if self.spec.exec_wrapper:
+            from tools.lambda_sandbox.wrapped import WrappedWorker  # imports this module
+
+            return WrappedWorker(
+                self.spec,
+                python=self.python,
+                task=self.task_root,
+                opt=self.opt_root,
+                env=self.env,
+                log=self.log,
+            )
+        return _Worker(
+            self.spec,
+            python=self.python,
+            task=self.task_root,
+            opt=self.opt_root,
+            env=self.env,
+            log=self.log,
+        )
+
+    @contextlib.contextmanager
+    def stream(self, event: dict[str, Any], request_id: str) -> Iterator[Invocation]:
+        """A response stream (functions with an exec wrapper): iterate
+        ``invocation.chunks(deadline)`` inside the ``with``; the environment is busy until
+        the stream ends, and one that fails or is abandoned mid-stream is discarded."""
+        if not self.spec.exec_wrapper:
+            raise RuntimeError(f"{self.spec.name} has no exec wrapper: it cannot stream")
+        worker = self._acquire()
+        healthy = False
+        try:
+            worker.ensure_ready()
+            deadline = time.monotonic() + self.spec.timeout_seconds
+            invocation = worker.submit(event, request_id, deadline)
+            invocation.deadline = deadline
+            yield invocation
+            healthy = invocation.finished
+        except InvocationError as error:
+            error.document.setdefault("requestId", request_id)
+            raise
+        finally:
+            self._release(worker, healthy)
+
+    def _release(self, worker: Any, healthy: bool) -> None:
         with self._available:
             if healthy and worker.alive and not self._closed:
                 self._idle.append(worker)
@@ -365,6 +415,15 @@ class LocalFunction:
             worker.ensure_ready()
         finally:
             self._release(worker, healthy=worker.ready)
+
+    @property
+    def worker_marker(self) -> str:
+        """What a worker's command line shows once it runs (``make local-down`` checks it
+        before stopping a pid): the runtime script, or behind an exec wrapper the runtime's
+        interpreter as ``python3`` runs it (``wrapped.interpreter_dir``)."""
+        if self.spec.exec_wrapper:
+            return f"{Path(self.python).resolve()} -S"
+        return "lambda_sandbox/runtime.py"
 
     @property
     def worker_pids(self) -> list[int]:
@@ -387,6 +446,12 @@ def _unzip(archive: Path, destination: Path) -> None:
     destination.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(archive) as zipped:
         zipped.extractall(destination)  # extractall drops absolute and ../ members
+        for member in zipped.infolist():
+            mode = (member.external_attr >> 16) & 0o777
+            target = destination / member.filename
+            # Lambda keeps the zip's Unix modes (an executable start script stays one).
+            if mode and not member.is_dir() and target.is_file():
+                target.chmod(mode | 0o400)
 
 
 def function_env(

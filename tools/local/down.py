@@ -66,8 +66,10 @@ def _recorded_processes(recorded: dict) -> list[tuple[str, int, str, bool]]:
             # The model server leads its own process group (start_new_session).
             processes.append((name, int(pid), marker, name == "model_server"))
     for label, function in (recorded.get("functions") or {}).items():
+        marker = function.get("worker_marker") or "lambda_sandbox/runtime.py"
         for pid in function.get("worker_pids") or []:
-            processes.append((f"{label} worker", int(pid), "lambda_sandbox/runtime.py", True))
+            # The group: behind the Lambda Web Adapter, the app and the adapter's extension.
+            processes.append((f"{label} worker", int(pid), marker, True))
     return processes
 
 

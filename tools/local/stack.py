@@ -107,8 +107,12 @@ def read_functions(
     root_dir: Path,
     region: str,
     account_id: str,
+    extra_layers: Mapping[str, Path] | None = None,
 ) -> list[DeployedFunction]:
-    """Every function with a URL, labelled by the Terraform output that holds its URL."""
+    """Every function with a URL, labelled by the Terraform output that holds its URL.
+
+    ``extra_layers``: layers published outside Terraform (the local adapter), ARN -> zip.
+    """
     label_of_url = {
         str(value): name.removesuffix("_url")
         for name, value in outputs.items()
@@ -131,6 +135,7 @@ def read_functions(
                         root_dir=root_dir,
                         region=region,
                         account_id=account_id,
+                        extra_layers=extra_layers or {},
                     )
                 )
     if not functions:
@@ -168,6 +173,7 @@ def _deployed_function(
     root_dir: Path,
     region: str,
     account_id: str,
+    extra_layers: Mapping[str, Path],
 ) -> DeployedFunction:
     # The alias's version: its code and configuration are what the URL serves.
     config = lambda_client.get_function_configuration(
@@ -175,8 +181,13 @@ def _deployed_function(
     )
     if config.get("PackageType", "Zip") != "Zip":
         raise StackError(f"{name} is a container image function; only zip packages run locally")
-    if url_config.get("InvokeMode", "BUFFERED") != "BUFFERED":
-        raise StackError(f"{name}'s URL streams its response; the local URLs buffer only")
+    invoke_mode = url_config.get("InvokeMode") or "BUFFERED"
+    environment = dict((config.get("Environment") or {}).get("Variables") or {})
+    if invoke_mode == "RESPONSE_STREAM" and not environment.get("AWS_LAMBDA_EXEC_WRAPPER"):
+        raise StackError(
+            f"{name}'s URL streams (RESPONSE_STREAM) but the function has no exec wrapper: "
+            "the Python runtime cannot stream without the Lambda Web Adapter"
+        )
     resources = list(state_resources.values())
     code = _artifact(
         _one(resources, "function_name", name, what=f"aws_lambda_function {name}"),
@@ -189,9 +200,14 @@ def _deployed_function(
         # arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION
         layer_name, _, number = layer["Arn"].rpartition(":")
         version = lambda_client.get_layer_version(LayerName=layer_name, VersionNumber=int(number))
+        resource = (
+            {"filename": str(extra_layers[layer["Arn"]])}
+            if layer["Arn"] in extra_layers
+            else _one(resources, "arn", layer["Arn"], what=f"layer {layer['Arn']}")
+        )
         layers.append(
             _artifact(
-                _one(resources, "arn", layer["Arn"], what=f"layer {layer['Arn']}"),
+                resource,
                 version["Content"]["CodeSha256"],
                 root_dir,
                 what=f"layer {layer['Arn']}",
@@ -203,7 +219,7 @@ def _deployed_function(
         handler=config["Handler"],
         code_zip=code,
         layer_zips=tuple(layers),
-        environment=dict((config.get("Environment") or {}).get("Variables") or {}),
+        environment=environment,
         timeout_seconds=float(config.get("Timeout", 3)),
         memory_mb=int(config.get("MemorySize", 128)),
         runtime=config["Runtime"],
@@ -213,6 +229,7 @@ def _deployed_function(
         version=str(config.get("Version") or "$LATEST"),
         alias=qualifier,
         snap_start=(config.get("SnapStart") or {}).get("ApplyOn") == "PublishedVersions",
+        invoke_mode=invoke_mode,
         url_id=urlsplit(url).hostname.split(".", 1)[0] if urlsplit(url).hostname else None,
     )
     return DeployedFunction(label=label_of_url.get(url, name), spec=spec, deployed_url=url)

@@ -35,7 +35,8 @@ from botocore.exceptions import ClientError
 
 from tools.devstack import MotoServer, Terraform, TerraformError, aws_env, terraform_env
 from tools.function_urls.server import FunctionUrlServer, InvocationError, write_line
-from tools.local import state
+from tools.lambda_sandbox.wrapped import NamespaceError
+from tools.local import adapter, state
 from tools.local.model import (
     DEFAULT_PYTHON,
     EMBEDDED,
@@ -57,6 +58,7 @@ from tools.model_server.embedded import EMBEDDED_MODEL_ID
 REPO_ROOT = state.REPO_ROOT
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
 QUESTION = '["What is the capital of France?"]'
+_STREAM_CURL = "curl -N -H 'accept: text/event-stream' "
 
 
 class StartupError(RuntimeError):
@@ -96,6 +98,7 @@ class LocalStack:
         self.functions: list[DeployedFunction] = []
         self.url_servers: dict[str, FunctionUrlServer] = {}
         self.outputs: dict[str, Any] = {}
+        self.adapter_layer: adapter.PublishedLayer | None = None
 
     # -- startup ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -131,6 +134,9 @@ class LocalStack:
             **aws_env(self.moto_url, region=self.args.region),
         }
         self.terraform = Terraform(root, env)
+        if adapter.root_module_takes_adapter(REPO_ROOT):
+            self.adapter_layer = adapter.publish(self._clients()["lambda"], self.state_dir)
+            log(f"    the local Lambda Web Adapter: {self.adapter_layer.arn}")
         try:
             self.terraform.init()
             self.applied = True  # from here on a failed apply may have created something
@@ -148,6 +154,8 @@ class LocalStack:
             "layer_package_path": str(build / "layer.zip"),
             **self.model.root_variables(),
         }
+        if self.adapter_layer is not None:  # the local stand-in for AWS's LWA layer
+            variables[adapter.ROOT_VARIABLE] = self.adapter_layer.arn
         if self.args.max_new_tokens is not None:
             variables["max_new_tokens"] = self.args.max_new_tokens
         for assignment in self.args.var:
@@ -181,6 +189,9 @@ class LocalStack:
                 root_dir=REPO_ROOT,
                 region=self.args.region,
                 account_id=LOCAL_ACCOUNT_ID,
+                extra_layers={self.adapter_layer.arn: self.adapter_layer.path}
+                if self.adapter_layer
+                else {},
             )
         except (StackError, ClientError) as error:
             raise StartupError(f"reading the stack back from moto: {error}") from None
@@ -189,7 +200,8 @@ class LocalStack:
             spec = function.spec
             log(
                 f"    {function.label}: {spec.name} ({spec.handler}, {spec.runtime}, "
-                f"{spec.timeout_seconds:g} s, {spec.memory_mb} MB, {spec.auth_type})"
+                f"{spec.timeout_seconds:g} s, {spec.memory_mb} MB, {spec.auth_type}, "
+                f"{spec.invoke_mode})"
             )
 
     @property
@@ -263,6 +275,8 @@ class LocalStack:
                 raise StartupError(
                     f"{function.spec.name} failed its init phase: {error} (see its log above)"
                 ) from None
+            except NamespaceError as error:
+                raise StartupError(f"{function.spec.name}: {error}") from None
             except OSError as error:
                 raise StartupError(
                     f"cannot listen on 127.0.0.1:{port} for {function.label} ({error}); is another "
@@ -287,6 +301,9 @@ class LocalStack:
         lines += ["", "Try:"]
         for function in self.functions:
             lines.append("  " + self.curl(function))
+            if function.spec.invoke_mode == "RESPONSE_STREAM":  # the tokens as they come
+                streamed = self.curl(function).replace("curl ", _STREAM_CURL, 1)
+                lines.append("  " + streamed)
         if any(f.spec.auth_type == "AWS_IAM" for f in self.functions):
             lines += [
                 "",
@@ -324,6 +341,7 @@ class LocalStack:
                     "url": server.url if server._httpd is not None else None,
                     "function_name": server.spec.name,
                     "worker_pids": server.function.worker_pids,
+                    "worker_marker": server.function.worker_marker,
                 }
                 for label, server in self.url_servers.items()
             },
@@ -361,8 +379,13 @@ class LocalStack:
                     self.terraform.destroy(self._variables())
             except TerraformError as error:
                 problems.append(f"terraform destroy failed: {error}")
-            if self.moto_url:
-                problems += self._check_empty()
+        if self.adapter_layer is not None and self.moto_url:
+            try:
+                adapter.delete(self._clients()["lambda"], self.adapter_layer)
+            except Exception as error:  # report, never mask the teardown
+                problems.append(f"deleting the adapter layer: {error}")
+        if self.applied and self.terraform is not None and self.moto_url:
+            problems += self._check_empty()
         if self.moto is not None:
             log("==> stopping moto")
             self.moto.stop()

@@ -1,7 +1,8 @@
 """A local stand-in for a SageMaker real-time endpoint running Hugging Face TGI.
 
-``server.SageMakerTGIServer`` speaks the SageMaker runtime's InvokeEndpoint protocol and TGI's
-request/response semantics (``protocol``) in front of a ``backend.Backend``: the real one,
+``server.SageMakerTGIServer`` speaks the SageMaker runtime's InvokeEndpoint and
+InvokeEndpointWithResponseStream protocol and TGI's (or vLLM's) request/response semantics
+(``protocol``, ``tgi_chat``, ``vllm_protocol``) in front of a ``backend.Backend``: the real one,
 ``transformers_backend.TransformersBackend``, generates on CPU with Hugging Face transformers;
 tests plug in scripted ones. ``python -m tools.model_server --help`` serves a model.
 
@@ -14,6 +15,8 @@ from tools.model_server.backend import (
     ChatTemplateError,
     GenerateParams,
     Generation,
+    GenerationFailure,
+    ModelStreamFailure,
     SageMakerError,
 )
 from tools.model_server.server import SageMakerTGIServer
@@ -23,6 +26,8 @@ __all__ = [
     "ChatTemplateError",
     "GenerateParams",
     "Generation",
+    "GenerationFailure",
+    "ModelStreamFailure",
     "SageMakerError",
     "SageMakerTGIServer",
 ]

@@ -6,6 +6,7 @@ Standard library only: the server imports this on any Python, and test backends 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -67,6 +68,16 @@ class Backend(Protocol):
 
     def generate(self, prompt: str, params: GenerateParams) -> Generation: ...
 
+    def generate_stream(self, prompt: str, params: GenerateParams) -> Iterator[str | Generation]:
+        """The same generation as it happens: each new piece of text as soon as it exists,
+        then one ``Generation`` (the whole text, the pieces joined) and nothing after it.
+
+        Closing the iterator early (the client went away) stops the generation. Errors that
+        prevent the generation (e.g. ``SageMakerError``) are raised by this call or by the
+        first ``next``; ``ModelStreamFailure`` ends a stream that has started.
+        """
+        ...
+
 
 class SageMakerError(Exception):
     """A platform error the server renders as the SageMaker runtime would.
@@ -87,6 +98,28 @@ class SageMakerError(Exception):
 
     def __repr__(self) -> str:
         return f"SageMakerError({self.code!r}, {self.status}, {self.message!r})"
+
+
+class ModelStreamFailure(Exception):
+    """The stream broke after it started: SageMaker sends a ``ModelStreamError`` event.
+
+    ``error_code`` is one of SageMaker's (``StreamBroken``, ``ModelInvocationTimeExceeded``);
+    boto3 raises ``EventStreamError`` whose ``response["Error"]`` has ``Code``
+    "ModelStreamError" and ``Message`` ``message``.
+    """
+
+    def __init__(self, message: str, error_code: str = "StreamBroken") -> None:
+        super().__init__(message)
+        self.message = message
+        self.error_code = error_code
+
+
+class GenerationFailure(Exception):
+    """The engine failed during a generation it was streaming, and says so in the stream.
+
+    TGI and vLLM write one error event and then ``data: [DONE]`` (``tgi_chat.stream``,
+    ``vllm_protocol.stream``): the SageMaker stream itself ends normally.
+    """
 
 
 class ChatTemplateError(Exception):

@@ -15,8 +15,10 @@ Behaviour and wording follow text-generation-inference's router (``router/src/li
   input-length check); malformed JSON is axum's plain-text 400 and an unrecognised body its
   plain-text 422.
 
-TGI features this server cannot honour (``truncate``, ``typical_p``, ``watermark``,
-grammars, tools, log-probabilities, streaming, ...) are refused with a 422 that says so,
+Messages API requests are parsed here and answered by ``tgi_chat`` (a ``chat.completion``,
+or with ``"stream": true`` its ``chat.completion.chunk`` Server-Sent Events). TGI features
+this server cannot honour (``truncate``, ``typical_p``, ``watermark``, grammars, tools,
+log-probabilities, streaming a generate request, ...) are refused with a 422 that says so,
 never silently ignored. Standard library only.
 """
 
@@ -25,14 +27,12 @@ from __future__ import annotations
 import json
 import math
 import secrets
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from tools.model_server.backend import (
     Backend,
-    ChatTemplateError,
     DecodingParams,
     GenerateParams,
     Generation,
@@ -88,6 +88,14 @@ class ContainerError(Exception):
 def compact_json(document: object) -> bytes:
     """JSON as serde_json writes it (no spaces), so bodies match TGI's byte for byte."""
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def sse_event(document: object) -> bytes:
+    """One Server-Sent Event carrying ``document``, as TGI (axum) and vLLM write them."""
+    return b"data: " + compact_json(document) + b"\n\n"
+
+
+SSE_DONE = b"data: [DONE]\n\n"  # the last event of a Messages API stream
 
 
 def validation_error(message: str) -> ContainerError:
@@ -242,6 +250,8 @@ class GenerateRequest:
 class ChatRequest:
     messages: tuple[dict[str, str], ...]
     sampling: Sampling
+    stream: bool = False
+    include_usage: bool = False  # stream_options.include_usage: a last chunk with the usage
 
 
 def parse_body(body: bytes, content_type: str | None) -> GenerateRequest | ChatRequest:
@@ -344,8 +354,7 @@ def _parse_chat(document: Mapping[str, Any]) -> ChatRequest:
     if not isinstance(raw_messages, list):
         raise _wrong("messages", raw_messages, "a sequence")
     messages = tuple(_parse_message(i, m) for i, m in enumerate(raw_messages))
-    if _get(document, "stream", _bool, False):
-        raise _unsupported("Streaming (`stream: true`)")
+    stream_options = _get(document, "stream_options", _optional(_object), None) or {}
     unsupported = [
         name
         for name, is_set in (
@@ -374,7 +383,12 @@ def _parse_chat(document: Mapping[str, Any]) -> ChatRequest:
         top_n_tokens=_get(document, "top_logprobs", _optional(_u32), None),
         unsupported=tuple(unsupported),
     )
-    return ChatRequest(messages, sampling)
+    return ChatRequest(
+        messages,
+        sampling,
+        stream=_get(document, "stream", _bool, False),
+        include_usage=_get(stream_options, "include_usage", _bool, False),
+    )
 
 
 def _parse_message(index: int, raw: Any) -> dict[str, str]:
@@ -530,18 +544,18 @@ def _check_supported(sampling: Sampling) -> None:
 # Handling: validate, generate, shape the response
 # ---------------------------------------------------------------------------
 def handle(
-    request: GenerateRequest | ChatRequest,
+    request: GenerateRequest,
     backend: Backend,
     limits: Limits,
     *,
     default_return_full_text: bool = True,
-    clock: Callable[[], float] = time.time,
-) -> dict[str, Any] | list[dict[str, Any]]:
-    """Run one request against the backend; returns the JSON document TGI would answer."""
-    if isinstance(request, ChatRequest):
-        return _handle_chat(request, backend, limits, clock)
+) -> list[dict[str, Any]]:
+    """Run one generate request against the backend; returns the JSON TGI would answer.
+
+    Messages API requests are ``tgi_chat``'s.
+    """
     valid = validate(request.inputs, request.sampling, limits, backend.count_tokens)
-    generation = _generate(backend, request.inputs, valid.params)
+    generation = generate(backend, request.inputs, valid.params)
     return_full_text = request.return_full_text
     if return_full_text is None:
         return_full_text = default_return_full_text
@@ -560,41 +574,7 @@ def handle(
     return [response]
 
 
-def _handle_chat(
-    request: ChatRequest, backend: Backend, limits: Limits, clock: Callable[[], float]
-) -> dict[str, Any]:
-    try:
-        prompt = backend.apply_chat_template([dict(m) for m in request.messages])
-    except ChatTemplateError as error:
-        raise ContainerError.tgi(
-            422, f"Failed applying chat template to inputs: {error}", "template_error"
-        ) from None
-    valid = validate(prompt, request.sampling, limits, backend.count_tokens)
-    generation = _generate(backend, prompt, valid.params)
-    finish_reason = "stop" if generation.finish_reason == "eos_token" else generation.finish_reason
-    return {
-        "object": "chat.completion",
-        "id": "",
-        "created": int(clock()),
-        "model": backend.model_id,
-        "system_fingerprint": SYSTEM_FINGERPRINT,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": generation.text},
-                "logprobs": None,
-                "finish_reason": finish_reason,
-            }
-        ],
-        "usage": {
-            "prompt_tokens": valid.input_tokens,
-            "completion_tokens": generation.generated_tokens,
-            "total_tokens": valid.input_tokens + generation.generated_tokens,
-        },
-    }
-
-
-def _generate(backend: Backend, prompt: str, params: GenerateParams) -> Generation:
+def generate(backend: Backend, prompt: str, params: GenerateParams) -> Generation:
     generation = backend.generate(prompt, params)
     if not isinstance(generation, Generation):
         raise TypeError(f"the backend returned {type(generation).__name__}, not a Generation")

@@ -11,14 +11,23 @@ on, TGI's meaning of temperature/top-p/top-k/repetition penalty, seeded sampling
 sequences included in the returned text, finish reasons ``length``/``eos_token``/
 ``stop_sequence``. Chat prompts are tokenised without special tokens, as TGI does, because
 the chat template already wrote them.
+
+Generation always streams: ``model.generate`` runs on a thread and hands each new token to a
+queue (a transformers ``BaseStreamer``); the request's thread decodes the tokens
+incrementally, as TGI's router does (a piece leaves once it is whole text, never half a
+UTF-8 character), and yields each piece at once. ``generate`` is the same stream, collected.
+Closing the stream early (the client went away) stops the generation at the next token.
 """
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import secrets
+import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +39,15 @@ from transformers import (
     StoppingCriteria,
     StoppingCriteriaList,
 )
+from transformers.generation.streamers import BaseStreamer
 from transformers.utils import logging as transformers_logging
 
-from tools.model_server.backend import ChatTemplateError, GenerateParams, Generation
+from tools.model_server.backend import (
+    ChatTemplateError,
+    GenerateParams,
+    Generation,
+    GenerationFailure,
+)
 
 _HUB_PROBE_TIMEOUT_SECONDS = 5.0
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -104,29 +119,99 @@ class TransformersBackend:
         return TemplatedPrompt(rendered)
 
     def generate(self, prompt: str, params: GenerateParams) -> Generation:
+        with contextlib.closing(self.generate_stream(prompt, params)) as stream:
+            for item in stream:
+                if isinstance(item, Generation):
+                    return item
+        raise AssertionError("a stream always ends with its Generation")
+
+    def generate_stream(self, prompt: str, params: GenerateParams) -> Iterator[str | Generation]:
+        """Starts generating at the first ``next``, so a stream never read never runs."""
         input_ids = torch.tensor([self._encode(prompt)], dtype=torch.long)
-        prompt_length = input_ids.shape[1]
-        stopping = StoppingCriteriaList()
+        cancel = threading.Event()
+        stopping = StoppingCriteriaList([_Cancelled(cancel)])
         if params.stop:
-            stopping.append(_StopSequences(self.tokenizer, prompt_length, params.stop))
-        if params.do_sample:
-            # Seeded sampling is reproducible because requests run one at a time.
-            torch.manual_seed(params.seed if params.seed is not None else secrets.randbits(64))
-        with torch.inference_mode():
-            output = self.model.generate(
-                input_ids=input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                generation_config=self._generation_config(params),
-                stopping_criteria=stopping,
-            )
-        new_tokens = output[0, prompt_length:].tolist()
-        text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
-        stop_end = _first_stop_end(text, params.stop)
-        if stop_end is not None:
-            return Generation(text[:stop_end], len(new_tokens), "stop_sequence")
-        if new_tokens and new_tokens[-1] in self._eos_token_ids:
-            return Generation(text, len(new_tokens), "eos_token")
-        return Generation(text, len(new_tokens), "length")
+            stopping.append(_StopSequences(self.tokenizer, input_ids.shape[1], params.stop))
+        tokens = _TokenQueue()
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    self.model.generate(
+                        input_ids=input_ids,
+                        attention_mask=torch.ones_like(input_ids),
+                        generation_config=self._generation_config(params),
+                        stopping_criteria=stopping,
+                        streamer=tokens,
+                    )
+            except BaseException as error:  # handed to the request's thread, raised there
+                tokens.fail(error)
+            finally:
+                tokens.end()
+
+        def start() -> threading.Thread:
+            if params.do_sample:
+                # Seeded sampling is reproducible because requests run one at a time.
+                seed = params.seed if params.seed is not None else secrets.randbits(64)
+                torch.manual_seed(seed)
+            thread = threading.Thread(target=run, name="generate", daemon=True)
+            thread.start()
+            return thread
+
+        return self._pieces(start, tokens, cancel, params.stop)
+
+    def _pieces(
+        self,
+        start: Callable[[], threading.Thread],
+        tokens: _TokenQueue,
+        cancel: threading.Event,
+        stops: tuple[str, ...],
+    ) -> Iterator[str | Generation]:
+        """Decode as TGI's router does: the text of the tokens since ``prefix`` minus that of
+        the tokens before ``read``, so a token's leading space and multi-byte characters come
+        out right; text ending in U+FFFD (half a character) waits for the next token."""
+        ids: list[int] = []
+        prefix = read = 0
+        text = ""
+        finish_reason = "length"
+
+        def new_text(final: bool) -> str:
+            nonlocal prefix, read
+            before = self.tokenizer.decode(ids[prefix:read], skip_special_tokens=True)
+            after = self.tokenizer.decode(ids[prefix:], skip_special_tokens=True)
+            if len(after) <= len(before) or (after.endswith("\ufffd") and not final):
+                return ""
+            prefix, read = read, len(ids)
+            return str(after[len(before) :])
+
+        thread = start()
+        try:
+            ended = False
+            for token_id in _reported(tokens):
+                ids.append(token_id)
+                if token_id in self._eos_token_ids:
+                    finish_reason, ended = "eos_token", True
+                    break
+                piece = new_text(final=False)
+                stop_end = _first_stop_end(text + piece, stops)
+                if stop_end is not None:
+                    piece, finish_reason = (text + piece)[len(text) : stop_end], "stop_sequence"
+                if piece:
+                    yield piece
+                    text += piece
+                if stop_end is not None:
+                    ended = True
+                    break
+            if not ended and (rest := new_text(final=True)):  # generation stopped: the rest
+                stop_end = _first_stop_end(text + rest, stops)
+                if stop_end is not None:
+                    rest, finish_reason = (text + rest)[len(text) : stop_end], "stop_sequence"
+                yield rest
+                text += rest
+            yield Generation(text, len(ids), finish_reason)
+        finally:
+            cancel.set()  # a no-op once generation has ended; else it stops at the next token
+            thread.join()
 
     # -- internals ----------------------------------------------------------------------------
     def _encode(self, text: str) -> list[int]:
@@ -151,6 +236,54 @@ class TransformersBackend:
             top_k=params.top_k or 0,
             **common,
         )
+
+
+def _reported(tokens: Iterator[int]) -> Iterator[int]:
+    """A failure of ``model.generate`` is TGI's GenerationError, which it reports in-stream."""
+    try:
+        yield from tokens
+    except Exception as error:
+        raise GenerationFailure(f"Request failed during generation: {error}") from error
+
+
+class _TokenQueue(BaseStreamer):
+    """What ``model.generate`` streams (after the prompt), as an iterator of token ids."""
+
+    _END = object()
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:  # generate's first call hands over the prompt
+            self._prompt_seen = True
+            return
+        for token_id in value.reshape(-1).tolist():
+            self._queue.put(token_id)
+
+    def end(self) -> None:
+        self._queue.put(self._END)
+
+    def fail(self, error: BaseException) -> None:
+        self._queue.put(error)
+
+    def __iter__(self) -> Iterator[int]:
+        while (item := self._queue.get()) is not self._END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+
+class _Cancelled(StoppingCriteria):
+    """Ends generation once the consumer has gone (``event`` set)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        done = self.event.is_set()
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool)  # type: ignore[return-value]
 
 
 class _StopSequences(StoppingCriteria):

@@ -9,8 +9,18 @@ as ``code`` (400 ``BadRequestError`` for a bad request). vLLM has one limit, the
 length (``--max-model-len``, SM_VLLM_MAX_MODEL_LEN): prompt plus ``max_tokens`` must fit in
 it, and a missing ``max_tokens`` means "the rest of it".
 
-Requests this server cannot honour (streaming, tools, log-probabilities, n > 1, other routes'
-bodies) are refused with a 400 that says so, never silently ignored. Standard library only.
+With ``"stream": true`` the answer is Server-Sent Events as vLLM's ``serving_chat`` writes
+them (pydantic's ``exclude_unset``): a first ``chat.completion.chunk`` whose delta is
+``{"role":"assistant","content":""}``, one per piece of text (``{"content":"..."}``), one with
+the ``finish_reason`` and ``stop_reason``; with ``stream_options.include_usage`` a last chunk
+with ``"choices":[]`` and the ``usage``; then ``data: [DONE]``. A stop string is left out of
+the stream as of the answer: the last characters that could begin one are held back until
+the text goes past them (vLLM's stop buffer). An error during generation is one
+``data: {"error": {"message", "type", "param", "code"}}`` event (json.dumps' spacing), then
+``data: [DONE]``.
+
+Requests this server cannot honour (tools, log-probabilities, n > 1, other routes' bodies)
+are refused with a 400 that says so, never silently ignored. Standard library only.
 """
 
 from __future__ import annotations
@@ -18,11 +28,20 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from tools.model_server.backend import Backend, ChatTemplateError, GenerateParams
-from tools.model_server.protocol import ContainerError, compact_json
+from tools.model_server.backend import (
+    Backend,
+    ChatTemplateError,
+    GenerateParams,
+    Generation,
+    GenerationFailure,
+)
+from tools.model_server.protocol import SSE_DONE, ContainerError, compact_json, sse_event
+
+CONTENT_TYPE_STREAM = "text/event-stream; charset=utf-8"  # starlette's StreamingResponse
 
 _UNSUPPORTED_FIELDS = ("tools", "logprobs", "top_logprobs", "response_format", "n")
 
@@ -58,14 +77,19 @@ def _content(index: int, message: object) -> dict[str, str]:
     return {"role": message["role"], "content": content}
 
 
-def handle(
-    body: bytes,
-    backend: Backend,
-    max_model_len: int,
-    *,
-    clock: Callable[[], float] = time.time,
-) -> dict[str, Any]:
-    """Answer one /invocations body as vLLM's chat completion route would."""
+@dataclass(frozen=True)
+class PreparedChat:
+    """A chat completion request ready to generate."""
+
+    prompt: str
+    prompt_tokens: int
+    params: GenerateParams
+    stream: bool
+    include_usage: bool
+
+
+def prepare(body: bytes, backend: Backend, max_model_len: int) -> PreparedChat:
+    """Parse and validate one /invocations body as vLLM's chat completion route would."""
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError) as problem:
@@ -76,11 +100,14 @@ def handle(
             "This local vLLM server answers the chat completion request on /invocations "
             '({"messages": [...]}); other request types are not implemented.',
         )
-    if document.get("stream"):
-        raise error(400, "Streaming (`stream: true`) is not implemented by this local server.")
     unsupported = [name for name in _UNSUPPORTED_FIELDS if document.get(name) not in (None, 1)]
     if unsupported:
         raise error(400, f"`{unsupported[0]}` is not implemented by this local server.")
+    stream_options = document.get("stream_options") or {}
+    if not isinstance(stream_options, Mapping):
+        raise error(400, "stream_options: Input should be a valid dictionary")
+    if stream_options and not document.get("stream"):  # ChatCompletionRequest's validator
+        raise error(400, "Stream options can only be defined when `stream=True`.")
     raw_messages = document["messages"]
     if not isinstance(raw_messages, list) or not raw_messages:
         raise error(400, "messages: Input should be a non-empty list")
@@ -123,11 +150,20 @@ def handle(
         seed=seed if seed is not None or greedy else secrets.randbits(63),
         stop=tuple(stop),
     )
-    generation = backend.generate(prompt, params)
-    text = generation.text
-    if generation.finish_reason == "stop_sequence":  # vLLM leaves the stop string out
-        text = next((text[: -len(s)] for s in params.stop if s and text.endswith(s)), text)
-    finish_reason = "length" if generation.finish_reason == "length" else "stop"
+    return PreparedChat(
+        prompt,
+        prompt_tokens,
+        params,
+        stream=bool(document.get("stream")),
+        include_usage=bool(stream_options.get("include_usage")),
+    )
+
+
+def answer(
+    chat: PreparedChat, backend: Backend, *, clock: Callable[[], float] = time.time
+) -> dict[str, Any]:
+    """Generate the whole answer: vLLM's ``chat.completion``."""
+    generation = backend.generate(chat.prompt, chat.params)
     return {
         "id": f"chatcmpl-{secrets.token_hex(16)}",
         "object": "chat.completion",
@@ -138,20 +174,95 @@ def handle(
                 "index": 0,
                 "message": {
                     "role": "assistant",
-                    "content": text,
+                    "content": _without_stop(generation, chat.params.stop),
                     "reasoning_content": None,
                     "tool_calls": [],
                 },
                 "logprobs": None,
-                "finish_reason": finish_reason,
+                "finish_reason": _finish_reason(generation),
                 "stop_reason": None,
             }
         ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "total_tokens": prompt_tokens + generation.generated_tokens,
-            "completion_tokens": generation.generated_tokens,
-            "prompt_tokens_details": None,
-        },
+        "usage": {**_usage(chat, generation), "prompt_tokens_details": None},
         "prompt_logprobs": None,
+    }
+
+
+def stream(
+    chat: PreparedChat,
+    pieces: Iterator[str | Generation],
+    model_id: str,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> Iterator[bytes]:
+    """The SSE events of a streamed answer, each as soon as its text is certain."""
+    header = {
+        "id": f"chatcmpl-{secrets.token_hex(16)}",
+        "object": "chat.completion.chunk",
+        "created": int(clock()),
+        "model": model_id,
+    }
+
+    def chunk(delta: dict[str, str], **finish: str | None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None, **finish}
+        return sse_event({**header, "choices": [choice]})
+
+    yield chunk({"role": "assistant", "content": ""})
+    # vLLM's stop buffer: text that could be the start of a stop string waits.
+    hold = max((len(stop) for stop in chat.params.stop), default=1) - 1
+    text = sent = ""
+    try:
+        for piece in pieces:
+            if isinstance(piece, Generation):
+                rest = _without_stop(piece, chat.params.stop)[len(sent) :]
+                stop_reason = _matched_stop(piece, chat.params.stop)
+                yield chunk(
+                    {"content": rest}, finish_reason=_finish_reason(piece), stop_reason=stop_reason
+                )
+                if chat.include_usage:
+                    yield sse_event({**header, "choices": [], "usage": _usage(chat, piece)})
+                yield SSE_DONE
+                return
+            text += piece
+            found = [text.index(stop) for stop in chat.params.stop if stop and stop in text]
+            ready = text[: min(found)] if found else text[: len(text) - hold]
+            if len(ready) > len(sent):
+                yield chunk({"content": ready[len(sent) :]})
+                sent = ready
+    except GenerationFailure as failure:  # serving_chat's create_streaming_error_response
+        document = {
+            "error": {
+                "message": str(failure),
+                "type": "InternalServerError",
+                "param": None,
+                "code": 500,
+            }
+        }
+        yield b"data: " + json.dumps(document).encode() + b"\n\n"
+        yield SSE_DONE
+        return
+    raise RuntimeError("the backend's stream ended without its Generation")
+
+
+def _finish_reason(generation: Generation) -> str:
+    return "length" if generation.finish_reason == "length" else "stop"
+
+
+def _matched_stop(generation: Generation, stops: tuple[str, ...]) -> str | None:
+    if generation.finish_reason != "stop_sequence":
+        return None
+    return next((s for s in stops if s and generation.text.endswith(s)), None)
+
+
+def _without_stop(generation: Generation, stops: tuple[str, ...]) -> str:
+    """vLLM leaves the stop string out of the answer."""
+    stop = _matched_stop(generation, stops)
+    return generation.text[: -len(stop)] if stop else generation.text
+
+
+def _usage(chat: PreparedChat, generation: Generation) -> dict[str, int]:
+    return {
+        "prompt_tokens": chat.prompt_tokens,
+        "total_tokens": chat.prompt_tokens + generation.generated_tokens,
+        "completion_tokens": generation.generated_tokens,
     }

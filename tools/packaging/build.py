@@ -4,7 +4,9 @@
     python -m tools.packaging [--build-dir build] [--force] [chat|qa|layer ...]
 
 - chat.zip / qa.zip: the function's package plus functions/llm_app, each a folder at the zip
-  root (handlers chat.handler.handler and qa.handler.handler).
+  root (handlers chat.handler.handler and qa.handler.handler), and `run.sh`, the streaming
+  front door's start script (handler "run.sh" behind the Lambda Web Adapter), made from
+  functions/run.sh with the function's package filled in; it is the zips' one executable.
 - layer.zip: the pinned third-party dependencies (functions/requirements.txt) under python/,
   installed for the Lambda runtime (CPython 3.12, manylinux x86_64 wheels only), whatever
   machine builds them, and trimmed by LAYER_POLICY.
@@ -56,6 +58,11 @@ except ImportError:  # Windows: builds into one folder are not serialised there.
     fcntl = None  # type: ignore[assignment]
 
 REQUIREMENTS = REPO_ROOT / "functions" / "requirements.txt"
+# The start script the Lambda Web Adapter runs (response_streaming = true): its template, the
+# placeholder for the function's package, and its name at the zip root (the handler).
+START_SCRIPT_TEMPLATE = REPO_ROOT / "functions" / "run.sh"
+START_SCRIPT_PLACEHOLDER = "@FUNCTION@"
+START_SCRIPT = "run.sh"
 
 # Each function zip: packages that land, folder and all, at the zip root (Lambda's /var/task).
 FUNCTION_SOURCES: Mapping[str, tuple[str, ...]] = {
@@ -84,11 +91,13 @@ LAMBDA_MAX_UNZIPPED_MIB = 250.0
 
 # 1980-01-01, the earliest time a zip entry can carry.
 ZIP_EPOCH = 315_532_800
-# Everything read-only for everyone: Lambda only reads the files (shared objects are mapped, not
-# executed), and ignoring the build machine's modes keeps Windows and umask out of the hash.
+# Read-only for everyone: Lambda only reads the files (shared objects are mapped, not executed),
+# and ignoring the build machine's modes keeps Windows and umask out of the hash.
 FILE_MODE = 0o644
+# The start script alone is executed (by the adapter's /opt/bootstrap).
+EXECUTABLE_MODE = 0o755
 # Bumped when the layout of the artifacts changes in a way the inputs digest cannot see.
-FORMAT_VERSION = "2"
+FORMAT_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -180,6 +189,7 @@ def _inputs_digest(name: str, repo_root: Path, epoch: int) -> str:
     if name == LAYER:
         digest.update(REQUIREMENTS.read_bytes())
     else:
+        digest.update(start_script(name).encode() + b"\0")
         for arcname, path in function_sources(name, repo_root):
             digest.update(f"{arcname}\0{_sha256_file(path)}\0".encode())
     return digest.hexdigest()
@@ -196,18 +206,33 @@ def source_date_epoch() -> int:
         raise PackagingError(f"SOURCE_DATE_EPOCH={raw!r} is not an integer.") from None
 
 
+def start_script(name: str) -> str:
+    """Function `name`'s run.sh: the template with the function's package filled in."""
+    template = START_SCRIPT_TEMPLATE.read_text(encoding="utf-8")
+    if START_SCRIPT_PLACEHOLDER not in template:
+        raise PackagingError(f"{START_SCRIPT_TEMPLATE} has no {START_SCRIPT_PLACEHOLDER}.")
+    return template.replace(START_SCRIPT_PLACEHOLDER, name)
+
+
 # ---------------------------------------------------------------------------------------------
 # Reproducible zips
 # ---------------------------------------------------------------------------------------------
-def write_reproducible_zip(dest: Path, entries: Iterable[tuple[str, Path]], epoch: int) -> None:
-    """Write `entries` (name in zip, file) so the bytes depend only on names and contents."""
+def write_reproducible_zip(
+    dest: Path,
+    entries: Iterable[tuple[str, Path]],
+    epoch: int,
+    executables: frozenset[str] = frozenset(),
+) -> None:
+    """Write `entries` (name in zip, file) so the bytes depend only on names and contents;
+    the `executables` (names in zip) get mode 0755, everything else 0644."""
     date_time = time.gmtime(epoch)[:6]
     tmp = dest.with_name(dest.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         for arcname, path in sorted(entries):
             info = zipfile.ZipInfo(arcname, date_time=date_time)
             info.create_system = 3  # Unix, whatever builds it, so the modes below are honoured.
-            info.external_attr = (stat.S_IFREG | FILE_MODE) << 16
+            mode = EXECUTABLE_MODE if arcname in executables else FILE_MODE
+            info.external_attr = (stat.S_IFREG | mode) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, path.read_bytes())
     os.replace(tmp, dest)  # Never a half-written zip with a fresh mtime.
@@ -380,8 +405,11 @@ def build_function(
             target = staging / arcname
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
+        (staging / START_SCRIPT).write_text(start_script(name), encoding="utf-8", newline="\n")
         compile_tree(staging, LAMBDA_TASK_ROOT)
-        write_reproducible_zip(dest, _tree_entries(staging, ""), epoch)
+        write_reproducible_zip(
+            dest, _tree_entries(staging, ""), epoch, executables=frozenset({START_SCRIPT})
+        )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -1,0 +1,186 @@
+"""Door 2 over real HTTP: a function's ASGI app on a loopback port, called as LWA calls it.
+
+``serving(app)`` runs uvicorn (as the start script does) on a thread for the test;
+``adapter_headers(event)`` are the two headers the Lambda Web Adapter adds to a forwarded
+Function URL request; ``post``/``open_stream`` send a request and read the reply as it comes,
+and ``SseReader`` reads Server-Sent Events one at a time.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from tests.support.events import FUNCTION_NAME, REQUEST_ID
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """The app served by uvicorn on 127.0.0.1 (the start script's settings); yields host:port."""
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http="h11",
+        loop="asyncio",
+        ws="none",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive(), "uvicorn stopped before it started serving"
+        assert time.monotonic() < deadline, "uvicorn did not start within 10 s"
+        time.sleep(0.01)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def adapter_headers(event: Mapping[str, Any], *, seconds_left: float = 180) -> dict[str, str]:
+    """x-amzn-request-context (the event's requestContext) and x-amzn-lambda-context."""
+    lambda_context = {
+        "request_id": REQUEST_ID,
+        "deadline": int((time.time() + seconds_left) * 1000),
+        "invoked_function_arn": f"arn:aws:lambda:eu-west-1:123456789012:function:{FUNCTION_NAME}",
+        "xray_trace_id": None,
+        "client_context": None,
+        "identity": None,
+        "env_config": {
+            "function_name": FUNCTION_NAME,
+            "memory": 1024,
+            "version": "$LATEST",
+            "log_stream": "",
+            "log_group": "",
+        },
+    }
+    return {
+        "x-amzn-request-context": json.dumps(event["requestContext"]),
+        "x-amzn-lambda-context": json.dumps(lambda_context),
+    }
+
+
+def forwarded(event: Mapping[str, Any], **extra_headers: str) -> dict[str, str]:
+    """The headers LWA forwards for a Function URL event: the client's, plus its own two."""
+    headers = {k: v for k, v in event["headers"].items() if k not in ("host", "content-length")}
+    return {**headers, **adapter_headers(event), **extra_headers}
+
+
+def open_stream(
+    address: str,
+    body: bytes | str | None,
+    headers: Mapping[str, str],
+    *,
+    method: str = "POST",
+    path: str = "/",
+) -> http.client.HTTPResponse:
+    """Send the request; the response is read by the caller, as it arrives."""
+    connection = http.client.HTTPConnection(address, timeout=30)
+    # One request per connection, so that stopping the server never waits for an idle one.
+    connection.request(method, path, body=body, headers={**headers, "connection": "close"})
+    return connection.getresponse()
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        assert self.headers["content-type"] == "application/json", self.headers
+        return json.loads(self.body)
+
+
+def send(
+    address: str,
+    body: bytes | str | None,
+    headers: Mapping[str, str],
+    *,
+    method: str = "POST",
+    path: str = "/",
+) -> Reply:
+    response = open_stream(address, body, headers, method=method, path=path)
+    data = response.read()
+    return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+
+
+class SseReader:
+    """Server-Sent Events from a response, one event at a time, as the server sends them."""
+
+    def __init__(self, response: http.client.HTTPResponse) -> None:
+        self.response = response
+
+    def next_event(self) -> tuple[str | None, str] | None:
+        """(event name, data) of the next event; None at the end of the stream."""
+        name: str | None = None
+        data: list[str] = []
+        while True:
+            line = self.response.readline()
+            if not line:
+                return None if not data else (name, "\n".join(data))
+            text = line.decode("utf-8").rstrip("\r\n")
+            if not text:
+                if data:
+                    return name, "\n".join(data)
+                continue
+            if text.startswith("event:"):
+                name = text[len("event:") :].strip()
+            elif text.startswith("data:"):
+                data.append(text[len("data:") :].strip())
+
+    def events(self) -> list[tuple[str | None, str]]:
+        collected = []
+        while (event := self.next_event()) is not None:
+            collected.append(event)
+        return collected
+
+
+def parse_sse(body: bytes) -> list[tuple[str | None, str]]:
+    """The events of a whole SSE body (the buffered handler's)."""
+    events = []
+    for block in body.decode("utf-8").split("\n\n"):
+        if not block.strip():
+            continue
+        name = None
+        data = []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                name = line[len("event:") :].strip()
+            elif line.startswith("data:"):
+                data.append(line[len("data:") :].strip())
+        events.append((name, "\n".join(data)))
+    return events
+
+
+def text_of(events: list[tuple[str | None, str]]) -> str:
+    """The answer's text: the content of every chat.completion.chunk."""
+    pieces = []
+    for name, data in events:
+        if name is None and data != "[DONE]":
+            chunk = json.loads(data)
+            if "choices" in chunk:
+                pieces.append(chunk["choices"][0]["delta"].get("content", ""))
+    return "".join(pieces)
