@@ -4,12 +4,14 @@ CloudWatch turns each line into metrics without an API call (no PutMetricData, n
 namespace per deployment (POWERTOOLS_METRICS_NAMESPACE, set by Terraform) and few dimensions,
 so the metric count stays small: `service` (chat or qa) on every metric, `status_class` on
 Requests, `error_code` on Errors. A request adds to its set as it goes (model calls, history,
-QA chunks); `request_finished`, the last thing `serve()` does, writes the lines:
+QA chunks); `request_finished`, called when the answer ends (a streamed one after its last
+chunk), writes the lines:
 - one line with everything measured during the request, dimension `service`;
 - one `Requests` line, dimensions `service` and `status_class` (2xx, 4xx, 5xx);
 - on failure, one `Errors` line, dimensions `service` and `error_code` (the JSON error's code).
 
-`serve()` answers every exception as a JSON 5xx, so Lambda's own `Errors` metric stays at 0:
+The functions answer every exception as a JSON 5xx (or, mid-stream, as the stream's last
+event), so Lambda's own `Errors` metric stays at 0:
 Requests by status class and Errors by code are how failures show (docs/operations.md).
 """
 
@@ -56,7 +58,8 @@ def model_call(
 
 
 def first_token(latency_ms: float) -> None:
-    """A streamed answer's first token reached the caller, `latency_ms` after the request."""
+    """A streamed model call's first token arrived, `latency_ms` after the call began (only
+    behind the Lambda Web Adapter: the buffered door reads every answer whole)."""
     with _lock:
         _metrics.add_metric(
             name="FirstTokenLatency", unit=MetricUnit.Milliseconds, value=latency_ms
