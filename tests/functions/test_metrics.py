@@ -1,4 +1,8 @@
-"""Each request's EMF lines: real handlers, the fake TGI endpoint, the log checked by the spec."""
+"""Each request's EMF lines: real handlers, the fake TGI endpoint, the log checked by the spec.
+
+Both front doors: the buffered handler on Function URL events, and the streaming door (the
+ASGI app behind the Lambda Web Adapter, llm_app.web) over HTTP, whose lines are written when
+the stream ends."""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ import json
 import pytest
 
 from llm_app import metrics
+from llm_app.web import FunctionApp
 from tests.support.documents import FACT, QUESTION, answer_like_a_reader
 from tests.support.emf import dimension_sets, emf_problems, emf_records, metric_values
 from tests.support.events import function_url_event, response_json
+from tests.support.web import SseReader, forwarded, open_stream, serving, text_of
 
 
 def logged_records(capsys: pytest.CaptureFixture[str]) -> list[dict]:
@@ -113,6 +119,70 @@ def test_qa_logs_every_model_call_and_the_chunks(
     assert metric_values(records, "ModelCalls") == [1] * calls
     assert len(metric_values(records, "OutputTokens")) == calls
     assert metric_values(records, "QaChunks") == [response_json(response)["chunks"]]
+
+
+# ---------------------------------------------------------------------------------------------
+# The streaming door: one set of lines per request, when its stream ends
+# ---------------------------------------------------------------------------------------------
+def streamed_chat(load_handler, body: str = '["What is the capital of France?"]') -> list:
+    """One streamed chat request through door 2, as deployed with response_streaming."""
+    chat = load_handler("chat.handler", AWS_LWA_INVOKE_MODE="response_stream")
+    with serving(FunctionApp(chat.ROUTES, chat.SETTINGS, chat.logger)) as address:
+        event = function_url_event(body, accept="text/event-stream")
+        return SseReader(open_stream(address, event["body"], forwarded(event))).events()
+
+
+def test_a_streamed_answer_logs_its_first_token_tokens_and_cut(load_handler, fake_endpoint, capsys):
+    capsys.readouterr()
+    fake_endpoint.stream_reply(["Paris", " is"], finish_reason="length")
+    events = streamed_chat(load_handler)
+    assert text_of(events) == "Paris is"
+
+    records = logged_records(capsys)
+    [first_token_ms] = metric_values(records, "FirstTokenLatency")
+    [model_ms] = metric_values(records, "ModelLatency")
+    [request_ms] = metric_values(records, "RequestLatency")
+    assert 0 < first_token_ms <= model_ms <= request_ms
+    assert metric_values(records, "ModelCalls") == [1]
+    assert metric_values(records, "CutAnswers") == [1]  # the stream's finish_reason: length
+    # The usage the last event reports is what was counted.
+    usage = json.loads(events[-2][1])["usage"]
+    assert metric_values(records, "InputTokens") == [usage["prompt_tokens"]]
+    assert metric_values(records, "OutputTokens") == [usage["completion_tokens"]]
+    assert metric_values(records, "HistoryTurns") == [0]
+    assert metric_values(records, "Requests", status_class="2xx") == [1]
+    assert dimension_sets(records, "FirstTokenLatency") == [["service"]]
+
+
+def test_a_stream_that_fails_after_its_first_byte_counts_the_error(
+    load_handler, fake_endpoint, capsys
+):
+    capsys.readouterr()
+    fake_endpoint.stream_reply(["Paris", " is", " nice."], fail_after=1)
+    events = streamed_chat(load_handler)
+    assert json.loads(events[-1][1])["error"]["code"] == "model_error"
+
+    records = logged_records(capsys)
+    # The status was sent with the first byte; the error is the stream's last event.
+    assert metric_values(records, "Requests", status_class="2xx") == [1]
+    assert metric_values(records, "Errors", error_code="model_error") == [1]
+    assert metric_values(records, "CutAnswers") == [0]
+    assert len(metric_values(records, "FirstTokenLatency")) == 1
+
+
+def test_the_buffered_door_reads_a_requested_stream_whole_so_no_first_token(
+    load_handler, fake_endpoint, lambda_context, capsys
+):
+    chat = load_handler("chat.handler", AWS_LWA_INVOKE_MODE="buffered")
+    capsys.readouterr()
+    fake_endpoint.reply("Paris is the capital.")
+    event = function_url_event('["What is the capital of France?"]', accept="text/event-stream")
+    response = chat.handler(event, lambda_context)
+    assert response["statusCode"] == 200
+
+    records = logged_records(capsys)
+    assert metric_values(records, "FirstTokenLatency") == []
+    assert metric_values(records, "ModelCalls") == [1]
 
 
 def test_the_first_request_of_a_container_is_its_cold_start(

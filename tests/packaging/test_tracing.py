@@ -19,6 +19,7 @@ import pytest
 from tests.support.documents import QUESTION
 from tests.support.environment import ENDPOINT_NAME, MAX_INPUT_TOKENS, create_history_table
 from tests.support.moto import moto_client
+from tests.support.web import SseReader, forwarded, open_stream, start_script, text_of
 from tools.lambda_sandbox import artifacts as sandbox
 
 pytestmark = pytest.mark.packaging
@@ -199,44 +200,36 @@ def test_with_tracing_off_the_xray_sdk_is_never_imported(
     assert [m for m in run.loaded_modules if m.startswith(("aws_xray_sdk", "wrapt"))] == []
 
 
-# What a front door behind the Lambda Web Adapter does: its process has no _X_AMZN_TRACE_ID
-# (the adapter is the runtime client), so it passes the header it read from the request.
-BEHIND_THE_ADAPTER = f"""
-import boto3
-from llm_app import tracing
-from llm_app.config import Settings
-
-tracing.start(Settings.from_env())
-client = boto3.client("sagemaker-runtime")
-tracing.request_started(trace_header={TRACE_HEADER!r})
-client.invoke_endpoint(
-    EndpointName={ENDPOINT_NAME!r},
-    ContentType="application/json",
-    Body=b'{{"messages": [{{"role": "user", "content": "Hi"}}], "max_tokens": 5}}',
-)
-tracing.request_finished(None)
-"""
-
-
-def test_a_front_door_without_the_runtimes_trace_variable_passes_the_header(
+def test_behind_the_adapter_a_streamed_request_is_traced_under_the_invocations_id(
     unpacked: sandbox.Unpacked, fake_endpoint, daemon, tmp_path
 ) -> None:
+    """Door 2 as deployed with response_streaming: the packaged start script, whose process
+    the Lambda runtime does not give `_X_AMZN_TRACE_ID` (the adapter is the runtime client).
+    The trace header arrives as the `xray_trace_id` of the adapter's `x-amzn-lambda-context`;
+    the streamed model call, and the request's subsegment ended by the body's thread, are
+    sent under that trace."""
     env = traced_env(
         sandbox.lambda_environment(
             fake_endpoint.url,
             tmp_path,
             ENDPOINT_NAME=ENDPOINT_NAME,
             MAX_INPUT_TOKENS=str(MAX_INPUT_TOKENS),
+            AWS_LWA_INVOKE_MODE="response_stream",
         ),
         unpacked.task("chat"),
         daemon,
     )
     del env["_X_AMZN_TRACE_ID"]
-    sandbox.run_isolated(unpacked.sys_path("chat"), env, steps=[("door", BEHIND_THE_ADAPTER)])
+    fake_endpoint.stream_reply(["Paris", " is", " nice."])
+    event = sandbox.function_url_event()
+    with start_script(unpacked.task("chat"), unpacked.layer, env, tmp_path) as address:
+        headers = forwarded(event, trace_header=TRACE_HEADER, accept="text/event-stream")
+        events = SseReader(open_stream(address, event["body"], headers)).events()
+    assert text_of(events) == "Paris is nice."
 
     documents = daemon.documents()
     assert {d["trace_id"] for d in documents} == {TRACE_ID}
-    assert aws_calls(documents) == {("runtime.sagemaker", "InvokeEndpoint")}
+    assert aws_calls(documents) == {("runtime.sagemaker", "InvokeEndpointWithResponseStream")}
     [request] = [d for d in subsegments(documents) if d["name"] == "## request"]
     assert request["annotations"] == {"error_code": "none"}
 
