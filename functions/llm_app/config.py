@@ -62,6 +62,8 @@ class Settings:
     # The chat URL's auth type: AWS_IAM scopes sessions to the signed caller; NONE (public)
     # accepts only session ids the function issued.
     url_authorization_type: str = "AWS_IAM"
+    # Terraform: tracing_mode = "Active". Only then is the X-Ray SDK imported (llm_app.tracing).
+    tracing_enabled: bool = False
     # Set by Terraform with the Lambda Web Adapter (response_streaming = true): model calls for
     # a streamed answer then stream too (InvokeEndpointWithResponseStream). The buffered door
     # ("buffered", no adapter) renders a requested stream from one InvokeEndpoint call, so a
