@@ -80,6 +80,9 @@ locals {
     POWERTOOLS_LOG_LEVEL = var.log_level
     LOG_PROMPTS          = tostring(var.log_prompts)
     MAX_QUESTION_CHARS   = tostring(var.max_question_chars)
+    # The EMF metrics' namespace (llm_app.metrics), and X-Ray subsegments (llm_app.tracing).
+    POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
+    TRACING_ENABLED              = tostring(var.tracing_mode == "Active")
   }
 
   # Streaming (response_streaming): AWS's Lambda Web Adapter runs each package's start script,
@@ -146,6 +149,15 @@ module "llm" {
   log_retention_in_days                  = var.log_retention_in_days
   log_kms_key_arn                        = var.log_kms_key_arn
   tags                                   = var.tags
+
+  alarms_enabled = var.alarms_enabled
+  alarm_actions  = var.alarm_actions
+  alarm_thresholds = {
+    period_seconds        = var.alarm_thresholds.period_seconds
+    invocation_5xx_errors = var.alarm_thresholds.endpoint_5xx_errors
+    model_latency_p90_ms  = var.alarm_thresholds.model_latency_p90_ms
+    utilization_percent   = var.alarm_thresholds.endpoint_utilization_percent
+  }
 }
 
 # The endpoint module was a single block before existing_endpoint_name; this keeps it in place.
@@ -318,6 +330,16 @@ module "functions" {
     actions   = local.model_actions
     resources = [local.endpoint_arn]
   }], each.value.policy_statements)
+
+  alarms_enabled = var.alarms_enabled
+  alarm_actions  = var.alarm_actions
+  alarm_thresholds = {
+    period_seconds              = var.alarm_thresholds.period_seconds
+    url_5xx_count               = var.alarm_thresholds.url_5xx_count
+    errors                      = var.alarm_thresholds.function_errors
+    throttles                   = var.alarm_thresholds.function_throttles
+    duration_percent_of_timeout = var.alarm_thresholds.duration_percent_of_timeout
+  }
 }
 
 # The functions were two module blocks before; these keep existing deployments in place.

@@ -31,11 +31,6 @@ output "url_caller_policy_json" {
   value       = var.url_authorization_type == "AWS_IAM" ? data.aws_iam_policy_document.url_callers.json : null
 }
 
-output "chat_session_scope" {
-  description = "Whose conversations a signed chat request reaches: caller (account + userId) or role (account + the assumed role's unique id)."
-  value       = var.chat_session_scope
-}
-
 output "url_authorization_type" {
   description = "Authorization of both URLs: AWS_IAM (SigV4-signed requests) or NONE (public)."
   value       = var.url_authorization_type
@@ -161,4 +156,19 @@ output "chat_history_table_arn" {
 output "adapter_layer_arn" {
   description = "The Lambda Web Adapter layer version both functions run (their URLs stream); null with response_streaming = false."
   value       = module.functions["chat"].adapter_layer_arn
+}
+
+output "dashboard_url" {
+  description = "Console URL of the stack's CloudWatch dashboard; null when dashboard_enabled is false."
+  value       = var.dashboard_enabled ? local.dashboard_url : null
+}
+
+output "alarm_arns" {
+  description = "ARNs of the CloudWatch alarms, grouped: chat and qa (url-5xx, errors, throttles, duration), endpoint (invocation-5xx, model-latency, utilization), history (throttles); empty groups when alarms_enabled is false or the resource is not created here."
+  value       = local.alarm_arns
+}
+
+output "metrics_namespace" {
+  description = "CloudWatch namespace of the metrics the functions log as EMF lines (requests, errors by code, latency, tokens, cut answers...)."
+  value       = local.metrics_namespace
 }

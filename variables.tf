@@ -681,3 +681,75 @@ variable "snap_start" {
   default     = true
   nullable    = false
 }
+
+# -----------------------------------------------------------------------------
+# Monitoring: alarms and dashboard (docs/operations.md)
+# -----------------------------------------------------------------------------
+
+variable "alarms_enabled" {
+  description = "Whether to create the CloudWatch alarms: each function URL's 5xx, the functions' errors, throttles and duration, the endpoint's 5xx, latency and utilisation (when this stack runs it), the history table's throttles (when it exists)."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "alarm_actions" {
+  description = "ARNs notified when an alarm goes to ALARM and back to OK, such as an SNS topic; empty: the alarms only change state (visible in the console and on the dashboard)."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for arn in var.alarm_actions : can(regex("^arn:aws[a-z-]*:", arn))])
+    error_message = "alarm_actions must be ARNs (arn:aws:sns:<region>:<account>:<topic>, for example)."
+  }
+}
+
+variable "alarm_thresholds" {
+  description = "Thresholds of the alarms, each reached or exceeded within one period of period_seconds (300). Defaults and why: url_5xx_count and endpoint_5xx_errors 5 (one 5xx is often a blip the caller retries; five in a period is a pattern); function_errors 1 (only a timeout, an out-of-memory kill or a failed init get there: serve() answers every other failure as a JSON 5xx); function_throttles 1 and dynamodb_throttles 1 (each one failed a caller); duration_percent_of_timeout 80 (the longest request, one slow model call from being killed); model_latency_p90_ms 30000 (half SageMaker's 60 s invocation limit); endpoint_utilization_percent 90 (per GPU on GPU instances, per vCPU on CPU ones: sustained, requests queue). docs/operations.md has more."
+  type = object({
+    period_seconds               = optional(number, 300)
+    url_5xx_count                = optional(number, 5)
+    function_errors              = optional(number, 1)
+    function_throttles           = optional(number, 1)
+    duration_percent_of_timeout  = optional(number, 80)
+    endpoint_5xx_errors          = optional(number, 5)
+    model_latency_p90_ms         = optional(number, 30000)
+    endpoint_utilization_percent = optional(number, 90)
+    dynamodb_throttles           = optional(number, 1)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = contains([60, 300, 900, 3600], var.alarm_thresholds.period_seconds)
+    error_message = "alarm_thresholds.period_seconds must be 60, 300, 900 or 3600."
+  }
+
+  validation {
+    condition = alltrue([
+      for count in [
+        var.alarm_thresholds.url_5xx_count, var.alarm_thresholds.function_errors,
+        var.alarm_thresholds.function_throttles, var.alarm_thresholds.endpoint_5xx_errors,
+        var.alarm_thresholds.dynamodb_throttles, var.alarm_thresholds.model_latency_p90_ms,
+      ] : count >= 1
+    ])
+    error_message = "alarm_thresholds: the counts and model_latency_p90_ms must be at least 1 (an alarm at 0 would always be in ALARM)."
+  }
+
+  validation {
+    condition = alltrue([
+      for percent in [
+        var.alarm_thresholds.duration_percent_of_timeout, var.alarm_thresholds.endpoint_utilization_percent,
+      ] : percent > 0 && percent <= 100
+    ])
+    error_message = "alarm_thresholds: duration_percent_of_timeout and endpoint_utilization_percent must be above 0 and at most 100."
+  }
+}
+
+variable "dashboard_enabled" {
+  description = "Whether to create a CloudWatch dashboard of the stack: requests and errors by code, latency, tokens, cut answers, cold starts, the endpoint's invocations, latency and utilisation."
+  type        = bool
+  default     = true
+  nullable    = false
+}

@@ -115,6 +115,48 @@ resource "aws_s3_bucket_lifecycle_configuration" "documents" {
 }
 
 # -----------------------------------------------------------------------------
+# Where the alarms notify: an encrypted SNS topic (subscribe your pager or email to it)
+# -----------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "alarms_key" {
+  #checkov:skip=CKV_AWS_111:In a key policy "*" means this key; this is AWS's default statement delegating to IAM.
+  #checkov:skip=CKV_AWS_356:In a key policy "*" means this key; this is AWS's default statement delegating to IAM.
+  #checkov:skip=CKV_AWS_109:In a key policy "*" means this key; this is AWS's default statement delegating to IAM.
+  source_policy_documents = [data.aws_iam_policy_document.history_key.json]
+
+  # CloudWatch publishes alarm notifications to an encrypted topic only if the key lets it:
+  # the AWS managed key (alias/aws/sns) does not, so the topic needs a key of its own.
+  statement {
+    sid       = "CloudWatchPublishesAlarms"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+resource "aws_kms_key" "alarms" {
+  description             = "Encrypts the ${var.name} alarm notifications topic"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.alarms_key.json
+  tags                    = var.tags
+}
+
+resource "aws_sns_topic" "alarms" {
+  name              = "${var.name}-alarms"
+  kms_master_key_id = aws_kms_key.alarms.arn
+  tags              = var.tags
+}
+
+# -----------------------------------------------------------------------------
 # The stack
 # -----------------------------------------------------------------------------
 
@@ -178,6 +220,16 @@ module "langchain_tgi" {
   qa_max_document_bytes    = 524288
   qa_max_chunks            = 200
   qa_map_concurrency       = 4
+
+  # Monitoring (docs/operations.md): alarms notify the topic when they fire and when they clear
+  alarms_enabled = true
+  alarm_actions  = [aws_sns_topic.alarms.arn]
+  alarm_thresholds = {
+    period_seconds       = 300
+    url_5xx_count        = 5
+    model_latency_p90_ms = 20000 # max_new_tokens is 512 here: a p90 over 20 s is a slow instance
+  }
+  dashboard_enabled = true
 }
 
 # -----------------------------------------------------------------------------

@@ -42,3 +42,13 @@ output "documents_bucket" {
   description = "Name of the bucket of QA documents: ask about `s3://<bucket>/<key>`."
   value       = aws_s3_bucket.documents.bucket
 }
+
+output "dashboard_url" {
+  description = "Console URL of the stack's CloudWatch dashboard."
+  value       = module.langchain_tgi.dashboard_url
+}
+
+output "alarm_topic_arn" {
+  description = "ARN of the SNS topic the alarms notify; subscribe an email address or a pager to it."
+  value       = aws_sns_topic.alarms.arn
+}

@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chat.conversation import chat, parse_chat_request
 from chat.history import history_opener, require_issued, session_owner, validate_session_id
+from llm_app import tracing
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.function_url import HttpRequest, parse_json, streaming_requested
@@ -37,6 +38,7 @@ logger = Logger()
 SETTINGS = Settings.from_env()
 ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
 OPEN_HISTORY = history_opener(SETTINGS)  # None: memory is off
+tracing.start(SETTINGS)  # X-Ray subsegments, only when tracing is on
 register_restore_hooks()  # SnapStart: what a restored copy must redo
 
 

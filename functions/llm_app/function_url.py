@@ -35,6 +35,8 @@ class HttpRequest:
     accept: str = ""
     # When Lambda stops the function (time.time() seconds); None where no deadline is known.
     deadline: float | None = None
+    # The invocation's X-Ray trace header where the process has no _X_AMZN_TRACE_ID (door 2).
+    trace_header: str | None = None
 
     def seconds_left(self, default: float) -> float:
         """Seconds until the deadline (`default` when none is known)."""
@@ -91,6 +93,7 @@ def request_from_context(
     query: Mapping[str, str],
     accept: str,
     deadline: float | None,
+    trace_header: str | None = None,
 ) -> HttpRequest:
     """The request as the Lambda Web Adapter forwards it: the URL event's `requestContext`
     (the `x-amzn-request-context` header, which only the adapter can set) says who called
@@ -110,6 +113,7 @@ def request_from_context(
         caller=iam_caller(_dig(request_context, "authorizer", "iam")),
         accept=accept,
         deadline=deadline,
+        trace_header=trace_header,
     )
 
 

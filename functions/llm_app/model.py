@@ -41,6 +41,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 
+from llm_app import metrics
 from llm_app.chat_template import SystemPromptPlacement, call_with_system_prompt_fallback
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
@@ -232,11 +233,13 @@ class Endpoint:
                 message = self.model.invoke(list(messages))
         finally:
             self._log_ms("model_ms", started)
-        return Generation.complete(
+        generation = Generation.complete(
             message.text.strip(),
             message.response_metadata.get("finish_reason"),
             _as_usage(getattr(message, "usage_metadata", None)),
         )
+        _count_call(started, generation)
+        return generation
 
     def _stream(self, messages: list[BaseMessage]) -> Generation:
         started = time.perf_counter()
@@ -257,6 +260,7 @@ class Endpoint:
             finally:
                 close_iterator(chunks)  # a client gone: the endpoint's stream too
                 self._log_ms("model_ms", started)
+                _count_call(started, generation)
             if generation.finish_reason is None:
                 raise AppError(
                     ErrorCode.BAD_MODEL_OUTPUT,
@@ -268,10 +272,21 @@ class Endpoint:
         # Read up to the first piece now: an endpoint that refuses the call raises here.
         generation.prefetch()
         self._log_ms("first_token_ms", started)
+        metrics.first_token(round((time.perf_counter() - started) * 1000, 1))
         return generation
 
     def _log_ms(self, key: str, started: float) -> None:
         self.logger.append_keys(**{key: round((time.perf_counter() - started) * 1000, 1)})
+
+
+def _count_call(started: float, generation: Generation) -> None:
+    """The call's latency, tokens and finish reason, as the request's metrics."""
+    metrics.model_call(
+        round((time.perf_counter() - started) * 1000, 1),
+        input_tokens=generation.usage.input_tokens,
+        output_tokens=generation.usage.output_tokens,
+        finish_reason=generation.finish_reason,
+    )
 
 
 def paused_error(endpoint_name: str) -> AppError:

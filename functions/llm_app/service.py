@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
+from llm_app import metrics, tracing
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.function_url import (
@@ -93,6 +94,7 @@ def respond(
     log = _RequestLog(logger, log_prompts=settings.log_prompts)
     try:
         request = read()
+        tracing.request_started(request.trace_header)
         log.method = request.method
         route = routes.get(request.method)
         if route is None:
@@ -309,3 +311,9 @@ class _RequestLog:
         if self.keys:
             self.logger.append_keys(**self.keys)
         self.logger.info("request", extra=extra)
+        if "history_turns" in self.keys:
+            metrics.history_turns(self.keys["history_turns"])
+        if "chunks" in self.keys:
+            metrics.qa_chain(chunks=self.keys["chunks"])
+        metrics.request_finished(status, extra["error_code"], extra["duration_ms"])
+        tracing.request_finished(extra["error_code"])

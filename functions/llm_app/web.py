@@ -88,6 +88,8 @@ class LambdaContextHeader:
         deadline_ms = context.get("deadline")
         # time.time() seconds; LWA sends milliseconds since the epoch.
         self.deadline = deadline_ms / 1000 if isinstance(deadline_ms, int | float) else None
+        trace = context.get("xray_trace_id")
+        self.xray_trace_id = trace if isinstance(trace, str) and trace else None
 
 
 class FunctionApp:
@@ -140,6 +142,7 @@ class FunctionApp:
                 query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
                 accept=headers.get("accept", ""),
                 deadline=lambda_context.deadline,
+                trace_header=lambda_context.xray_trace_id,
             )
 
         response = await asyncio.to_thread(self._handle, read, lambda_context)

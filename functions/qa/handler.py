@@ -19,6 +19,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from llm_app import tracing
 from llm_app.config import Settings
 from llm_app.function_url import HttpRequest, parse_json, streaming_requested
 from llm_app.generation import Answer, tap
@@ -35,6 +36,7 @@ SETTINGS = Settings.from_env()
 ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
 # The S3 client is built on the first S3 document only (see DocumentStore).
 DOCUMENTS = DocumentStore(SETTINGS.document_buckets, lambda: build_s3_client(SETTINGS))
+tracing.start(SETTINGS)  # X-Ray subsegments, only when tracing is on
 register_restore_hooks()  # SnapStart: what a restored copy must redo
 # Where no deadline is known (a request without a Lambda context): Lambda's longest timeout.
 NO_DEADLINE_SECONDS = 900.0

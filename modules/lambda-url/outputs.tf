@@ -62,3 +62,8 @@ output "log_group_name" {
   description = "CloudWatch log group of the function."
   value       = aws_cloudwatch_log_group.this.name
 }
+
+output "alarm_arns" {
+  description = "ARNs of the function's CloudWatch alarms by kind (url-5xx, errors, throttles, duration); empty when alarms_enabled is false."
+  value       = { for kind, alarm in aws_cloudwatch_metric_alarm.this : kind => alarm.arn }
+}

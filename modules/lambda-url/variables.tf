@@ -335,3 +335,49 @@ variable "log_kms_key_arn" {
     error_message = "log_kms_key_arn must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), or null."
   }
 }
+
+# -----------------------------------------------------------------------------
+# Alarms
+# -----------------------------------------------------------------------------
+
+variable "alarms_enabled" {
+  description = "Whether to create CloudWatch alarms on the alias the URL serves: URL 5xx, errors, throttles, duration near the timeout."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "alarm_actions" {
+  description = "ARNs notified when an alarm goes to ALARM and back to OK (an SNS topic, for example); empty: the alarms only change state."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for arn in var.alarm_actions : can(regex("^arn:aws[a-z-]*:", arn))])
+    error_message = "alarm_actions must be ARNs (arn:aws:sns:<region>:<account>:<topic>, for example)."
+  }
+}
+
+variable "alarm_thresholds" {
+  description = "Thresholds of the alarms, each reached or exceeded in one period of period_seconds: url_5xx_count and errors and throttles (counts), duration_percent_of_timeout (the longest request, in percent of timeout)."
+  type = object({
+    period_seconds              = optional(number, 300)
+    url_5xx_count               = optional(number, 5)
+    errors                      = optional(number, 1)
+    throttles                   = optional(number, 1)
+    duration_percent_of_timeout = optional(number, 80)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = contains([60, 300, 900, 3600], var.alarm_thresholds.period_seconds)
+    error_message = "alarm_thresholds.period_seconds must be 60, 300, 900 or 3600."
+  }
+
+  validation {
+    condition     = var.alarm_thresholds.duration_percent_of_timeout > 0 && var.alarm_thresholds.duration_percent_of_timeout <= 100
+    error_message = "alarm_thresholds.duration_percent_of_timeout must be above 0 and at most 100."
+  }
+}

@@ -62,3 +62,8 @@ output "autoscaling_policy_arn" {
   description = "ARN of the target-tracking scaling policy; null when autoscaling is off."
   value       = try(aws_appautoscaling_policy.this[0].arn, null)
 }
+
+output "alarm_arns" {
+  description = "ARNs of the endpoint's CloudWatch alarms by kind (invocation-5xx, model-latency, utilization); empty when alarms_enabled or endpoint_enabled is false."
+  value       = { for kind, alarm in aws_cloudwatch_metric_alarm.this : kind => alarm.arn }
+}

@@ -342,3 +342,48 @@ variable "autoscaling" {
     error_message = "autoscaling cooldowns must be zero or more seconds."
   }
 }
+
+# -----------------------------------------------------------------------------
+# Alarms
+# -----------------------------------------------------------------------------
+
+variable "alarms_enabled" {
+  description = "Whether to create CloudWatch alarms on the endpoint's variant (5xx invocations, p90 model latency, GPU or CPU utilisation); none exist while endpoint_enabled is false."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "alarm_actions" {
+  description = "ARNs notified when an alarm goes to ALARM and back to OK (an SNS topic, for example); empty: the alarms only change state."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for arn in var.alarm_actions : can(regex("^arn:aws[a-z-]*:", arn))])
+    error_message = "alarm_actions must be ARNs (arn:aws:sns:<region>:<account>:<topic>, for example)."
+  }
+}
+
+variable "alarm_thresholds" {
+  description = "Thresholds of the alarms, each reached or exceeded in one period of period_seconds: invocation_5xx_errors (a count), model_latency_p90_ms, utilization_percent (per GPU on GPU instances, per vCPU on CPU ones)."
+  type = object({
+    period_seconds        = optional(number, 300)
+    invocation_5xx_errors = optional(number, 5)
+    model_latency_p90_ms  = optional(number, 30000)
+    utilization_percent   = optional(number, 90)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = contains([60, 300, 900, 3600], var.alarm_thresholds.period_seconds)
+    error_message = "alarm_thresholds.period_seconds must be 60, 300, 900 or 3600."
+  }
+
+  validation {
+    condition     = var.alarm_thresholds.utilization_percent > 0 && var.alarm_thresholds.utilization_percent <= 100
+    error_message = "alarm_thresholds.utilization_percent must be above 0 and at most 100."
+  }
+}

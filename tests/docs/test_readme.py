@@ -94,7 +94,11 @@ def test_every_function_setting_is_in_one_settings_table():
         tables = [name in table for table in (SET_BY_TERRAFORM, FIXED, ADAPTER)]
         assert tables.count(True) == 1, f"docs/api.md: where is {name}?"
     named = SET_BY_TERRAFORM.keys() | FIXED.keys()
-    assert named - FIELDS.keys() <= {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"}
+    assert named - FIELDS.keys() <= {
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_LOG_LEVEL",
+        "POWERTOOLS_METRICS_NAMESPACE",
+    }
 
 
 @pytest.mark.parametrize("setting", sorted(SET_BY_TERRAFORM))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,8 @@ def test_the_benchmark_prints_its_tables_for_the_built_artifacts(built_artifacts
     assert "Powertools Logger, after the app's imports" in result.stdout
     assert "langchain_core" in result.stdout  # the import profile names the heavy packages
     assert "Token estimate" in result.stdout  # measured against a real tokenizer, or why not
+    # The section raises if tracing-off imported the X-Ray SDK; it says so when it did not.
+    assert re.search(r"tracing off: X-Ray SDK imported +never", result.stdout)
     # The streaming path through the local Lambda Web Adapter, where namespaces are allowed.
     if "Streaming path skipped" not in result.stdout:
         for row in ("first token: minimal", "cold, streaming: minimal"):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -19,17 +17,11 @@ import pytest
 from tests.support.documents import FACT, QUESTION, minimal_pdf
 from tests.support.environment import ENDPOINT_NAME, MAX_INPUT_TOKENS, create_history_table
 from tests.support.moto import moto_client
-from tests.support.web import SseReader, forwarded, free_port, open_stream, send, text_of
+from tests.support.web import SseReader, forwarded, open_stream, send, start_script, text_of
 from tools.lambda_sandbox import artifacts as sandbox
 from tools.packaging import build as package
 
 pytestmark = pytest.mark.packaging
-
-
-@pytest.fixture(scope="session")
-def unpacked(built_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> sandbox.Unpacked:
-    """chat.zip and qa.zip in task/<name>/, layer.zip in opt/: the zips and nothing else."""
-    return sandbox.unpack(built_artifacts, tmp_path_factory.mktemp("lambda"))
 
 
 @pytest.fixture
@@ -153,43 +145,15 @@ def test_the_start_script_serves_the_packaged_function_as_the_adapter_expects(
     fake_endpoint,
     tmp_path: Path,
 ) -> None:
-    """run.sh as LWA's /opt/bootstrap execs it: Lambda's environment, python3 on PATH (the
-    runtime's 3.12), the layer on the PYTHONPATH Lambda sets (here the unzipped layer, as
-    /opt/python is not ours to write). It must answer the readiness check, stream an answer
-    to a forwarded request, and refuse a request without the adapter's header."""
-    runtime_bin = tmp_path / "bin"
-    runtime_bin.mkdir()
-    (runtime_bin / "python3").symlink_to(sandbox.runtime_python())
-    port = free_port()
-    task = unpacked.task(function)
-    env = {
-        **lambda_env,
-        "PATH": f"{runtime_bin}:/usr/bin:/bin",
-        "LAMBDA_TASK_ROOT": str(task),
-        "PYTHONPATH": str(unpacked.layer),
-        "_HANDLER": "run.sh",
-        "AWS_LWA_PORT": str(port),
-    }
+    """run.sh as LWA's /opt/bootstrap execs it (tests.support.web.start_script) must answer
+    the readiness check, stream an answer to a forwarded request, and refuse a request
+    without the adapter's header."""
     fake_endpoint.stream_reply(["Paris", " is", " nice."])
-    server = subprocess.Popen([str(task / env["_HANDLER"])], env=env, cwd=tmp_path)
-    try:
-        address = f"127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:  # the adapter's readiness check: GET / until it answers
-            assert server.poll() is None, "the start script exited"
-            assert time.monotonic() < deadline, "the app never became ready"
-            try:
-                if send(address, None, {}, method="GET").status == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
+    with start_script(unpacked.task(function), unpacked.layer, lambda_env, tmp_path) as address:
         event = sandbox.function_url_event()
         refused = send(address, event["body"], {"accept": "text/event-stream"})
         streamed = open_stream(address, event["body"], forwarded(event, accept="text/event-stream"))
         events = SseReader(streamed).events()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
     assert refused.status == 403
     assert text_of(events) == "Paris is nice."

@@ -1,6 +1,7 @@
 """Door 2 over real HTTP: a function's ASGI app on a loopback port, called as LWA calls it.
 
-``serving(app)`` runs uvicorn (as the start script does) on a thread for the test;
+``serving(app)`` runs uvicorn (as the start script does) on a thread for the test, and
+``start_script(...)`` a packaged function's run.sh as LWA's /opt/bootstrap execs it;
 ``adapter_headers(event)`` are the two headers the Lambda Web Adapter adds to a forwarded
 Function URL request; ``post``/``open_stream`` send a request and read the reply as it comes,
 and ``SseReader`` reads Server-Sent Events one at a time.
@@ -11,16 +12,19 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import uvicorn
 
 from tests.support.events import FUNCTION_NAME, REQUEST_ID
+from tools.lambda_sandbox import artifacts as sandbox
 
 
 def free_port() -> int:
@@ -59,13 +63,61 @@ def serving(app: Any) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def adapter_headers(event: Mapping[str, Any], *, seconds_left: float = 180) -> dict[str, str]:
-    """x-amzn-request-context (the event's requestContext) and x-amzn-lambda-context."""
+@contextmanager
+def start_script(
+    task: Path,
+    layer: Path,
+    env: Mapping[str, str],
+    scratch: Path,
+    *,
+    stdout: IO[bytes] | None = None,
+) -> Iterator[str]:
+    """The package's run.sh as LWA's /opt/bootstrap execs it: Lambda's environment (`env`),
+    python3 on PATH (the runtime's 3.12), the layer on the PYTHONPATH Lambda sets (here the
+    unzipped layer, as /opt/python is not ours to write). Yields host:port once the app
+    answers the adapter's readiness check (GET / until it answers)."""
+    runtime_bin = scratch / "bin"
+    runtime_bin.mkdir(exist_ok=True)
+    if not (runtime_bin / "python3").exists():
+        (runtime_bin / "python3").symlink_to(sandbox.runtime_python())
+    port = free_port()
+    full_env = {
+        **env,
+        "PATH": f"{runtime_bin}:/usr/bin:/bin",
+        "LAMBDA_TASK_ROOT": str(task),
+        "PYTHONPATH": str(layer),
+        "_HANDLER": "run.sh",
+        "AWS_LWA_PORT": str(port),
+    }
+    server = subprocess.Popen([str(task / "run.sh")], env=full_env, cwd=scratch, stdout=stdout)
+    try:
+        address = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, "the start script exited"
+            assert time.monotonic() < deadline, "the app never became ready"
+            try:
+                if send(address, None, {}, method="GET").status == 200:
+                    break
+            except OSError:
+                time.sleep(0.05)
+        yield address
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def adapter_headers(
+    event: Mapping[str, Any], *, seconds_left: float = 180, trace_header: str | None = None
+) -> dict[str, str]:
+    """x-amzn-request-context (the event's requestContext) and x-amzn-lambda-context, whose
+    `xray_trace_id` is the runtime API's Lambda-Runtime-Trace-Id (LWA and the local stand-in
+    copy it there)."""
     lambda_context = {
         "request_id": REQUEST_ID,
         "deadline": int((time.time() + seconds_left) * 1000),
         "invoked_function_arn": f"arn:aws:lambda:eu-west-1:123456789012:function:{FUNCTION_NAME}",
-        "xray_trace_id": None,
+        "xray_trace_id": trace_header,
         "client_context": None,
         "identity": None,
         "env_config": {
@@ -82,10 +134,12 @@ def adapter_headers(event: Mapping[str, Any], *, seconds_left: float = 180) -> d
     }
 
 
-def forwarded(event: Mapping[str, Any], **extra_headers: str) -> dict[str, str]:
+def forwarded(
+    event: Mapping[str, Any], *, trace_header: str | None = None, **extra_headers: str
+) -> dict[str, str]:
     """The headers LWA forwards for a Function URL event: the client's, plus its own two."""
     headers = {k: v for k, v in event["headers"].items() if k not in ("host", "content-length")}
-    return {**headers, **adapter_headers(event), **extra_headers}
+    return {**headers, **adapter_headers(event, trace_header=trace_header), **extra_headers}
 
 
 def open_stream(

@@ -249,6 +249,18 @@ ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         [f'image_tag "{TGI_TAG}" is not a vLLM tag'],
     ),
     "paused endpoint": (REGION, {"endpoint_enabled": False}, []),
+    "bad alarm settings": (
+        REGION,
+        {
+            "alarm_actions": ["ops-topic"],
+            "alarm_thresholds": {"period_seconds": 120, "url_5xx_count": 0},
+        },
+        [
+            "alarm_actions must be ARNs",
+            "alarm_thresholds.period_seconds must be 60, 300, 900 or 3600",
+            "the counts and model_latency_p90_ms must be at least 1",
+        ],
+    ),
     # AWS publishes no Lambda Web Adapter layer in GovCloud: each function says so, naming
     # both ways out, before anything is created.
     "streaming in GovCloud without an adapter layer": (
@@ -612,3 +624,124 @@ def test_cpu_instance_leaves_sm_num_gpus_unset(
     assert "SM_NUM_GPUS" not in outputs["container_environment"]
     assert outputs["container_environment"]["MAX_INPUT_TOKENS"] == "1024"
     assert outputs["container_environment"]["MAX_BATCH_PREFILL_TOKENS"] == "1074"
+
+
+# -----------------------------------------------------------------------------
+# Monitoring: which alarms and dashboard each configuration plans
+# -----------------------------------------------------------------------------
+
+# Variables over the valid base -> what the plan must hold.
+MONITORING_PLANS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "paused endpoint": {"endpoint_enabled": False},
+    "existing endpoint": {"existing_endpoint_name": "shared-llm"},
+    "no history": {"chat_history_enabled": False},
+    "cpu instance": {"instance_type": "ml.m5.2xlarge"},
+    "switched off": {"alarms_enabled": False, "dashboard_enabled": False},
+    "tracing active": {"tracing_mode": "Active"},
+}
+FUNCTION_ALARMS = {
+    f'module.functions["{function}"].aws_cloudwatch_metric_alarm.this["{kind}"]'
+    for function in ("chat", "qa")
+    for kind in ("url-5xx", "errors", "throttles", "duration")
+}
+ENDPOINT_ALARMS = {
+    f'module.llm[0].aws_cloudwatch_metric_alarm.this["{kind}"]'
+    for kind in ("invocation-5xx", "model-latency", "utilization")
+}
+HISTORY_ALARM = {'aws_cloudwatch_metric_alarm.history_throttles["throttles"]'}
+
+
+@pytest.fixture(scope="module")
+def monitoring_plans(
+    plan_tree: Path, moto_env, packages: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Each case's planned alarms (address -> values), dashboard and outputs."""
+
+    def planned(name: str) -> dict[str, Any]:
+        tf = Terraform(plan_tree, moto_env(REGION))
+        plan_file = f"monitoring-{name.replace(' ', '-')}.tfplan"
+        variables = {"name": "plan-test", **packages, **MONITORING_PLANS[name]}
+        tf.plan(variables, "-refresh=false", "-lock=false", f"-out={plan_file}")
+        shown = json.loads(tf.run("show", "-json", plan_file).stdout)
+        resources: dict[str, dict[str, Any]] = {}
+
+        def walk(module: dict[str, Any]) -> None:
+            for resource in module.get("resources", []):
+                resources[resource["address"]] = resource.get("values", {})
+            for child in module.get("child_modules", []):
+                walk(child)
+
+        walk(shown["planned_values"]["root_module"])
+        return {
+            "alarms": {a: v for a, v in resources.items() if "aws_cloudwatch_metric_alarm" in a},
+            "dashboards": [a for a in resources if "aws_cloudwatch_dashboard" in a],
+            "environments": {
+                function: resources[f'module.functions["{function}"].aws_lambda_function.this'][
+                    "environment"
+                ][0]["variables"]
+                for function in ("chat", "qa")
+            },
+            "outputs": {k: v.get("value") for k, v in shown["planned_values"]["outputs"].items()},
+        }
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(MONITORING_PLANS, pool.map(planned, MONITORING_PLANS), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("defaults", FUNCTION_ALARMS | ENDPOINT_ALARMS | HISTORY_ALARM),
+        # No alarm on an endpoint the stack does not run, or on a table it does not create.
+        ("paused endpoint", FUNCTION_ALARMS | HISTORY_ALARM),
+        ("existing endpoint", FUNCTION_ALARMS | HISTORY_ALARM),
+        ("no history", FUNCTION_ALARMS | ENDPOINT_ALARMS),
+        ("switched off", set()),
+    ],
+)
+def test_alarms_exist_only_for_what_the_stack_creates(
+    monitoring_plans: dict[str, dict[str, Any]], name: str, expected: set[str]
+) -> None:
+    assert set(monitoring_plans[name]["alarms"]) == expected
+
+
+def test_the_dashboard_and_its_url_follow_their_switch(
+    monitoring_plans: dict[str, dict[str, Any]],
+) -> None:
+    assert monitoring_plans["defaults"]["dashboards"] == ["aws_cloudwatch_dashboard.this[0]"]
+    assert monitoring_plans["defaults"]["outputs"]["dashboard_url"] == (
+        f"https://console.aws.amazon.com/cloudwatch/home?region={REGION}"
+        "#dashboards/dashboard/plan-test"
+    )
+    assert monitoring_plans["paused endpoint"]["dashboards"] != []
+    assert monitoring_plans["switched off"]["dashboards"] == []
+    assert monitoring_plans["switched off"]["outputs"]["dashboard_url"] is None
+
+
+@pytest.mark.parametrize(
+    ("name", "metric", "threshold"),
+    [
+        # ml.g5.xlarge: one GPU, 90% of it. ml.m5.2xlarge: 8 vCPUs at 90% each.
+        ("defaults", "GPUUtilization", 90),
+        ("cpu instance", "CPUUtilization", 720),
+    ],
+)
+def test_the_utilisation_alarm_follows_the_instance(
+    monitoring_plans: dict[str, dict[str, Any]], name: str, metric: str, threshold: int
+) -> None:
+    alarm = monitoring_plans[name]["alarms"][
+        'module.llm[0].aws_cloudwatch_metric_alarm.this["utilization"]'
+    ]
+    assert (alarm["namespace"], alarm["metric_name"]) == ("/aws/sagemaker/Endpoints", metric)
+    assert alarm["threshold"] == threshold
+
+
+@pytest.mark.parametrize(("name", "enabled"), [("defaults", "false"), ("tracing active", "true")])
+def test_the_functions_trace_their_aws_calls_only_when_tracing_is_active(
+    monitoring_plans: dict[str, dict[str, Any]], name: str, enabled: str
+) -> None:
+    # TRACING_ENABLED decides whether llm_app.tracing imports the X-Ray SDK at all.
+    for environment in monitoring_plans[name]["environments"].values():
+        assert environment["TRACING_ENABLED"] == enabled
+        assert environment["POWERTOOLS_METRICS_NAMESPACE"] == "LLMApp/plan-test"

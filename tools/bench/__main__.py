@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tools.bench import streaming
+from tools.bench import observability, streaming
 from tools.bench import tokens as token_estimate
 from tools.bench.runtime_api import RuntimeApi
 from tools.lambda_sandbox import artifacts as sandbox
@@ -555,6 +555,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             Table(powertools_section(bench)).print(
                 "AWS Lambda Powertools Logger at cold start (import + Logger())", ("", "cost")
             )
+            Table(
+                observability.section(bench.unpacked, bench.env, args.cold_runs, args.build_dir)
+            ).print(observability.TITLE, observability.HEADER)
             Table(import_profile_section(bench)).print(
                 "Where chat's cold import goes (self time by top-level package)",
                 ("package", "time", "share"),
