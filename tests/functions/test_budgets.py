@@ -12,13 +12,12 @@ import http.client
 import json
 import random
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from llm_app.web import FunctionApp
+from tests.support.canned_http import Canned, answering
 from tests.support.environment import ENDPOINT_NAME, create_history_table
 from tests.support.events import function_url_event, response_json
 from tests.support.moto import moto_client
@@ -205,35 +204,17 @@ def test_a_missing_endpoint_names_it_without_the_account(
 @pytest.fixture
 def dynamodb_denying_access() -> Iterator[str]:
     """DynamoDB's JSON protocol answering IAM's refusal, table ARN and account id included."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", 0)))
-            body = json.dumps(
-                {
-                    "__type": "com.amazon.coral.service#AccessDeniedException",
-                    "Message": f"User: arn:aws:sts::{ACCOUNT_ID}:assumed-role/chat/chat is not "
-                    "authorized to perform: dynamodb:Query on resource: "
-                    f"arn:aws:dynamodb:eu-west-1:{ACCOUNT_ID}:table/{TABLE} because no "
-                    "identity-based policy allows the dynamodb:Query action",
-                }
-            ).encode()
-            self.send_response(400)
-            self.send_header("content-type", "application/x-amz-json-1.0")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    body = json.dumps(
+        {
+            "__type": "com.amazon.coral.service#AccessDeniedException",
+            "Message": f"User: arn:aws:sts::{ACCOUNT_ID}:assumed-role/chat/chat is not "
+            "authorized to perform: dynamodb:Query on resource: "
+            f"arn:aws:dynamodb:eu-west-1:{ACCOUNT_ID}:table/{TABLE} because no "
+            "identity-based policy allows the dynamodb:Query action",
+        }
+    ).encode()
+    with answering(lambda _path: Canned(400, "application/x-amz-json-1.0", body)) as url:
+        yield url
 
 
 def test_history_unavailable_shows_no_table_arn(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.support.canned_http import Canned, answering
 from tests.support.environment import ENDPOINT_NAME
 from tests.support.events import function_url_event, response_json
 from tools.model_server.backend import SageMakerError
@@ -168,27 +167,9 @@ def test_slow_model_is_504(load_handler, fake_endpoint, lambda_context):
 @pytest.fixture
 def garbage_runtime() -> Iterator[str]:
     """A container that answers 200 with something that is not a TGI chat completion."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", 0)))
-            body = b"<html>upstream proxy error</html>"
-            self.send_response(200)
-            self.send_header("content-type", "text/html")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    page = b"<html>upstream proxy error</html>"
+    with answering(lambda _path: Canned(200, "text/html", page)) as url:
+        yield url
 
 
 def test_unreadable_model_output_is_502_quoted_only_with_log_prompts(

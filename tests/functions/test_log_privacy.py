@@ -12,11 +12,9 @@ log record) for the marker and the session ids.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -24,6 +22,7 @@ import pytest
 from llm_app.errors import ErrorCode
 from llm_app.generation import Answer
 from llm_app.web import FunctionApp
+from tests.support.canned_http import Canned, answering
 from tests.support.environment import create_history_table
 from tests.support.events import function_url_event, lambda_context, response_json
 from tests.support.moto import moto_client
@@ -69,34 +68,16 @@ def unreadable_runtime() -> Iterator[str]:
     """A container that answers 200 with a body quoting the user's text, not a completion;
     streamed, one good token, then a line that is not a completion chunk."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", 0)))
-            if self.path.endswith("/invocations-response-stream"):
-                token = {"choices": [{"index": 0, "delta": {"content": "It"}}]}
-                body = eventstream.payload_part(
-                    f"data: {json.dumps(token)}\n\ndata: {REPLY}\n\n".encode()
-                )
-                content_type = EVENT_STREAM_CONTENT_TYPE
-            else:
-                body = json.dumps({"choices": [], "generated_text": REPLY}).encode()
-                content_type = "application/json"
-            self.send_response(200)
-            self.send_header("content-type", content_type)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def respond(path: str) -> Canned:
+        if path.endswith("/invocations-response-stream"):
+            token = {"choices": [{"index": 0, "delta": {"content": "It"}}]}
+            lines = f"data: {json.dumps(token)}\n\ndata: {REPLY}\n\n".encode()
+            return Canned(200, EVENT_STREAM_CONTENT_TYPE, eventstream.payload_part(lines))
+        body = json.dumps({"choices": [], "generated_text": REPLY}).encode()
+        return Canned(200, "application/json", body)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with answering(respond) as url:
+        yield url
 
 
 @dataclass

@@ -1,0 +1,46 @@
+"""A loopback HTTP upstream that answers every POST with one canned response.
+
+For failure shapes the fake endpoint and moto do not produce: a proxy's HTML page in place of a
+completion, DynamoDB's access-denied answer with the table's ARN, a stream line that is not a
+chunk. ``answering(respond)`` serves on 127.0.0.1 and yields its base URL; ``respond(path)``
+says what each POST to ``path`` gets.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass(frozen=True)
+class Canned:
+    status: int
+    content_type: str
+    body: bytes
+
+
+@contextmanager
+def answering(respond: Callable[[str], Canned]) -> Iterator[str]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            canned = respond(self.path)
+            self.send_response(canned.status)
+            self.send_header("content-type", canned.content_type)
+            self.send_header("content-length", str(len(canned.body)))
+            self.end_headers()
+            self.wfile.write(canned.body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
