@@ -161,18 +161,7 @@ class _Worker:
         )
         os.close(child_read)
         os.close(child_write)
-        self._relays = [
-            threading.Thread(target=self._relay, args=(stream,), daemon=True)
-            for stream in (self.process.stdout, self.process.stderr)
-        ]
-        for relay in self._relays:
-            relay.start()
-
-    def _relay(self, stream: IO[bytes] | None) -> None:
-        assert stream is not None
-        for raw in iter(stream.readline, b""):
-            self.log(f"[{self.spec.name}] {raw.decode('utf-8', errors='replace').rstrip()}")
-        stream.close()
+        self._relays = relay_output(self.process, self.log, self.spec.name)
 
     def ensure_ready(self) -> None:
         """Wait for the init phase of a new worker (logged as a cold start)."""
@@ -286,6 +275,25 @@ class _Worker:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
         self.kill()
+
+
+def relay_output(process: subprocess.Popen[bytes], log: Log, name: str) -> list[threading.Thread]:
+    """Relay an environment's stdout and stderr to the log, line by line, as CloudWatch gets
+    them; the threads end when the process closes its end of the pipes."""
+
+    def relay(stream: IO[bytes] | None) -> None:
+        assert stream is not None
+        for raw in iter(stream.readline, b""):
+            log(f"[{name}] {raw.decode('utf-8', errors='replace').rstrip()}")
+        stream.close()
+
+    threads = [
+        threading.Thread(target=relay, args=(stream,), daemon=True)
+        for stream in (process.stdout, process.stderr)
+    ]
+    for thread in threads:
+        thread.start()
+    return threads
 
 
 class LocalFunction:

@@ -29,12 +29,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from tools.lambda_sandbox.functions import FunctionSpec, InvocationError, Log
+from tools.lambda_sandbox.functions import FunctionSpec, InvocationError, Log, relay_output
 from tools.lambda_sandbox.runtime_api import (
     Invocation,
     RuntimeApi,
@@ -166,18 +165,7 @@ class WrappedWorker:
             stderr=subprocess.PIPE,
             start_new_session=True,  # one process group: the wrapper, the app, the extensions
         )
-        self._relays = [
-            threading.Thread(target=self._relay, args=(stream,), daemon=True)
-            for stream in (self.process.stdout, self.process.stderr)
-        ]
-        for relay in self._relays:
-            relay.start()
-
-    def _relay(self, stream: IO[bytes] | None) -> None:
-        assert stream is not None
-        for raw in iter(stream.readline, b""):
-            self.log(f"[{self.spec.name}] {raw.decode('utf-8', errors='replace').rstrip()}")
-        stream.close()
+        self._relays = relay_output(self.process, self.log, self.spec.name)
 
     def ensure_ready(self) -> None:
         """Wait for the init phase: the runtime (the adapter) asks for its first event."""
