@@ -23,6 +23,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 
 from langchain_core.messages import BaseMessage
@@ -157,15 +158,9 @@ class CallGuard:
         started = time.monotonic()
         messages = prompt.to_messages()
         try:
-            generation = self._generate(messages, stream=False)
-            text = generation.text()
-        except PromptTooLong as error:
-            error.sent_estimate = estimate_prompt_tokens(messages)
-            self.stop(error)
-            raise
-        except AppError as error:
-            self.stop(error)
-            raise
+            with self._stopping_on_failure(messages):
+                generation = self._generate(messages, stream=False)
+                text = generation.text()
         finally:
             with self._lock:
                 self._longest_call = max(self._longest_call, time.monotonic() - started)
@@ -180,8 +175,15 @@ class CallGuard:
     def final(self, messages: Sequence[BaseMessage], *, stream: bool) -> Generation:
         """The chain's last call, whose text is the answer (read up to its first piece)."""
         self._start()
-        try:
+        with self._stopping_on_failure(messages):
             return self._generate(messages, stream=stream)
+
+    @contextmanager
+    def _stopping_on_failure(self, messages: Sequence[BaseMessage]) -> Iterator[None]:
+        """A failed call stops the chain; a too-long refusal keeps our estimate of its prompt
+        (the retry shrinks by the endpoint's count against it)."""
+        try:
+            yield
         except PromptTooLong as error:
             error.sent_estimate = estimate_prompt_tokens(messages)
             self.stop(error)
