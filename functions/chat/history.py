@@ -28,13 +28,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools import Logger
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
+from llm_app.aws import aws_client
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.identity import scoped_caller
@@ -120,14 +119,12 @@ HistoryOpener = Callable[[SessionOwner, str], "DynamoDBTurnHistory"]
 
 def build_dynamodb_client(settings: Settings) -> Any:
     """One client per container: short timeouts and standard retries, as for SageMaker."""
-    return boto3.client(
+    return aws_client(
         "dynamodb",
-        config=Config(
-            connect_timeout=settings.connect_timeout_seconds,
-            read_timeout=DYNAMODB_READ_TIMEOUT_SECONDS,
-            retries={"total_max_attempts": DYNAMODB_MAX_ATTEMPTS, "mode": "standard"},
-            tcp_keepalive=True,
-        ),
+        settings,
+        read_timeout=DYNAMODB_READ_TIMEOUT_SECONDS,
+        max_attempts=DYNAMODB_MAX_ATTEMPTS,
+        tcp_keepalive=True,
     )
 
 

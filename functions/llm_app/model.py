@@ -30,9 +30,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
-from botocore.config import Config
 from langchain_aws.chat_models.sagemaker_endpoint import (
     ChatModelContentHandler,
     ChatSagemakerEndpoint,
@@ -42,6 +40,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 
 from llm_app import metrics
+from llm_app.aws import aws_client
 from llm_app.chat_template import SystemPromptPlacement, call_with_system_prompt_fallback
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
@@ -89,11 +88,10 @@ class TgiMessagesContentHandler(ChatModelContentHandler):
             if not isinstance(content, str):
                 raise TypeError("content is not a string")
         except (ValueError, LookupError, TypeError) as error:
-            excerpt = raw[:200].decode("utf-8", errors="replace")
-            quoted = f": {excerpt!r}" if self.quote_replies else ""
             raise AppError(
                 ErrorCode.BAD_MODEL_OUTPUT,
-                f"The endpoint's response is not a chat completion ({error}){quoted}",
+                f"The endpoint's response is not a chat completion ({error})"
+                f"{_quoted(raw, self.quote_replies)}",
             ) from None
         return AIMessage(
             content=content,
@@ -121,13 +119,10 @@ def parse_stream_line(line: bytes, *, quote_replies: bool = False) -> AIMessageC
         if not isinstance(event, dict):
             raise TypeError("not an object")
     except (ValueError, TypeError) as error:
-        # The line is the model's output: quoted only with log_prompts, as for a whole reply.
-        excerpt = data[:200].decode("utf-8", errors="replace")
-        quoted = f": {excerpt!r}" if quote_replies else ""
         raise AppError(
             ErrorCode.BAD_MODEL_OUTPUT,
             f"The endpoint's stream holds a line that is not a chat completion chunk "
-            f"({error}){quoted}",
+            f"({error}){_quoted(data, quote_replies)}",
         ) from None
     if "error" in event:  # TGI's and vLLM's in-stream error event
         message = safe_container_message(json.dumps(event)) or "no message"
@@ -151,16 +146,20 @@ def parse_stream_line(line: bytes, *, quote_replies: bool = False) -> AIMessageC
     )
 
 
+def _quoted(reply: bytes, quote: bool) -> str:
+    """The start of an unreadable reply, for its error: the model's output is user data, so
+    it is quoted only with log_prompts."""
+    return f": {reply[:200].decode('utf-8', errors='replace')!r}" if quote else ""
+
+
 def build_sagemaker_client(settings: Settings) -> Any:
     """One client per container; explicit timeouts and bounded retries (SageMaker throttles)."""
-    return boto3.client(
+    return aws_client(
         "sagemaker-runtime",
-        config=Config(
-            connect_timeout=settings.connect_timeout_seconds,
-            read_timeout=settings.read_timeout_seconds,
-            retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
-            tcp_keepalive=True,
-        ),
+        settings,
+        read_timeout=settings.read_timeout_seconds,
+        max_attempts=settings.max_attempts,
+        tcp_keepalive=True,
     )
 
 

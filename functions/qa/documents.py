@@ -13,10 +13,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from llm_app.aws import aws_client
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 
@@ -31,13 +30,8 @@ S3_READ_TIMEOUT_SECONDS = 20.0
 
 
 def build_s3_client(settings: Settings) -> Any:
-    return boto3.client(
-        "s3",
-        config=Config(
-            connect_timeout=settings.connect_timeout_seconds,
-            read_timeout=S3_READ_TIMEOUT_SECONDS,
-            retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
-        ),
+    return aws_client(
+        "s3", settings, read_timeout=S3_READ_TIMEOUT_SECONDS, max_attempts=settings.max_attempts
     )
 
 

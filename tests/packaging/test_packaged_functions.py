@@ -95,11 +95,15 @@ def test_packaged_chat_keeps_its_memory_in_dynamodb(
 
 def test_every_aws_service_the_functions_call_keeps_its_botocore_model() -> None:
     """The layer keeps botocore models only for LAYER_POLICY's services: a new client("x")
-    in the function code must be added there, or it would fail only once deployed."""
+    (or llm_app.aws's aws_client("x")) in the function code must be added there, or it would
+    fail only once deployed."""
     named = set()
     for source in Path(package.REPO_ROOT, "functions").rglob("*.py"):
         named |= set(
-            re.findall(r"""\.(?:client|resource)\(\s*["']([a-z0-9-]+)["']""", source.read_text())
+            re.findall(
+                r"""(?:\.client|\.resource|\baws_client)\(\s*["']([a-z0-9-]+)["']""",
+                source.read_text(),
+            )
         )
     assert named, "found no boto3 client in the function code: is the pattern stale?"
     assert named <= package.LAYER_POLICY.botocore_services
