@@ -40,18 +40,23 @@ TOKENS_PER_PROMPT = 8
 # One match per piece the estimate prices: a word (with the one space a tokenizer folds into
 # it), or any other single character.
 _PIECES = re.compile(r" ?[A-Za-z]+|.", re.DOTALL)
+_WORDS = re.compile(r"[A-Za-z]+")
+_FOLDED_SPACES = re.compile(r" (?=[A-Za-z])")
+
+
+def _word_tokens(word: str) -> int:
+    # Acronyms and codes (ACME, USD, ID) are rare as whole tokens: two letters a piece.
+    per_token = 2 if len(word) > 1 and word.isupper() else LETTERS_PER_TOKEN
+    return math.ceil(len(word) / per_token)
 
 
 def _piece_tokens(piece: str) -> int:
-    first = piece[-1]
-    if first.isascii() and first.isalpha():
-        word = piece.lstrip(" ")
-        # Acronyms and codes (ACME, USD, ID) are rare as whole tokens: two letters a piece.
-        per_token = 2 if len(word) > 1 and word.isupper() else LETTERS_PER_TOKEN
-        return math.ceil(len(word) / per_token)
+    last = piece[-1]
+    if last.isascii() and last.isalpha():
+        return _word_tokens(piece.lstrip(" "))
     if piece.isascii():
         return 1  # a digit, punctuation, a symbol, whitespace
-    return max(len(piece.encode("utf-8")) - 1, 1)
+    return len(piece.encode("utf-8", "surrogatepass")) - 1  # 2 to 4 bytes: 1 to 3 tokens
 
 
 def _pieces(text: str) -> Iterator[tuple[int, int]]:
@@ -61,8 +66,18 @@ def _pieces(text: str) -> Iterator[tuple[int, int]]:
 
 
 def estimate_tokens(text: str) -> int:
-    """Tokens `text` takes, counted so as not to fall below what a real tokenizer counts."""
-    return sum(tokens for _end, tokens in _pieces(text))
+    """Tokens `text` takes, counted so as not to fall below what a real tokenizer counts.
+
+    The sum of `_pieces`, counted by kind rather than piece by piece (a quarter of the time:
+    it prices every chunk the QA splitter tries): the words; one token per other ASCII
+    character, less the spaces folded into the word after them; and for the non-ASCII
+    characters, their UTF-8 bytes less one each.
+    """
+    words = _WORDS.findall(text)
+    ascii_chars = len(text.encode("ascii", "ignore"))
+    other_ascii = ascii_chars - sum(map(len, words)) - len(_FOLDED_SPACES.findall(text))
+    non_ascii = len(text.encode("utf-8", "surrogatepass")) - len(text)
+    return sum(map(_word_tokens, words)) + other_ascii + non_ascii
 
 
 def truncate_to_tokens(text: str, tokens: int) -> str:

@@ -25,8 +25,9 @@ buffered `handler`) through `llm_app.service.respond`: HTTP in, the same `HttpRe
 
 from __future__ import annotations
 
-# First: pauses the cyclic garbage collector while uvicorn, this module and the function's
-# handler module import; the handler module's last line resumes it (see init_phase).
+# First: pauses the cyclic garbage collector and defers unused package inits while uvicorn,
+# this module and the function's handler module import; the handler module's last line
+# resumes collecting (see init_phase).
 from llm_app import init_phase  # noqa: F401  # imported for its effect
 
 # isort: split
@@ -39,8 +40,9 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMappi
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from aws_lambda_powertools import Logger
+from uvicorn.config import STARTUP_FAILURE, Config
+from uvicorn.server import Server
 
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
@@ -239,17 +241,16 @@ def function_app(module: str) -> FunctionApp:
     return FunctionApp(function.ROUTES, function.SETTINGS, function.logger)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m llm_app.web", description=__doc__)
-    parser.add_argument("module", help="the function's handler module, e.g. chat.handler")
-    parser.add_argument("--host", default="127.0.0.1", help="only the adapter may connect")
-    parser.add_argument("--port", type=int, default=8080)
-    args = parser.parse_args(argv)
-    app = function_app(args.module)
-    uvicorn.run(
+def uvicorn_server(app: Any, host: str, port: int) -> Server:
+    """uvicorn as the start script runs it: HTTP/1.1 (h11) on asyncio, nothing else.
+
+    uvicorn's Config and Server, as its docs show for running it from code: uvicorn.run would
+    import uvicorn.main and, with it, the command line's click and the reloader.
+    """
+    config = Config(
         app,
-        host=args.host,
-        port=args.port,
+        host=host,
+        port=port,
         http="h11",
         loop="asyncio",
         ws="none",
@@ -261,6 +262,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_level="warning",
         server_header=False,
     )
+    return Server(config)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m llm_app.web", description=__doc__)
+    parser.add_argument("module", help="the function's handler module, e.g. chat.handler")
+    parser.add_argument("--host", default="127.0.0.1", help="only the adapter may connect")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args(argv)
+    server = uvicorn_server(function_app(args.module), args.host, args.port)
+    server.run()
+    if not server.started:  # e.g. the port is taken: exit non-zero, as uvicorn.run does
+        raise SystemExit(STARTUP_FAILURE)
 
 
 if __name__ == "__main__":

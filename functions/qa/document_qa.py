@@ -231,8 +231,9 @@ def prepare_chain(
     budget = settings.max_input_tokens
     if chain_type is None:
         messages = stuff_messages(question, documents)
-        fits = estimate_prompt_tokens(messages) <= budget
-        chain_type = ChainType.STUFF if fits else ChainType.MAP_REDUCE
+        if estimate_prompt_tokens(messages) <= budget:
+            return FinalCall(ChainType.STUFF, len(documents), messages)
+        chain_type = ChainType.MAP_REDUCE
     if chain_type is ChainType.STUFF:
         messages = build_qa_messages(question, documents, settings)
         return FinalCall(chain_type, len(documents), messages)

@@ -9,7 +9,7 @@ Adapter (response_streaming = true).
 
 from __future__ import annotations
 
-# First: pauses the cyclic garbage collector while the imports below run (see init_phase).
+# First: makes the init cheaper (pauses the cyclic GC, defers unused package inits; see init_phase).
 from llm_app import init_phase
 
 # isort: split

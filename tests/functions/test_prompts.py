@@ -8,7 +8,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from chat.conversation import build_chat_messages, parse_chat_request
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.tokens import estimate_tokens
+from llm_app.tokens import estimate_tokens, truncate_to_tokens
 from qa.document_qa import EXAMPLE_DOCUMENT, build_qa_messages, parse_qa_request
 from tools.model_server.scripted_backend import llama_like_token_count
 
@@ -96,3 +96,13 @@ def test_the_estimate_is_never_below_the_fake_endpoints_llama_like_count(text):
     # The fake endpoint counts as Llama's tokenizer does on digits, marks and non-ASCII text;
     # a request the estimate admits must fit it (denser tokenizers: tests/functions/test_budgets).
     assert estimate_tokens(text) >= llama_like_token_count(text)
+
+
+@given(st.text(max_size=300), st.integers(min_value=0, max_value=400))
+def test_truncating_prices_text_as_the_estimate_does(text, tokens):
+    # The splitter and the budgets count with estimate_tokens, the cuts with truncate_to_tokens:
+    # a text cut to its own estimate stays whole, and a cut never exceeds what it was given.
+    assert truncate_to_tokens(text, estimate_tokens(text)) == text
+    cut = truncate_to_tokens(text, tokens)
+    assert text.startswith(cut)
+    assert estimate_tokens(cut) <= tokens

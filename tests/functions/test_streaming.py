@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import socket
+import subprocess
+import sys
 import time
 
 import pytest
+from uvicorn.config import STARTUP_FAILURE
 
 from llm_app.web import FunctionApp
 from tests.support.aws_calls import recording_function_calls
-from tests.support.environment import create_history_table
+from tests.support.environment import create_history_table, function_env
 from tests.support.events import (
     ALICE,
     BOB,
@@ -38,6 +43,7 @@ from tests.support.web import (
     text_of,
 )
 from tools.model_server.backend import SageMakerError
+from tools.paths import REPO_ROOT
 
 SSE = "text/event-stream"
 SEED_BODY = '["What is the capital of France?"]'
@@ -424,6 +430,29 @@ def test_door_2_logs_carry_the_lambda_request_id(capsys, load_handler, fake_endp
     assert request["streamed"] is True
     assert request["completed"] is True
     assert request["first_token_ms"] <= request["model_ms"]
+
+
+def test_the_start_command_fails_loudly_when_its_port_is_taken(fake_endpoint):
+    """What run.sh execs: without a listening app LWA's readiness check would wait out the
+    init, so the command exits non-zero (uvicorn's startup failure) instead."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        started = subprocess.run(
+            [sys.executable, "-m", "llm_app.web", "chat.handler", "--port", str(port)],
+            env={
+                **function_env(fake_endpoint.url),
+                "PATH": os.environ["PATH"],
+                "PYTHONPATH": str(REPO_ROOT / "functions"),
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert started.returncode == STARTUP_FAILURE, started.stderr[-2000:]
+    assert "address already in use" in started.stderr.lower()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,5 +31,5 @@ def test_the_benchmark_prints_its_tables_for_the_built_artifacts(built_artifacts
     assert re.search(r"tracing off: X-Ray SDK imported +never", result.stdout)
     # The streaming path through the local Lambda Web Adapter, where namespaces are allowed.
     if "Streaming path skipped" not in result.stdout:
-        for row in ("first token: minimal", "cold, streaming: minimal"):
+        for row in ("first token: minimal", "cold, streaming: minimal", "in this loop"):
             assert row in result.stdout

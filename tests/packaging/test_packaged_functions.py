@@ -162,3 +162,35 @@ def test_the_start_script_serves_the_packaged_function_as_the_adapter_expects(
     assert refused.status == 403
     assert text_of(events) == "Paris is nice."
     assert events[-1] == (None, "[DONE]")
+
+
+def test_the_packaged_function_defers_the_package_inits_it_never_reads(
+    unpacked: sandbox.Unpacked, lambda_env: dict[str, str], fake_endpoint
+) -> None:
+    """On the deployed path: the chat model's imports take one enum from langsmith.types, not
+    the package's 230 generated modules, and langchain-aws's SageMaker chat model without its
+    Bedrock models; reading a name of either package afterwards still works."""
+    fake_endpoint.reply("Paris.")
+
+    answered = sandbox.run_isolated(
+        unpacked.sys_path("chat"),
+        lambda_env,
+        handler=sandbox.HANDLERS["chat"],
+        events=[sandbox.function_url_event(json.dumps(["What is the capital of France?"]))],
+    )
+    read_later = sandbox.run_isolated(
+        unpacked.sys_path("chat"),
+        lambda_env,
+        steps=[
+            ("handler", "import chat.handler"),
+            ("types", "from langsmith.types import Run; assert Run.__name__ == 'Run'"),
+            ("bedrock", "from langchain_aws import ChatBedrock; assert ChatBedrock.__name__"),
+        ],
+    )
+
+    assert answered.responses[0]["statusCode"] == 200
+    assert "langsmith.types.run_select_field" in answered.loaded_modules
+    assert "langsmith.types.run" not in answered.loaded_modules
+    assert "langchain_aws.chat_models.bedrock" not in answered.loaded_modules
+    assert "langsmith.types.run" in read_later.loaded_modules
+    assert "langchain_aws.chat_models.bedrock" in read_later.loaded_modules

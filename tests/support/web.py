@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import uvicorn
-
+from llm_app.web import uvicorn_server
 from tests.support.events import FUNCTION_NAME, REQUEST_ID
 from tools.lambda_sandbox import artifacts as sandbox
 
@@ -35,20 +34,9 @@ def free_port() -> int:
 
 @contextmanager
 def serving(app: Any) -> Iterator[str]:
-    """The app served by uvicorn on 127.0.0.1 (the start script's settings); yields host:port."""
+    """The app served by uvicorn on 127.0.0.1 (the start script's server); yields host:port."""
     port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        http="h11",
-        loop="asyncio",
-        ws="none",
-        lifespan="off",
-        access_log=False,
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn_server(app, "127.0.0.1", port)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
