@@ -1,7 +1,7 @@
 """Package `__init__` files that run when their package is first used, not when imported.
 
-Importing a submodule runs its package's `__init__` first, and two packages on every
-function's path import far more there than the functions use:
+Importing a submodule runs its package's `__init__` first, and these packages on the functions'
+path import far more there than the functions use:
 
 - `langsmith.types`: its `__init__` imports all of LangSmith's generated API types (about 230
   modules of pydantic models). langsmith.run_trees imports one enum from

@@ -9,7 +9,8 @@
   snapshot keeps it as it is) and resumes collecting. An init that fails never reaches
   `finish()`, and Lambda then discards the process.
 - **Package inits nothing reads, deferred** (llm_app.deferred_packages): LangSmith's generated
-  API types and langchain-aws's Bedrock models, about a third of every init.
+  API types and langchain-aws's Bedrock models, about a third of every init, and uvicorn's
+  command line.
 """
 
 from __future__ import annotations
