@@ -18,6 +18,7 @@ import importlib
 import json
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -497,6 +498,25 @@ def stream_qa(address: str, web: Any, live: Stack) -> None:
 STREAMING_EXERCISES = {"chat": stream_chat, "qa": stream_qa}
 
 
+@contextmanager
+def deployed_endpoint(live: Stack, function: str) -> Iterator[tuple[dict[str, str], str]]:
+    """The function's deployed environment, and the URL of a local endpoint serving the
+    endpoint it names with the token limit it was given."""
+    environment: dict[str, str] = live.client("lambda").get_function_configuration(
+        FunctionName=f"{NAME}-{function}"
+    )["Environment"]["Variables"]
+    endpoint = SageMakerTGIServer(
+        ScriptedBackend(),
+        environment["ENDPOINT_NAME"],
+        max_input_tokens=int(environment["MAX_INPUT_TOKENS"]),
+        max_total_tokens=2048,
+    ).start()
+    try:
+        yield environment, endpoint.url
+    finally:
+        endpoint.stop()
+
+
 def check_role_against_calls(
     live: Stack,
     function: str,
@@ -507,29 +527,20 @@ def check_role_against_calls(
     a local endpoint and moto, recording its AWS calls; its role must grant each call, and
     each of its grants must serve some call."""
     account = live.outputs["endpoint_arn"].split(":")[4]
-    environment = live.client("lambda").get_function_configuration(
-        FunctionName=f"{NAME}-{function}"
-    )["Environment"]["Variables"]
-    endpoint = SageMakerTGIServer(
-        ScriptedBackend(),
-        environment["ENDPOINT_NAME"],
-        max_input_tokens=int(environment["MAX_INPUT_TOKENS"]),
-        max_total_tokens=2048,
-    ).start()
-    try:
-        with recording_function_calls(REGION, account) as recorder:
-            handler = load_handler(
-                f"{function}.handler",
-                **environment,
-                AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=endpoint.url,
-                AWS_ENDPOINT_URL_DYNAMODB=live.moto.url,
-                AWS_ENDPOINT_URL_S3=live.moto.url,
-                AWS_REGION=REGION,
-                AWS_DEFAULT_REGION=REGION,
-            )
-            exercise(handler, environment, live)
-    finally:
-        endpoint.stop()
+    with (
+        deployed_endpoint(live, function) as (environment, endpoint_url),
+        recording_function_calls(REGION, account) as recorder,
+    ):
+        handler = load_handler(
+            f"{function}.handler",
+            **environment,
+            AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=endpoint_url,
+            AWS_ENDPOINT_URL_DYNAMODB=live.moto.url,
+            AWS_ENDPOINT_URL_S3=live.moto.url,
+            AWS_REGION=REGION,
+            AWS_DEFAULT_REGION=REGION,
+        )
+        exercise(handler, environment, live)
 
     granted = {
         (action, resource)
@@ -876,19 +887,10 @@ def test_a_request_logs_emf_metrics_with_tokens_and_latency(
     """The packaged chat function, with its deployed environment, in a fresh interpreter:
     its log carries EMF lines in the stack's namespace that validate against the spec."""
     live = stack.live()
-    environment = live.client("lambda").get_function_configuration(FunctionName=f"{NAME}-chat")[
-        "Environment"
-    ]["Variables"]
-    endpoint = SageMakerTGIServer(
-        ScriptedBackend(),
-        environment["ENDPOINT_NAME"],
-        max_input_tokens=int(environment["MAX_INPUT_TOKENS"]),
-        max_total_tokens=2048,
-    ).start()
-    try:
-        unpacked = sandbox.unpack(built_artifacts, tmp_path / "artifacts", ["chat"])
+    unpacked = sandbox.unpack(built_artifacts, tmp_path / "artifacts", ["chat"])
+    with deployed_endpoint(live, "chat") as (environment, endpoint_url):
         env = sandbox.lambda_environment(
-            endpoint.url,
+            endpoint_url,
             tmp_path,
             **environment,
             AWS_ENDPOINT_URL_DYNAMODB=live.moto.url,
@@ -899,8 +901,6 @@ def test_a_request_logs_emf_metrics_with_tokens_and_latency(
             handler=sandbox.HANDLERS["chat"],
             events=[sandbox.function_url_event()],
         )
-    finally:
-        endpoint.stop()
     assert run.responses[0]["statusCode"] == 200, run.responses[0]
     records = emf_records(run.log)
     assert records
