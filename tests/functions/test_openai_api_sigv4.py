@@ -84,16 +84,15 @@ BASE_URL = "https://abcdefghij.lambda-url.eu-west-1.on.aws/v1"
 HELLO = [{"role": "user", "content": "What is the capital of France?"}]
 
 
+def signed_client(credentials: Credentials, check: SigningCheck) -> openai.OpenAI:
+    auth = FunctionUrlSigV4(REGION, credentials)
+    http = httpx.Client(auth=auth, transport=httpx.MockTransport(check))
+    return openai.OpenAI(base_url=BASE_URL, api_key="unused", http_client=http, max_retries=0)
+
+
 def test_the_sdks_requests_are_signed_for_lambda() -> None:
     check = SigningCheck()
-    client = openai.OpenAI(
-        base_url=BASE_URL,
-        api_key="unused",
-        http_client=httpx.Client(
-            auth=FunctionUrlSigV4(REGION, CREDENTIALS), transport=httpx.MockTransport(check)
-        ),
-        max_retries=0,
-    )
+    client = signed_client(CREDENTIALS, check)
     answer = client.chat.completions.create(model="tinyllama", messages=HELLO)  # type: ignore[arg-type]
     assert answer.choices[0].message.content == "Paris."
     assert list(client.models.list()) == []  # a GET: the empty body's hash is signed
@@ -137,12 +136,6 @@ def test_the_check_refuses_what_iam_would() -> None:
     forged = next(FunctionUrlSigV4(REGION, other).auth_flow(sent))
     assert signature_problem(forged) == "the signature does not match"
 
+    client = signed_client(other, SigningCheck())
     with pytest.raises(openai.PermissionDeniedError):
-        openai.OpenAI(
-            base_url=BASE_URL,
-            api_key="unused",
-            http_client=httpx.Client(
-                auth=FunctionUrlSigV4(REGION, other), transport=httpx.MockTransport(SigningCheck())
-            ),
-            max_retries=0,
-        ).chat.completions.create(model="tinyllama", messages=HELLO)  # type: ignore[arg-type]
+        client.chat.completions.create(model="tinyllama", messages=HELLO)  # type: ignore[arg-type]

@@ -17,6 +17,15 @@ import httpx2
 import openai
 import pytest
 from langchain_openai import ChatOpenAI
+from openai import (
+    AuthenticationError,
+    BadRequestError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
+)
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from llm_app.errors import AppError, ErrorCode
@@ -213,8 +222,8 @@ class FutureCode(StrEnum):
 
 
 class FutureError(AppError):
-    def __init__(self, code: FutureCode, status: int, message: str) -> None:
-        super().__init__(ErrorCode.INTERNAL_ERROR, message)
+    def __init__(self, code: FutureCode, status: int) -> None:
+        super().__init__(ErrorCode.INTERNAL_ERROR, f"The request failed: {code.value}.")
         self.code = code  # type: ignore[assignment]
         self._status = status
 
@@ -223,107 +232,33 @@ class FutureError(AppError):
         return self._status
 
 
+def failed(code: ErrorCode, retry_after: int | None = None) -> AppError:
+    return AppError(code, f"The request failed: {code.value}.", retry_after=retry_after)
+
+
+TOOLS = RequestRefused("No tools.", param="tools", openai_code="unsupported_parameter")
+NO_MODEL = RequestRefused("No model.", param="model", openai_code="model_not_found", status=404)
 ERROR_CASES = [
-    # (error, the SDK's exception, status, OpenAI's code, param)
-    (
-        RequestRefused(
-            "'tools' is not supported.", param="tools", openai_code="unsupported_parameter"
-        ),
-        openai.BadRequestError,
-        400,
-        "unsupported_parameter",
-        "tools",
-    ),
-    (
-        RequestRefused("No model 'x'.", param="model", openai_code="model_not_found", status=404),
-        openai.NotFoundError,
-        404,
-        "model_not_found",
-        "model",
-    ),
-    (
-        AppError(ErrorCode.CONTEXT_TOO_LONG, "The conversation is too long."),
-        openai.BadRequestError,
-        400,
-        "context_length_exceeded",
-        None,
-    ),
-    (
-        AppError(ErrorCode.REQUEST_TOO_LARGE, "The body is too large."),
-        openai.BadRequestError,
-        400,
-        "context_length_exceeded",
-        None,
-    ),
-    (
-        AppError(ErrorCode.INVALID_JSON, "Not JSON."),
-        openai.BadRequestError,
-        400,
-        "invalid_json",
-        None,
-    ),
-    (
-        AppError(ErrorCode.NO_CALLER_IDENTITY, "Who?"),
-        openai.PermissionDeniedError,
-        403,
-        "permission_denied",
-        None,
-    ),
-    (
-        FutureError(FutureCode.INVALID_KEY, 401, "Bad key."),
-        openai.AuthenticationError,
-        401,
-        "invalid_api_key",
-        None,
-    ),
-    (
-        FutureError(FutureCode.RATE_LIMITED, 429, "Slow down."),
-        openai.RateLimitError,
-        429,
-        "rate_limit_exceeded",
-        None,
-    ),
-    (
-        AppError(ErrorCode.DOCUMENT_UNREADABLE, "Not text."),
-        openai.UnprocessableEntityError,
-        422,
-        "document_unreadable",
-        None,
-    ),
-    (
-        AppError(ErrorCode.MODEL_UNAVAILABLE, "Busy; retry.", retry_after=5),
-        openai.InternalServerError,
-        503,
-        "model_unavailable",
-        None,
-    ),
-    (
-        AppError(ErrorCode.MODEL_PAUSED, "Paused."),
-        openai.InternalServerError,
-        503,
-        "model_paused",
-        None,
-    ),
-    (
-        AppError(ErrorCode.MODEL_ERROR, "Failed."),
-        openai.InternalServerError,
-        502,
-        "model_error",
-        None,
-    ),
-    (
-        AppError(ErrorCode.INTERNAL_ERROR, "Oops."),
-        openai.InternalServerError,
-        500,
-        "internal_error",
-        None,
-    ),
-]
+    # (error, the SDK's exception, status, OpenAI's code)
+    (TOOLS, BadRequestError, 400, "unsupported_parameter"),
+    (NO_MODEL, NotFoundError, 404, "model_not_found"),
+    (failed(ErrorCode.CONTEXT_TOO_LONG), BadRequestError, 400, "context_length_exceeded"),
+    (failed(ErrorCode.REQUEST_TOO_LARGE), BadRequestError, 400, "context_length_exceeded"),
+    (failed(ErrorCode.INVALID_JSON), BadRequestError, 400, "invalid_json"),
+    (failed(ErrorCode.NO_CALLER_IDENTITY), PermissionDeniedError, 403, "permission_denied"),
+    (FutureError(FutureCode.INVALID_KEY, 401), AuthenticationError, 401, "invalid_api_key"),
+    (FutureError(FutureCode.RATE_LIMITED, 429), RateLimitError, 429, "rate_limit_exceeded"),
+    (failed(ErrorCode.DOCUMENT_UNREADABLE), UnprocessableEntityError, 422, "document_unreadable"),
+    (failed(ErrorCode.MODEL_UNAVAILABLE, 5), InternalServerError, 503, "model_unavailable"),
+    (failed(ErrorCode.MODEL_PAUSED), InternalServerError, 503, "model_paused"),
+    (failed(ErrorCode.MODEL_ERROR), InternalServerError, 502, "model_error"),
+    (failed(ErrorCode.INTERNAL_ERROR), InternalServerError, 500, "internal_error"),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(("error", "raised", "status", "code", "param"), ERROR_CASES)
+@pytest.mark.parametrize(("error", "raised", "status", "code"), ERROR_CASES)
 def test_errors_raise_the_sdks_own_exceptions(
-    error: AppError, raised: type[openai.APIStatusError], status: int, code: str, param: str | None
+    error: AppError, raised: type[openai.APIStatusError], status: int, code: str
 ) -> None:
     wire = openai_error(error)
     assert json.loads(error_body(error)) == wire.body
@@ -331,7 +266,7 @@ def test_errors_raise_the_sdks_own_exceptions(
     with pytest.raises(raised) as caught:
         served.client().chat.completions.create(model="tinyllama", messages=HELLO)  # type: ignore[arg-type]
     assert caught.value.status_code == status
-    assert (caught.value.code, caught.value.param) == (code, param)
+    assert (caught.value.code, caught.value.param) == (code, getattr(error, "param", None))
     assert caught.value.message.endswith(error.message)  # "Error code: 400 - <message>"
     assert set(wire.body["error"]) == {"message", "type", "param", "code"}
 

@@ -12,7 +12,8 @@
 The same auth serves `httpx.AsyncClient` (AsyncOpenAI) and LangChain's ChatOpenAI
 (`http_client=` / `http_async_client=`). Credentials come from botocore's usual chain
 (environment, profile, SSO, instance role) and are read again for each request, so
-temporary ones refresh. The caller needs lambda:InvokeFunctionUrl on the function.
+temporary ones refresh. The caller needs lambda:InvokeFunctionUrl and (for URLs created
+since October 2025) lambda:InvokeFunction on the function.
 """
 
 from __future__ import annotations
