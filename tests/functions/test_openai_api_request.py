@@ -109,14 +109,19 @@ def test_max_tokens(fields: dict[str, Any], max_tokens: int | None) -> None:
 
 
 @pytest.mark.parametrize(
-    ("top_p", "sent"),
-    [(0.5, 0.5), (1, None), (1.0, None)],  # 1 is no cut: TGI takes top_p only below 1
+    ("top_p", "sampling"),
+    [
+        (0.5, {"temperature": 0.7, "top_p": 0.5}),
+        (1, {"temperature": 0.7}),  # no cut: TGI takes top_p only below 1
+        (1.0, {"temperature": 0.7}),
+        (0, {"temperature": 0.0}),  # only the likeliest token: greedy
+    ],
 )
-def test_top_p(top_p: float, sent: float | None) -> None:
+def test_top_p(top_p: float, sampling: dict[str, float]) -> None:
     kwargs = parse(top_p=top_p, temperature=0.7).generation_kwargs(
         max_new_tokens=700, temperature=0.5, top_p=0.9
     )
-    assert kwargs.get("top_p") == sent
+    assert kwargs == {"max_tokens": 700, **sampling}
 
 
 @pytest.mark.parametrize(

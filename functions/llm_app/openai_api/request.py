@@ -106,10 +106,13 @@ class ChatCompletionRequest:
 
         As `Settings.generation_kwargs`: temperature 0 is greedy and then top_p is left out
         (TGI samples whenever a warper is set); top_p 1 means no nucleus cut, so it is left
-        out too (TGI takes top_p only strictly between 0 and 1).
+        out too (TGI takes top_p only strictly between 0 and 1), and top_p 0 keeps only the
+        likeliest token, which is greedy decoding.
         """
         chosen_temperature = temperature if self.temperature is None else self.temperature
         chosen_top_p = top_p if self.top_p is None else self.top_p
+        if chosen_top_p == 0:
+            chosen_temperature = 0
         kwargs: dict[str, Any] = {
             "max_tokens": max_new_tokens if self.max_tokens is None else self.max_tokens,
             "temperature": float(chosen_temperature),
