@@ -1,0 +1,241 @@
+"""OpenAI's wire shapes: completions, chunk streams, the models list, and errors.
+
+Pure functions from the domain's values to dicts and bytes; the edge sends them.
+
+- `chat_completion(...)`: the buffered answer, an `object: "chat.completion"`.
+- `ChunkStream`: the streamed answer as Server-Sent Events: a first chunk with the role, one
+  chunk per text piece, a last chunk with `finish_reason`, a usage chunk with `choices: []`
+  when the request asked for it (`stream_options.include_usage`), then `data: [DONE]`.
+  Progress (QA's long chains) is an SSE comment, which SSE decoders skip.
+- `models_list(...)`: `GET /v1/models`.
+- `openai_error(error)`: any AppError as OpenAI's `{"error": {message, type, param, code}}`
+  with OpenAI's status and headers, from one table (`ERRORS`). Before the first byte it is
+  the response (`error_body`); after it, `ChunkStream.error` is the stream's last event, and
+  the stream ends without `[DONE]`: the official SDK's Stream raises `APIError` on an event
+  whose data holds `error`.
+
+Retries: the official SDKs retry 408, 409, 429 and every 5xx twice by default, waiting as
+`retry-after` says (up to a minute), unless the response says `x-should-retry: false`. So a
+503 for an endpoint that cannot take requests now (`model_unavailable`) is retried by clients
+on their own; errors a retry cannot fix (a paused or missing endpoint, a generation that ran
+out of time) carry `x-should-retry: false`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from llm_app.errors import AppError, ErrorCode
+from llm_app.generation import FINISH_STOP, Usage
+from llm_app.openai_api.request import RequestRefused
+
+SSE_DONE = b"data: [DONE]\n\n"
+
+INVALID_REQUEST = "invalid_request_error"
+SERVER_ERROR = "server_error"
+
+
+def completion_id(request_id: str) -> str:
+    """The completion's id: the request's, so a client's id finds the function's log line."""
+    return f"chatcmpl-{request_id}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Answers
+# ---------------------------------------------------------------------------------------------
+def chat_completion(
+    *,
+    id: str,
+    created: int,
+    model: str,
+    content: str,
+    finish_reason: str | None,
+    usage: Usage,
+) -> dict[str, Any]:
+    """The buffered answer (`created`: Unix seconds)."""
+    return {
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish_reason or FINISH_STOP,
+            }
+        ],
+        "usage": usage.as_openai(),
+    }
+
+
+@dataclass
+class ChunkStream:
+    """One streamed answer's events, in order: `start`, `text`..., then `end` or `error`."""
+
+    id: str
+    created: int
+    model: str
+    include_usage: bool = False
+    _started: bool = field(default=False, init=False)
+
+    def _chunk(
+        self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None
+    ) -> dict[str, Any]:
+        chunk: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        }
+        if self.include_usage:  # OpenAI's: null on every chunk but the usage chunk
+            chunk["usage"] = usage
+        return chunk
+
+    def _delta(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return sse(self._chunk([choice]))
+
+    def start(self) -> bytes:
+        """The first chunk: the role, no text yet (as OpenAI's)."""
+        self._started = True
+        return self._delta({"role": "assistant", "content": ""})
+
+    def text(self, piece: str) -> bytes:
+        head = b"" if self._started else self.start()
+        return head + self._delta({"content": piece})
+
+    def progress(self, done: int, total: int) -> bytes:
+        """QA's progress as an SSE comment: keeps the connection busy, skipped by clients."""
+        return f": progress {done}/{total}\n\n".encode()
+
+    def end(self, finish_reason: str | None, usage: Usage) -> bytes:
+        """The last chunk, the usage chunk if asked for, and `[DONE]`."""
+        head = b"" if self._started else self.start()
+        last = self._delta({}, finish_reason or FINISH_STOP)
+        if self.include_usage:
+            last += sse(self._chunk([], usage.as_openai()))
+        return head + last + SSE_DONE
+
+    def error(self, error: AppError) -> bytes:
+        """The stream's last event after a failure (no `[DONE]` follows)."""
+        return sse(openai_error(error).body)
+
+
+def sse(data: Mapping[str, Any]) -> bytes:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def models_list(ids: Sequence[str], *, created: int, owned_by: str) -> dict[str, Any]:
+    """`GET /v1/models`: every id a request's `model` may name."""
+    return {
+        "object": "list",
+        "data": [
+            {"id": model, "object": "model", "created": created, "owned_by": owned_by}
+            for model in ids
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ErrorRow:
+    """How one app error code reads on OpenAI's wire."""
+
+    status: int
+    type: str
+    # OpenAI's `code` (None: the app's own code is sent, which says more than nothing).
+    code: str | None = None
+    # False: `x-should-retry: false`, so the SDKs do not retry what a retry cannot fix.
+    retry_helps: bool = True
+
+
+ERRORS: Mapping[ErrorCode, ErrorRow] = MappingProxyType(
+    {
+        ErrorCode.INVALID_JSON: ErrorRow(400, INVALID_REQUEST, "invalid_json"),
+        ErrorCode.INVALID_REQUEST: ErrorRow(400, INVALID_REQUEST),
+        ErrorCode.INVALID_SESSION_ID: ErrorRow(400, INVALID_REQUEST),
+        ErrorCode.UNKNOWN_SESSION: ErrorRow(400, INVALID_REQUEST),
+        ErrorCode.NO_CALLER_IDENTITY: ErrorRow(403, "permission_error", "permission_denied"),
+        ErrorCode.METHOD_NOT_ALLOWED: ErrorRow(405, INVALID_REQUEST),
+        # OpenAI answers a conversation longer than the model takes with a 400 of this code;
+        # a body over the function's limit is the same problem, seen earlier.
+        ErrorCode.REQUEST_TOO_LARGE: ErrorRow(400, INVALID_REQUEST, "context_length_exceeded"),
+        ErrorCode.CONTEXT_TOO_LONG: ErrorRow(400, INVALID_REQUEST, "context_length_exceeded"),
+        # Retried by the SDKs on their own, after the error's retry-after.
+        ErrorCode.MODEL_UNAVAILABLE: ErrorRow(503, SERVER_ERROR),
+        ErrorCode.HISTORY_UNAVAILABLE: ErrorRow(503, SERVER_ERROR),
+        ErrorCode.MODEL_ERROR: ErrorRow(502, SERVER_ERROR),
+        ErrorCode.BAD_MODEL_OUTPUT: ErrorRow(502, SERVER_ERROR),
+        ErrorCode.INTERNAL_ERROR: ErrorRow(500, SERVER_ERROR),
+        # Paused on purpose, missing, or out of time: the same request fails the same way.
+        ErrorCode.MODEL_PAUSED: ErrorRow(503, SERVER_ERROR, retry_helps=False),
+        ErrorCode.ENDPOINT_NOT_FOUND: ErrorRow(502, SERVER_ERROR, retry_helps=False),
+        ErrorCode.MODEL_TIMEOUT: ErrorRow(504, SERVER_ERROR, retry_helps=False),
+        ErrorCode.DEADLINE_EXCEEDED: ErrorRow(504, SERVER_ERROR, retry_helps=False),
+        ErrorCode.DOCUMENT_NOT_ALLOWED: ErrorRow(403, "permission_error", "permission_denied"),
+        ErrorCode.DOCUMENT_NOT_FOUND: ErrorRow(404, INVALID_REQUEST, "not_found"),
+        ErrorCode.DOCUMENT_UNREADABLE: ErrorRow(422, INVALID_REQUEST),
+        ErrorCode.DOCUMENT_UNAVAILABLE: ErrorRow(502, SERVER_ERROR),
+    }
+)
+
+# For a code without a row (one added later), by its HTTP status: OpenAI's usual reading.
+ERRORS_BY_STATUS: Mapping[int, ErrorRow] = MappingProxyType(
+    {
+        400: ErrorRow(400, INVALID_REQUEST),
+        401: ErrorRow(401, "authentication_error", "invalid_api_key", retry_helps=False),
+        403: ErrorRow(403, "permission_error", "permission_denied"),
+        404: ErrorRow(404, INVALID_REQUEST, "not_found"),
+        413: ErrorRow(400, INVALID_REQUEST, "context_length_exceeded"),
+        429: ErrorRow(429, "rate_limit_error", "rate_limit_exceeded"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class OpenAIError:
+    """An error as OpenAI sends it: status, headers and `{"error": {...}}`."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: Mapping[str, Any]
+
+
+def error_row(error: AppError) -> ErrorRow:
+    row = ERRORS.get(error.code)
+    if row is not None:
+        return row
+    status = error.status
+    return ERRORS_BY_STATUS.get(status) or ErrorRow(
+        status, SERVER_ERROR if status >= 500 else INVALID_REQUEST
+    )
+
+
+def openai_error(error: AppError) -> OpenAIError:
+    """`error` in OpenAI's shape and status; a RequestRefused keeps its own status and param."""
+    row = error_row(error)
+    status, param = row.status, None
+    code: str | None = row.code or error.code.value
+    if isinstance(error, RequestRefused):
+        status, code, param = error.status, error.openai_code, error.param
+    headers = dict(error.headers)
+    if error.retry_after is not None:
+        headers["retry-after"] = str(error.retry_after)
+    if not row.retry_helps:
+        headers["x-should-retry"] = "false"
+    body = {"error": {"message": error.message, "type": row.type, "param": param, "code": code}}
+    return OpenAIError(status, headers, body)
+
+
+def error_body(error: AppError) -> bytes:
+    """The JSON body of an error answered before the first byte."""
+    return json.dumps(openai_error(error).body, ensure_ascii=False).encode()
