@@ -20,13 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.message import Message
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from qa.document_qa import MAX_DOCUMENTS, QaRequest, parse_qa_request
 from qa.documents import pdf_text
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
 
 MULTIPART_FORM_DATA = "multipart/form-data"
 UPLOAD_FIELDS = ("question", "document", "chain_type")
@@ -147,7 +149,7 @@ def _form_parts(body: bytes, content_type: str) -> Iterator[_Part]:
         )
 
 
-def _parse_form(body: bytes, content_type: str) -> Message:
+def _parse_form(body: bytes, content_type: str) -> EmailMessage:
     # Imported here: only uploads parse MIME headers (http.client already loaded the rest).
     from email.errors import CloseBoundaryNotFoundDefect  # noqa: PLC0415
     from email.parser import BytesParser  # noqa: PLC0415
