@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -307,7 +308,7 @@ class LocalStack:
         )
         lines = [
             "",
-            "The app runs locally; Ctrl-C (or `make local-down`) stops it and destroys the stack.",
+            f"The app runs locally; Ctrl-C (or `make local-down`) stops it ({self.stop_duration}).",
             f"  endpoint  {endpoint}",
         ]
         for function in self.functions:
@@ -350,7 +351,7 @@ class LocalStack:
     def stop_duration(self) -> str:
         """How long stopping takes, said before it starts (Ctrl-C, `make local-down`)."""
         if not self.destroys_on_stop:
-            return "a few seconds: the stack goes with moto, which holds it in memory"
+            return "seconds, not minutes: no terraform destroy, the stack goes with moto"
         assert self.terraform is not None
         applied = self.terraform.timings.get("apply")
         took = f" ({applied:.0f} s here)" if applied else ""
@@ -403,16 +404,17 @@ class LocalStack:
         """Stop everything started, in reverse; returns what went wrong (nothing is skipped)."""
         started = time.monotonic()
         problems: list[str] = []
-        if self.url_servers:
-            with _timed("stopping the function URLs"):
-                for label, server in self.url_servers.items():
-                    try:
-                        server.stop()
-                    except Exception as error:  # keep tearing down the rest
-                        problems.append(f"stopping {label}: {error}")
+        stoppers = {f"the {label} URL": server.stop for label, server in self.url_servers.items()}
         if self.model_server is not None:
-            with _timed("stopping the model server"):
-                self.model_server.stop()
+            stoppers["the model server"] = self.model_server.stop
+        if stoppers:
+            # Each waits on processes of its own (Lambda's shutdown of every worker, the model
+            # server's exit): together, the wait is the longest one's, not their sum.
+            with _timed(f"stopping {', '.join(stoppers)}"), ThreadPoolExecutor() as pool:
+                running = {name: pool.submit(stop) for name, stop in stoppers.items()}
+                for name, future in running.items():
+                    if (error := future.exception()) is not None:  # keep tearing down the rest
+                        problems.append(f"stopping {name}: {error}")
         if self.destroys_on_stop:
             assert self.terraform is not None
             with _timed("terraform destroy (Ctrl-C is ignored until it finishes)"):
