@@ -170,7 +170,7 @@ bench-model: $(MODEL_SERVER_VENV)/.installed ## Print the local model server's C
 # with the standard library alone, before the environments take their minutes.
 .PHONY: local
 local: ## Run the whole app on this machine: moto + terraform apply, local model, local function URLs
-	@py="$$($(FIND_PYTHON))"; "$$py" -m tools.local.preflight
+	@py="$$($(FIND_PYTHON))"; "$$py" -m tools.local.preflight $(LOCAL_ARGS)
 	@$(MAKE) --no-print-directory $(VENV)/.installed $(MODEL_SERVER_VENV)/.installed package
 	$(VENV_PY) -m tools.local.up --build-dir "$(BUILD_DIR)" --model-server-python "$(MODEL_SERVER_PY)" $(if $(MODEL),--model "$(MODEL)",) $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)",) $(LOCAL_ARGS)
 

@@ -367,6 +367,30 @@ def test_each_request_is_logged_with_the_functions_own_logs(stack: RunningStack)
         assert f"[{name}] cold start: init" in text
 
 
+def test_make_local_stops_in_seconds_when_terraform_cannot_install_its_providers(
+    tmp_path: Path,
+) -> None:
+    # An empty mirror: no provider to install, as on a machine that cannot reach the registry.
+    if shutil.which("terraform") is None:
+        missing_tool("the terraform CLI is not on PATH")
+    empty_mirror = tmp_path / "mirror"
+    empty_mirror.mkdir()
+    make = subprocess.run(
+        ["make", "--no-print-directory", "local", f"LOCAL_ARGS=--state-dir {tmp_path / 'state'}"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "TF_PROVIDER_MIRROR": str(empty_mirror)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert make.returncode != 0
+    assert "error: Terraform cannot install the root module's providers" in make.stderr
+    # Nothing after the check ran: no environment, package or stack.
+    assert "tools.packaging" not in make.stdout + make.stderr
+    assert "tools.local.up" not in make.stdout + make.stderr
+
+
 # -----------------------------------------------------------------------------
 # The endpoint choices (issue 15): vLLM, an existing endpoint, a paused endpoint
 # -----------------------------------------------------------------------------

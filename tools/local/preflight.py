@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m tools.local.preflight", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--state-dir", type=Path, default=state.DEFAULT_STATE_DIR)
-    args = parser.parse_args(argv)
+    # The Makefile passes LOCAL_ARGS, meant for local.up: only its --state-dir matters here.
+    args, _ = parser.parse_known_args(argv)
     mirror = os.environ.get(MIRROR_ENV)
     source = f"the mirror {MIRROR_ENV}={mirror}" if mirror else "the Terraform registry"
     print(f"==> checking that Terraform can install the providers (from {source})", flush=True)
