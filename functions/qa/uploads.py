@@ -44,8 +44,9 @@ def is_form_upload(content_type: str) -> bool:
 
 def parse_upload(body: bytes, content_type: str, settings: Settings) -> QaRequest:
     """The `QaRequest` a multipart/form-data body asks for (see the module docstring)."""
-    fields: dict[str, list[str]] = {name: [] for name in UPLOAD_FIELDS}
     parts = list(_form_parts(body, content_type))
+    # The cheap refusals first: no document is decoded or PDF read before the form's shape holds.
+    by_name = {name: [part for part in parts if part.name == name] for name in UPLOAD_FIELDS}
     unknown = sorted({part.name for part in parts if part.name not in UPLOAD_FIELDS})
     if unknown:
         raise AppError(
@@ -53,25 +54,23 @@ def parse_upload(body: bytes, content_type: str, settings: Settings) -> QaReques
             f"Unknown field(s) {', '.join(map(repr, unknown))}; expected: "
             f"{', '.join(UPLOAD_FIELDS)}.",
         )
-    documents = [part for part in parts if part.name == "document"]
-    if len(documents) > MAX_DOCUMENTS:  # before any PDF is read
+    payload: dict[str, Any] = {}
+    for name in ("question", "chain_type"):
+        if len(by_name[name]) > 1:
+            raise AppError(
+                ErrorCode.INVALID_REQUEST,
+                f"'{name}' was sent {len(by_name[name])} times; send it once.",
+            )
+        if by_name[name]:
+            payload[name] = by_name[name][0].text()
+    documents = by_name["document"]
+    if len(documents) > MAX_DOCUMENTS:
         raise AppError(
             ErrorCode.REQUEST_TOO_LARGE,
             f"{len(documents)} documents sent; the limit is {MAX_DOCUMENTS}.",
         )
-    for part in parts:
-        fields[part.name].append(part.document_text() if part.name == "document" else part.text())
-    payload: dict[str, Any] = {}
-    for name in ("question", "chain_type"):
-        values = fields[name]
-        if len(values) > 1:
-            raise AppError(
-                ErrorCode.INVALID_REQUEST, f"'{name}' was sent {len(values)} times; send it once."
-            )
-        if values:
-            payload[name] = values[0]
     if documents:  # none: the example document, as a JSON request without `documents`
-        payload["documents"] = fields["document"]
+        payload["documents"] = [part.document_text() for part in documents]
     return parse_qa_request(payload, settings)
 
 

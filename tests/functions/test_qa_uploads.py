@@ -171,8 +171,8 @@ def test_a_document_value_is_a_json_documents_entry_text_or_s3_uri(
             ErrorCode.DOCUMENT_UNREADABLE,
             "document 'notes.txt' is a PDF that could not be read",
         ),
-        (
-            (f"question={QUESTION}", "question=Again?"),
+        (  # the form's shape is refused before any document is read
+            (f"question={QUESTION}", "document=@broken.pdf", "question=Again?"),
             400,
             ErrorCode.INVALID_REQUEST,
             "'question' was sent 2 times; send it once.",

@@ -218,7 +218,7 @@ def local_stack(
         assert [pid for pid in processes if alive(pid)] == []
         assert all(refuses_connections(url) for url in listening)
         if own_moto:  # the stack went with the moto that held it: nothing to destroy
-            assert "terraform destroy" not in log.read_text()
+            assert "==> terraform destroy" not in log.read_text()
             return
         session = boto3.session.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
