@@ -407,9 +407,11 @@ class LocalStack:
         stoppers = {f"the {label} URL": server.stop for label, server in self.url_servers.items()}
         if self.model_server is not None:
             stoppers["the model server"] = self.model_server.stop
+        if self.moto is not None:  # nothing is destroyed in it: the stack goes with it
+            stoppers["moto"] = self.moto.stop
         if stoppers:
             # Each waits on processes of its own (Lambda's shutdown of every worker, the model
-            # server's exit): together, the wait is the longest one's, not their sum.
+            # server's and moto's exits): together, the wait is the longest one's, not their sum.
             with _timed(f"stopping {', '.join(stoppers)}"), ThreadPoolExecutor() as pool:
                 running = {name: pool.submit(stop) for name, stop in stoppers.items()}
                 for name, future in running.items():
@@ -423,16 +425,13 @@ class LocalStack:
                         self.terraform.destroy(self._variables())
                 except TerraformError as error:
                     problems.append(f"terraform destroy failed: {error}")
-        if self.adapter_layer is not None and self.moto_url and self.moto is None:
+        if self.adapter_layer is not None and self.moto_url and self.moto is None:  # outlives us
             try:
                 adapter.delete(self._clients()["lambda"], self.adapter_layer)
             except Exception as error:  # report, never mask the teardown
                 problems.append(f"deleting the adapter layer: {error}")
         if self.destroys_on_stop and self.moto_url:
             problems += self._check_empty()
-        if self.moto is not None:
-            with _timed("stopping moto, and with it the stack it holds in memory"):
-                self.moto.stop()
         log(f"    stopped in {time.monotonic() - started:.1f} s")
         return problems
 
