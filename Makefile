@@ -166,8 +166,12 @@ BENCH_MODEL_ARGS ?=
 bench-model: $(MODEL_SERVER_VENV)/.installed ## Print the local model server's CPU load time, generation speed and memory (embedded model, TinyLlama's shape)
 	$(MODEL_SERVER_PY) -m tools.model_server.bench $(BENCH_MODEL_ARGS)
 
+# What can fail in seconds (Terraform's providers, a stack already running) is checked first,
+# with the standard library alone, before the environments take their minutes.
 .PHONY: local
-local: $(VENV)/.installed $(MODEL_SERVER_VENV)/.installed package ## Run the whole app on this machine: moto + terraform apply, local model, local function URLs
+local: ## Run the whole app on this machine: moto + terraform apply, local model, local function URLs
+	@py="$$($(FIND_PYTHON))"; "$$py" -m tools.local.preflight $(LOCAL_ARGS)
+	@$(MAKE) --no-print-directory $(VENV)/.installed $(MODEL_SERVER_VENV)/.installed package
 	$(VENV_PY) -m tools.local.up --build-dir "$(BUILD_DIR)" --model-server-python "$(MODEL_SERVER_PY)" $(if $(MODEL),--model "$(MODEL)",) $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)",) $(LOCAL_ARGS)
 
 .PHONY: local-down

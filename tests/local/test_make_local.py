@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,17 +147,26 @@ def refuses_connections(url: str) -> bool:
 
 @contextmanager
 def local_stack(
-    model_server_python: Path, built_artifacts: Path, tmp_path: Path, *extra: str
+    model_server_python: Path,
+    built_artifacts: Path,
+    tmp_path: Path,
+    *extra: str,
+    own_moto: bool = False,
 ) -> Iterator[RunningStack]:
     """`make local` with its defaults and ``extra`` arguments, on free ports; stopped by
-    `make local-down`'s module, then checked to leave nothing behind."""
+    `make local-down`'s module, then checked to leave nothing behind. ``own_moto``: local.up
+    starts moto itself, as `make local` does (stopping it then stops the stack with it);
+    otherwise the test's moto is named with --moto-url, and the teardown's terraform destroy
+    must leave it empty."""
     if shutil.which("terraform") is None:
         missing_tool("the terraform CLI is not on PATH")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HF_"))}
     state_dir = tmp_path / "state"
     log = tmp_path / "local-up.log"
 
-    with MotoServer(log_path=tmp_path / "moto.log") as moto:
+    # When local.up owns its moto, the test starts none.
+    test_moto = nullcontext() if own_moto else MotoServer(log_path=tmp_path / "moto.log")
+    with test_moto as moto:
         with log.open("wb") as output:
             up = subprocess.Popen(
                 [
@@ -166,8 +175,7 @@ def local_stack(
                     "tools.local.up",
                     "--state-dir",
                     str(state_dir),
-                    "--moto-url",
-                    moto.url,
+                    *(() if own_moto else ("--moto-url", moto.url)),
                     "--build-dir",
                     str(built_artifacts),
                     "--model-server-python",
@@ -190,11 +198,12 @@ def local_stack(
         try:
             state = wait_until_ready(up, state_dir / "local-stack.json", log)
             urls = {label: f["url"] for label, f in state["functions"].items()}
-            processes = [state["pid"], state["model_server"]["pid"]] + [
+            processes = [state["pid"], state["model_server"]["pid"], state["moto"]["pid"]] + [
                 pid for f in state["functions"].values() for pid in f["worker_pids"]
             ]
             processes = [pid for pid in processes if pid is not None]  # none while paused
-            listening = [url for url in (state["model_server"]["url"], *urls.values()) if url]
+            servers = (state["model_server"]["url"], *urls.values(), state["moto"]["url"])
+            listening = [url for url in servers if url and (own_moto or url != moto.url)]
             assert all(alive(pid) for pid in processes)
             yield RunningStack(state, urls, log)
         finally:
@@ -208,6 +217,9 @@ def local_stack(
         assert not (state_dir / "local-stack.json").exists()
         assert [pid for pid in processes if alive(pid)] == []
         assert all(refuses_connections(url) for url in listening)
+        if own_moto:  # the stack went with the moto that held it: nothing to destroy
+            assert "==> terraform destroy" not in log.read_text()
+            return
         session = boto3.session.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
         )
@@ -223,7 +235,7 @@ def stack(
     model_server_python: Path, built_artifacts: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningStack]:
     tmp_path = tmp_path_factory.mktemp("make-local")
-    with local_stack(model_server_python, built_artifacts, tmp_path) as running:
+    with local_stack(model_server_python, built_artifacts, tmp_path, own_moto=True) as running:
         yield running
 
 
@@ -236,6 +248,42 @@ def test_the_embedded_model_is_announced_as_standing_in_for_the_deployed_one(
         "stands in for TinyLlama/TinyLlama-1.1B-Chat-v1.0, which the deployed stack runs on AWS"
     ) in text
     assert "`make local MODEL=TinyLlama/TinyLlama-1.1B-Chat-v1.0` serves that instead" in text
+
+
+def try_lines(log: Path) -> list[str]:
+    """The commands the banner says to try, as printed."""
+    text = log.read_text()
+    block = text[text.index("Try (as printed, in another terminal):\n") :].split("\n\n")[0]
+    return [line.strip() for line in block.splitlines()[1:]]
+
+
+def test_the_try_lines_answer_when_pasted_as_printed(stack: RunningStack) -> None:
+    # Pasted into a shell without AWS credentials (the fixture's environment has none).
+    export, chat, chat_streamed, qa = try_lines(stack.log)
+    assert export.startswith("export AWS_ACCESS_KEY_ID=")
+    outputs = {}
+    for line in (chat, chat_streamed, qa):
+        shell = subprocess.run(
+            ["bash", "-c", f"{export}\n{line}"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        )
+        assert shell.returncode == 0, (line, shell.stderr)
+        outputs[line] = shell.stdout
+    assert stack.urls["chat"] in chat
+    assert "Paris" in json.loads(outputs[chat])["answer"]
+    assert outputs[chat_streamed].rstrip().endswith("data: [DONE]"), outputs[chat_streamed]
+    assert stack.urls["qa"] in qa
+    answer = json.loads(outputs[qa])["answer"].lower()
+    assert "3 days" in answer or "three days" in answer, answer
+
+
+def test_stopping_says_how_long_it_takes(stack: RunningStack) -> None:
+    # The stack lives in the moto that local.up started: stopping that moto removes it.
+    assert stack.state["stop_duration"].startswith("seconds, not minutes")
 
 
 def test_chat_answers_the_seed_question(stack: RunningStack) -> None:
@@ -317,6 +365,30 @@ def test_each_request_is_logged_with_the_functions_own_logs(stack: RunningStack)
     for name in ("local-chat", "local-qa"):
         assert f"{name} POST / 200 " in text
         assert f"[{name}] cold start: init" in text
+
+
+def test_make_local_stops_in_seconds_when_terraform_cannot_install_its_providers(
+    tmp_path: Path,
+) -> None:
+    # An empty mirror: no provider to install, as on a machine that cannot reach the registry.
+    if shutil.which("terraform") is None:
+        missing_tool("the terraform CLI is not on PATH")
+    empty_mirror = tmp_path / "mirror"
+    empty_mirror.mkdir()
+    make = subprocess.run(
+        ["make", "--no-print-directory", "local", f"LOCAL_ARGS=--state-dir {tmp_path / 'state'}"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "TF_PROVIDER_MIRROR": str(empty_mirror)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert make.returncode != 0
+    assert "error: Terraform cannot install the root module's providers" in make.stderr
+    # Nothing after the check ran: no environment, package or stack.
+    assert "tools.packaging" not in make.stdout + make.stderr
+    assert "tools.local.up" not in make.stdout + make.stderr
 
 
 # -----------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 For failure shapes the fake endpoint and moto do not produce: a proxy's HTML page in place of a
 completion, DynamoDB's access-denied answer with the table's ARN, a stream line that is not a
 chunk. ``answering(respond)`` serves on 127.0.0.1 and yields its base URL; ``respond(path)``
-says what each POST to ``path`` gets.
+says what each POST to ``path`` gets; ``received``, when given, collects each POST's headers
+and body as a client sent them (curl's multipart bodies, say).
 """
 
 from __future__ import annotations
@@ -22,11 +23,21 @@ class Canned:
     body: bytes
 
 
+@dataclass(frozen=True)
+class Received:
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+
+
 @contextmanager
-def answering(respond: Callable[[str], Canned]) -> Iterator[str]:
+def answering(
+    respond: Callable[[str], Canned], received: list[Received] | None = None
+) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", 0)))
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            if received is not None:
+                received.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
             canned = respond(self.path)
             self.send_response(canned.status)
             self.send_header("content-type", canned.content_type)

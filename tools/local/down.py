@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
 
     pid = recorded.get("pid")
     if state.is_running(pid, "local.up"):
-        print(f"stopping the local stack (pid {pid}); it destroys the Terraform stack first...")
+        takes = recorded.get("stop_duration") or "up to a few minutes"
+        print(f"stopping the local stack (pid {pid}); this takes {takes}...", flush=True)
         if state.terminate(pid, "local.up", timeout=args.timeout):
             _wait_for_state_removal(state_dir, timeout=5)
             print("stopped.")

@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from tools.local.model import (
     ModelServerProcess,
     token_limits,
 )
+from tools.local.preflight import ALREADY_RUNNING, link_root_module, running_stack
 from tools.local.stack import (
     DeployedEndpoint,
     DeployedFunction,
@@ -57,8 +58,22 @@ from tools.model_server.embedded import EMBEDDED_MODEL_ID
 
 REPO_ROOT = state.REPO_ROOT
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
-QUESTION = '["What is the capital of France?"]'
-_STREAM_CURL = "curl -N -H 'accept: text/event-stream' "
+CHAT_QUESTION = '["What is the capital of France?"]'
+# A question about a document of the caller's own (inline here; `curl -F` for a file).
+QA_QUESTION = (
+    '{"question": "How many days did Peter stay?", "documents": ["Elizabeth was taken to the '
+    'hospital after the party. Peter stayed with her there for 3 days."]}'
+)
+# What the Try lines export: any credentials sign a request to the local URLs.
+LOCAL_CREDENTIALS = (
+    "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing"
+)
+# The deployed stack's `chat_curl` signing (outputs.tf), with the shell's exported credentials.
+_SIGN_CURL = (
+    "--aws-sigv4 'aws:amz:{region}:lambda' --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\" "
+    '-H "x-amz-security-token: $AWS_SESSION_TOKEN"'
+)
+_STREAM_CURL = "curl -sS -N -H 'accept: text/event-stream' "
 
 
 class StartupError(RuntimeError):
@@ -293,35 +308,61 @@ class LocalStack:
         )
         lines = [
             "",
-            "The app runs locally; Ctrl-C (or `make local-down`) stops it and destroys the stack.",
+            f"The app runs locally; Ctrl-C (or `make local-down`) stops it ({self.stop_duration}).",
             f"  endpoint  {endpoint}",
         ]
         for function in self.functions:
             lines.append(f"  {function.label + '_url':<9} {self.url_servers[function.label].url}")
-        lines += ["", "Try:"]
-        for function in self.functions:
-            lines.append("  " + self.curl(function))
-            if function.spec.invoke_mode == "RESPONSE_STREAM":  # the tokens as they come
-                streamed = self.curl(function).replace("curl ", _STREAM_CURL, 1)
-                lines.append("  " + streamed)
-        if any(f.spec.auth_type == "AWS_IAM" for f in self.functions):
+        lines += ["", "Try (as printed, in another terminal):", *self.try_lines()]
+        return "\n".join(lines) + "\n"
+
+    def try_lines(self) -> list[str]:
+        """Commands that work when pasted as printed: the credentials a signed URL needs
+        first, the seed's chat question (buffered, then streamed) and a QA question about
+        a document of the caller's."""
+        urls = {function.label: function for function in self.functions}
+        signed = any(function.spec.auth_type == "AWS_IAM" for function in self.functions)
+        lines = [f"  export {LOCAL_CREDENTIALS}"] if signed else []
+        if "chat" in urls:
+            chat = self.curl(urls["chat"], CHAT_QUESTION)
+            lines += [f"  {chat}"]
+            if urls["chat"].spec.invoke_mode == "RESPONSE_STREAM":  # the tokens as they come
+                lines += ["  " + chat.replace("curl -sS ", _STREAM_CURL, 1)]
+        if "qa" in urls:
+            lines += [f"  {self.curl(urls['qa'], QA_QUESTION)}"]
+        if signed:
             lines += [
                 "",
                 "The URLs use AWS_IAM auth, as deployed: requests must be SigV4-signed, with any",
                 "credentials (signatures are not verified locally), or the URL answers 403.",
             ]
-        return "\n".join(lines) + "\n"
+        return lines
 
-    def curl(self, function: DeployedFunction) -> str:
-        local_url = self.url_servers[function.label].url
-        deployed = self.outputs.get(f"{function.label}_curl")
-        if isinstance(deployed, str) and function.deployed_url in deployed:
-            return deployed.replace(function.deployed_url, local_url)
-        return f"curl -sS -H 'content-type: application/json' -d '{QUESTION}' {local_url}"
+    def curl(self, function: DeployedFunction, body: str) -> str:
+        auth = (
+            f"{_SIGN_CURL.format(region=self.args.region)} "
+            if function.spec.auth_type == "AWS_IAM"
+            else ""
+        )
+        url = self.url_servers[function.label].url
+        return f"curl -sS {auth}-H 'content-type: application/json' -d '{body}' {url}"
+
+    @property
+    def stop_duration(self) -> str:
+        """How long stopping takes, said before it starts (Ctrl-C, `make local-down`)."""
+        if not self.destroys_on_stop:
+            return "seconds, not minutes: no terraform destroy, the stack goes with moto"
+        assert self.terraform is not None
+        applied = self.terraform.timings.get("apply")
+        took = f" ({applied:.0f} s here)" if applied else ""
+        return (
+            f"about as long as the apply took{took}: terraform destroy runs against {self.moto_url}"
+        )
 
     def state_document(self, status: str) -> dict[str, Any]:
         return {
             "status": status,
+            "stop_duration": self.stop_duration,
             "pid": os.getpid(),
             "marker": "local.up",
             "state_dir": str(self.state_dir),
@@ -361,35 +402,46 @@ class LocalStack:
     # -- teardown -----------------------------------------------------------------------------
     def teardown(self) -> list[str]:
         """Stop everything started, in reverse; returns what went wrong (nothing is skipped)."""
+        started = time.monotonic()
         problems: list[str] = []
-        if self.url_servers:
-            log("==> stopping the function URLs")
-            for label, server in self.url_servers.items():
-                try:
-                    server.stop()
-                except Exception as error:  # keep tearing down the rest
-                    problems.append(f"stopping {label}: {error}")
+        stoppers = {f"the {label} URL": server.stop for label, server in self.url_servers.items()}
         if self.model_server is not None:
-            log("==> stopping the model server")
-            self.model_server.stop()
-        if self.applied and self.terraform is not None:
-            log("==> terraform destroy (Ctrl-C is ignored until it finishes)")
-            try:
-                with children_ignore_sigint():
-                    self.terraform.destroy(self._variables())
-            except TerraformError as error:
-                problems.append(f"terraform destroy failed: {error}")
-        if self.adapter_layer is not None and self.moto_url:
+            stoppers["the model server"] = self.model_server.stop
+        if self.moto is not None:  # nothing is destroyed in it: the stack goes with it
+            stoppers["moto"] = self.moto.stop
+        if stoppers:
+            # Each waits on processes of its own (Lambda's shutdown of every worker, the model
+            # server's and moto's exits): together, the wait is the longest one's, not their sum.
+            with _timed(f"stopping {', '.join(stoppers)}"), ThreadPoolExecutor() as pool:
+                running = {name: pool.submit(stop) for name, stop in stoppers.items()}
+                for name, future in running.items():
+                    if (error := future.exception()) is not None:  # keep tearing down the rest
+                        problems.append(f"stopping {name}: {error}")
+        if self.destroys_on_stop:
+            assert self.terraform is not None
+            with _timed("terraform destroy (Ctrl-C is ignored until it finishes)"):
+                try:
+                    with children_ignore_sigint():
+                        self.terraform.destroy(self._variables())
+                except TerraformError as error:
+                    problems.append(f"terraform destroy failed: {error}")
+        if self.adapter_layer is not None and self.moto_url and self.moto is None:  # outlives us
             try:
                 adapter.delete(self._clients()["lambda"], self.adapter_layer)
             except Exception as error:  # report, never mask the teardown
                 problems.append(f"deleting the adapter layer: {error}")
-        if self.applied and self.terraform is not None and self.moto_url:
+        if self.destroys_on_stop and self.moto_url:
             problems += self._check_empty()
-        if self.moto is not None:
-            log("==> stopping moto")
-            self.moto.stop()
+        log(f"    stopped in {time.monotonic() - started:.1f} s")
         return problems
+
+    @property
+    def destroys_on_stop(self) -> bool:
+        """Whether stopping runs `terraform destroy`: only against a moto this run did not
+        start (--moto-url), which outlives it. The moto it started keeps the stack in memory
+        only, so stopping that moto removes the stack whole, and a destroy would be work
+        for nothing."""
+        return self.applied and self.terraform is not None and self.moto is None
 
     def _check_empty(self) -> list[str]:
         try:
@@ -401,33 +453,18 @@ class LocalStack:
         ]
 
 
+@contextlib.contextmanager
+def _timed(title: str) -> Iterator[None]:
+    log(f"==> {title}")
+    started = time.monotonic()
+    yield
+    log(f"    done in {time.monotonic() - started:.1f} s")
+
+
 def _moto_pid(moto: MotoServer | None) -> int | None:
     # devstack.MotoServer keeps its process private; local.down needs the pid as a last resort.
     process = getattr(moto, "_proc", None)
     return process.pid if process is not None else None
-
-
-def link_root_module(folder: Path) -> Path:
-    """A folder of symlinks to the repository's root module, to run Terraform in.
-
-    The configuration is the repository's own files, not a copy; what ``terraform init`` and
-    ``apply`` write (``.terraform/``, the lock file, the state) lands in this folder instead of
-    the working tree, where it could clash with a real deployment's. Any state left by an
-    earlier run is dropped: moto starts empty, so it would describe nothing.
-    """
-    if folder.exists():
-        for entry in folder.iterdir():
-            if entry.is_symlink() or entry.name.startswith("terraform.tfstate"):
-                entry.unlink()
-    folder.mkdir(parents=True, exist_ok=True)
-    for entry in REPO_ROOT.iterdir():
-        if entry.name.startswith(".") or entry.name.startswith("terraform.tfstate"):
-            continue  # .git, .local, .terraform, venvs, a real deployment's state
-        (folder / entry.name).symlink_to(entry)
-    committed_lock = REPO_ROOT / ".terraform.lock.hcl"
-    if committed_lock.is_file():  # the providers the repository pins; init may add hashes
-        shutil.copyfile(committed_lock, folder / committed_lock.name)
-    return folder
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -510,27 +547,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.state_dir.mkdir(parents=True, exist_ok=True)
-    existing = state.read_state(args.state_dir)
-    if existing is not None:
-        if state.is_running(existing.get("pid"), "local.up"):
-            log(
-                f"error: a local stack is already running (pid {existing['pid']}); stop it with "
-                "`make local-down` first"
-            )
-            return 1
-        state.remove_state(args.state_dir)  # left by a run that was killed
+    running = running_stack(args.state_dir)
+    if running is not None:
+        log(f"error: {ALREADY_RUNNING.format(pid=running)}")
+        return 1
+    state.remove_state(args.state_dir)  # one left by a run that was killed, if any
 
     stop = threading.Event()
+    stack = LocalStack(args, stop)
 
     def request_stop(signum: int, frame: object) -> None:
         if not stop.is_set():
-            log(f"\n{signal.Signals(signum).name}: stopping (this takes a few seconds)...")
+            log(f"\n{signal.Signals(signum).name}: stopping; this takes {stack.stop_duration}...")
         stop.set()
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, request_stop)
 
-    stack = LocalStack(args, stop)
     state.write_state(args.state_dir, stack.state_document("starting"))
     status = 0
     try:
