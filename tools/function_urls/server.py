@@ -14,7 +14,8 @@ side:
   response stream as it comes (``relay_stream``): status, headers and cookies from the
   stream's JSON prelude, then the body in HTTP chunks, each written as soon as the function
   wrote it; a failure after the first byte ends the connection without the last chunk, so the
-  client sees a truncated transfer, as on AWS.
+  client sees a truncated transfer, as on AWS; a client that goes away mid-stream does not
+  stop the function, which runs to its end with nobody reading, as on AWS.
 
 One line per request goes to the log: function, method, path, status, milliseconds.
 The command line (``python -m tools.function_urls``) serves one function alone.
@@ -23,13 +24,14 @@ The command line (``python -m tools.function_urls``) serves one function alone.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import socket
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol, Self
@@ -140,13 +142,13 @@ class FunctionUrlServer(LoopbackService):
                     status, head, first = read_prelude(first, chunks)
                 else:  # a raw stream: Lambda answers 200 with the stream's content type
                     status, head = 200, [("Content-Type", invocation.content_type)]
-                out.start(status, [*common, *head])
+                client = _Client(out, self.log, f"[{self.spec.name}] {request_id}")
+                client.send(lambda: out.start(status, [*common, *head]))
                 started = True
-                if first:
-                    out.chunk(first)
-                for chunk in chunks:
-                    out.chunk(chunk)
-                out.end()
+                for chunk in itertools.chain([first], chunks):
+                    if chunk:
+                        client.send(lambda chunk=chunk: out.chunk(chunk))
+                client.send(out.end)
                 return status
         except (InvocationError, RuntimeInvocationError, TimeoutError, BadResponseError) as error:
             self.log(f"[{self.spec.name}] response stream failed: {_describe(error)}")
@@ -181,6 +183,26 @@ class FunctionUrlServer(LoopbackService):
             if self.spec.auth_type == "AWS_IAM" and access_key is not None
             else None,
         )
+
+
+class _Client:
+    """The client end of a response stream. A client that goes away stops receiving, not the
+    function: Lambda reads the stream to its end ("streamed responses are not interrupted or
+    stopped when the invoking client connection is broken", AWS's response-streaming guide),
+    so the environment stays busy, and billed, until the function ends or times out."""
+
+    def __init__(self, out: ResponseWriter, log: Log, label: str) -> None:
+        self.out, self.log, self.label = out, log, label
+        self.gone = False
+
+    def send(self, write: Callable[[], None]) -> None:
+        if self.gone:
+            return
+        try:
+            write()
+        except OSError as error:
+            self.gone = True
+            self.log(f"{self.label}: the client went away ({error}); the function runs on")
 
 
 class ResponseWriter(Protocol):
