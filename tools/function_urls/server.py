@@ -40,6 +40,7 @@ from urllib.parse import parse_qsl, urlsplit
 from tools.http_server import LoopbackHTTPServer, LoopbackService
 from tools.lambda_sandbox.events import (
     BadResponseError,
+    HttpRequest,
     HttpResponse,
     build_event,
     local_caller,
@@ -93,17 +94,10 @@ class FunctionUrlServer(LoopbackService):
         """The URL relays a response stream: RESPONSE_STREAM, a function with a wrapper."""
         return self.spec.invoke_mode == "RESPONSE_STREAM" and self.spec.exec_wrapper is not None
 
-    def handle(
-        self,
-        method: str,
-        target: str,
-        headers: Sequence[tuple[str, str]],
-        body: bytes,
-        source_ip: str,
-    ) -> HttpResponse:
+    def handle(self, request: HttpRequest) -> HttpResponse:
         request_id = str(uuid.uuid4())
         common = [("x-amzn-RequestId", request_id)]
-        event = self._event(method, target, headers, body, source_ip, request_id=request_id)
+        event = self._event(request, request_id)
         if event is None:
             return _forbidden(common)
         try:
@@ -116,20 +110,11 @@ class FunctionUrlServer(LoopbackService):
             return _internal_server_error(common)
         return HttpResponse(response.status, [*common, *response.headers], response.body)
 
-    def relay_stream(
-        self,
-        method: str,
-        target: str,
-        headers: Sequence[tuple[str, str]],
-        body: bytes,
-        source_ip: str,
-        *,
-        out: ResponseWriter,
-    ) -> int:
+    def relay_stream(self, request: HttpRequest, out: ResponseWriter) -> int:
         """Answer through ``out`` as the function streams; returns the status sent."""
         request_id = str(uuid.uuid4())
         common = [("x-amzn-RequestId", request_id)]
-        event = self._event(method, target, headers, body, source_ip, request_id=request_id)
+        event = self._event(request, request_id)
         if event is None:
             return out.whole(_forbidden(common))
         started = False
@@ -157,32 +142,15 @@ class FunctionUrlServer(LoopbackService):
                 return 0
             return out.whole(_internal_server_error(common))
 
-    def _event(
-        self,
-        method: str,
-        target: str,
-        headers: Sequence[tuple[str, str]],
-        body: bytes,
-        source_ip: str,
-        *,
-        request_id: str,
-    ) -> dict[str, Any] | None:
+    def _event(self, request: HttpRequest, request_id: str) -> dict[str, Any] | None:
         """The invocation's event; None for an unsigned request to an AWS_IAM URL (403)."""
-        access_key = _signing_access_key(target, headers)
+        access_key = _signing_access_key(request.target, request.headers)
         if self.spec.auth_type == "AWS_IAM" and access_key is None:
             return None
-        return build_event(
-            method=method,
-            target=target,
-            headers=headers,
-            body=body,
-            source_ip=source_ip,
-            request_id=request_id,
-            url_id=self.url_id,
-            iam=local_caller(access_key)
-            if self.spec.auth_type == "AWS_IAM" and access_key is not None
-            else None,
+        caller = (
+            local_caller(access_key) if self.spec.auth_type == "AWS_IAM" and access_key else None
         )
+        return build_event(request, request_id=request_id, url_id=self.url_id, iam=caller)
 
 
 class _Client:
@@ -293,13 +261,15 @@ class _Handler(BaseHTTPRequestHandler):
             )
             self.close_connection = True
         else:
-            request = (self.command, self.path, list(self.headers.items()), body)
+            request = HttpRequest(
+                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+            )
             if app.streams:
-                status = app.relay_stream(*request, self.client_address[0], out=self)
+                status = app.relay_stream(request, out=self)
                 elapsed = (time.monotonic() - started) * 1000
                 app.log(f"{app.spec.name} {self.command} {self.path} {status} {elapsed:.0f} ms")
                 return
-            response = app.handle(*request, self.client_address[0])
+            response = app.handle(request)
         self.whole(response)
         elapsed = (time.monotonic() - started) * 1000
         app.log(f"{app.spec.name} {self.command} {self.path} {response.status} {elapsed:.0f} ms")
