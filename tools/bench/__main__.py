@@ -10,7 +10,8 @@ All figures come from one run on this machine and are printed, never asserted:
   (tools/lambda_sandbox/runtime_api.py); it imports the handler and answers one Function URL
   event from a local fake SageMaker runtime (answering instantly). Process start to the posted
   response, for chat, qa and two floors: a bare boto3 handler that only calls invoke_endpoint
-  with precompiled boto3 (what Lambda's runtime ships), and the same without bytecode. Medians, all alternating so drift hits all.
+  with precompiled boto3 (what Lambda's runtime ships), and the same without bytecode. Medians,
+  all alternating so drift hits all.
 - warm overhead: per-request latency p50/p95 over many requests in one process, versus the bare
   boto3 invoke_endpoint loop.
 - Powertools Logger: its import and construction at cold start, alone and after the app's
