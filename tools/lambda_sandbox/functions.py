@@ -19,6 +19,7 @@ The function's own output (prints, logging) is relayed line by line, prefixed wi
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -206,11 +207,8 @@ class LocalFunction:
         self.max_concurrency = max_concurrency
         self._root = Path(tempfile.mkdtemp(prefix=f"lambda-{spec.name}-", dir=work_dir))
         self.task_root = self._root / "task"
-        self.opt_root = self._root / "opt"
         _unzip(spec.code_zip, self.task_root)
-        self.opt_root.mkdir()
-        for layer in spec.layer_zips:
-            _unzip(layer, self.opt_root)
+        self.opt_root = _layers(spec.layer_zips)
         self.env = function_env(spec, base_env or {}, self.task_root)
         self._idle: list[Any] = []  # _Worker or WrappedWorker
         self._all: set[Any] = set()
@@ -322,6 +320,26 @@ class LocalFunction:
         for worker in workers:
             worker.stop()
         shutil.rmtree(self._root, ignore_errors=True)
+
+
+_LAYERS: dict[tuple[tuple[str, int, int], ...], Path] = {}
+_LAYERS_LOCK = threading.Lock()
+
+
+def _layers(zips: tuple[Path, ...]) -> Path:
+    """The layers unzipped as /opt (later over earlier), once per process for the same zips:
+    /opt is read-only to a function, so its environments can share one copy."""
+    key = tuple((str(z.resolve()), z.stat().st_mtime_ns, z.stat().st_size) for z in zips)
+    with _LAYERS_LOCK:
+        if key not in _LAYERS:
+            root = Path(tempfile.mkdtemp(prefix="lambda-layers-"))
+            atexit.register(shutil.rmtree, root, ignore_errors=True)
+            opt = root / "opt"
+            opt.mkdir()
+            for layer in zips:
+                _unzip(layer, opt)
+            _LAYERS[key] = opt
+        return _LAYERS[key]
 
 
 def _unzip(archive: Path, destination: Path) -> None:
