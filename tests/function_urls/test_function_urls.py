@@ -25,6 +25,7 @@ from botocore.credentials import Credentials
 from tests.support.events import load_event
 from tools.function_urls.server import FunctionUrlServer
 from tools.lambda_sandbox.events import (
+    HttpRequest,
     build_event,
     is_text_content_type,
     map_response,
@@ -289,12 +290,9 @@ def test_text_content_types() -> None:
 
 
 def test_build_event_is_deterministic_for_given_inputs() -> None:
+    headers = [("Host", "example:9001"), ("Accept", "a"), ("accept", "b")]
     event = build_event(
-        method="GET",
-        target="/",
-        headers=[("Host", "example:9001"), ("Accept", "a"), ("accept", "b")],
-        body=b"",
-        source_ip="10.0.0.1",
+        HttpRequest("GET", "/", headers, b"", "10.0.0.1"),
         request_id="req-1",
         url_id="abc",
         now=1_700_000_000.123,

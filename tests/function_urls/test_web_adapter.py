@@ -75,6 +75,7 @@ class App(BaseHTTPRequestHandler):
                 data = f"data: token {number}\n\n".encode()
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 self.wfile.flush()
+            open(os.path.join(GATES, "finished"), "w").close()  # before the stream's end
             self.wfile.write(b"0\r\n\r\n")
             return
         if self.path == "/teapot":
@@ -215,16 +216,22 @@ def test_chunks_reach_the_client_one_by_one_as_the_app_writes_them(
 
 
 @requires_namespaces
-def test_a_client_that_leaves_mid_stream_costs_that_environment_only(
+def test_a_client_that_leaves_mid_stream_does_not_stop_the_function(
     serve: Any, artifacts: dict[str, Path]
 ) -> None:
     server = serve("leaver")
+    (environment,) = server.function.worker_pids
     response = _request(server, "GET", "/stream?n=3")
     assert response.read1(1024).startswith(b"data: token 0")
     response.close()  # gone before the app writes the rest
-    (artifacts["gates"] / "leaver" / "0").touch()  # the app writes on, to nobody
-    (artifacts["gates"] / "leaver" / "1").touch()
-    assert _request(server, "POST", "/", b"{}").status == 200  # a fresh environment
+    gates = artifacts["gates"] / "leaver"
+    (gates / "0").touch()  # the app writes on, to nobody
+    (gates / "1").touch()
+    # One environment: the next request waits until Lambda has read the stream to its end.
+    assert _request(server, "POST", "/", b"{}").status == 200
+    assert (gates / "finished").exists()
+    assert server.function.worker_pids == [environment]  # still warm, never cut off
+    assert any("the client went away" in line for line in serve.logs)
 
 
 @requires_namespaces

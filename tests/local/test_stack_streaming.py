@@ -67,6 +67,19 @@ def _deploy(
     }
 
 
+def _read(client: Any, deployed: dict[str, Any], root: Path, **options: Any) -> list[Any]:
+    """What make local reads back from moto for the deployed functions."""
+    return read_functions(
+        client,
+        deployed["outputs"],
+        deployed["resources"],
+        root_dir=root,
+        region=REGION,
+        account_id="123456789012",
+        **options,
+    )
+
+
 def test_a_streaming_function_runs_with_the_locally_published_adapter(
     lambda_client: Any, tmp_path: Path
 ) -> None:
@@ -75,15 +88,7 @@ def test_a_streaming_function_runs_with_the_locally_published_adapter(
     deployed = _deploy(
         lambda_client, code, layers=[layer.arn], wrapper=True, invoke_mode="RESPONSE_STREAM"
     )
-    (function,) = read_functions(
-        lambda_client,
-        deployed["outputs"],
-        deployed["resources"],
-        root_dir=tmp_path,
-        region=REGION,
-        account_id="123456789012",
-        extra_layers={layer.arn: layer.path},
-    )
+    (function,) = _read(lambda_client, deployed, tmp_path, extra_layers={layer.arn: layer.path})
     assert function.label == "chat"
     assert function.spec.invoke_mode == "RESPONSE_STREAM"
     assert function.spec.exec_wrapper == "/opt/bootstrap"
@@ -98,14 +103,7 @@ def test_a_streaming_url_without_the_adapter_is_a_clear_error(
     code = _zip(tmp_path / "chat.zip", {"chat/handler.py": ""})
     deployed = _deploy(lambda_client, code, layers=[], wrapper=False, invoke_mode="RESPONSE_STREAM")
     with pytest.raises(StackError, match="no exec wrapper"):
-        read_functions(
-            lambda_client,
-            deployed["outputs"],
-            deployed["resources"],
-            root_dir=tmp_path,
-            region=REGION,
-            account_id="123456789012",
-        )
+        _read(lambda_client, deployed, tmp_path)
 
 
 def test_the_root_module_is_asked_for_the_adapter_only_when_it_declares_the_variable(

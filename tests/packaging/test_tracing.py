@@ -72,6 +72,30 @@ def traced_env(base: dict[str, str], task: Path, daemon: XRayDaemon) -> dict[str
     }
 
 
+def answer(
+    function: str,
+    unpacked: sandbox.Unpacked,
+    endpoint_url: str,
+    home: Path,
+    events: list[dict[str, Any]],
+    daemon: XRayDaemon | None = None,
+    **environment: str,
+) -> sandbox.Run:
+    """The packaged ``function`` answering ``events``, traced to ``daemon`` if one is given."""
+    env = sandbox.lambda_environment(
+        endpoint_url,
+        home,
+        ENDPOINT_NAME=ENDPOINT_NAME,
+        MAX_INPUT_TOKENS=str(MAX_INPUT_TOKENS),
+        **environment,
+    )
+    if daemon is not None:
+        env = traced_env(env, unpacked.task(function), daemon)
+    return sandbox.run_isolated(
+        unpacked.sys_path(function), env, handler=sandbox.HANDLERS[function], events=events
+    )
+
+
 def subsegments(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every subsegment sent, nested ones included."""
     found = []
@@ -118,19 +142,15 @@ def document_bucket(moto_url: str) -> Iterator[str]:
 def test_traced_chat_sends_its_sagemaker_and_dynamodb_calls_as_subsegments(
     unpacked: sandbox.Unpacked, fake_endpoint, moto_url: str, history_table: str, daemon, tmp_path
 ) -> None:
-    env = sandbox.lambda_environment(
+    run = answer(
+        "chat",
+        unpacked,
         fake_endpoint.url,
         tmp_path,
-        ENDPOINT_NAME=ENDPOINT_NAME,
-        MAX_INPUT_TOKENS=str(MAX_INPUT_TOKENS),
+        [sandbox.function_url_event()],
+        daemon,
         HISTORY_TABLE_NAME=history_table,
         AWS_ENDPOINT_URL_DYNAMODB=moto_url,
-    )
-    run = sandbox.run_isolated(
-        unpacked.sys_path("chat"),
-        traced_env(env, unpacked.task("chat"), daemon),
-        handler=sandbox.HANDLERS["chat"],
-        events=[sandbox.function_url_event()],
     )
     assert run.responses[0]["statusCode"] == 200, run.responses[0]
 
@@ -149,23 +169,19 @@ def test_traced_chat_sends_its_sagemaker_and_dynamodb_calls_as_subsegments(
 def test_traced_qa_sends_its_s3_read_and_annotates_a_failure(
     unpacked: sandbox.Unpacked, fake_endpoint, moto_url: str, document_bucket: str, daemon, tmp_path
 ) -> None:
-    env = sandbox.lambda_environment(
-        fake_endpoint.url,
-        tmp_path,
-        ENDPOINT_NAME=ENDPOINT_NAME,
-        MAX_INPUT_TOKENS=str(MAX_INPUT_TOKENS),
-        QA_DOCUMENT_BUCKETS=document_bucket,
-        AWS_ENDPOINT_URL_S3=moto_url,
-    )
     events = [
         sandbox.function_url_event(json.dumps([QUESTION, [f"s3://{document_bucket}/notes.txt"]])),
         sandbox.function_url_event(json.dumps([QUESTION, [f"s3://{document_bucket}/gone.txt"]])),
     ]
-    run = sandbox.run_isolated(
-        unpacked.sys_path("qa"),
-        traced_env(env, unpacked.task("qa"), daemon),
-        handler=sandbox.HANDLERS["qa"],
-        events=events,
+    run = answer(
+        "qa",
+        unpacked,
+        fake_endpoint.url,
+        tmp_path,
+        events,
+        daemon,
+        QA_DOCUMENT_BUCKETS=document_bucket,
+        AWS_ENDPOINT_URL_S3=moto_url,
     )
     assert [r["statusCode"] for r in run.responses] == [200, 404], run.responses
 
@@ -182,18 +198,13 @@ def test_traced_qa_sends_its_s3_read_and_annotates_a_failure(
 def test_with_tracing_off_the_xray_sdk_is_never_imported(
     function: str, unpacked: sandbox.Unpacked, fake_endpoint, tmp_path
 ) -> None:
-    env = sandbox.lambda_environment(
+    run = answer(
+        function,
+        unpacked,
         fake_endpoint.url,
         tmp_path,
-        ENDPOINT_NAME=ENDPOINT_NAME,
-        MAX_INPUT_TOKENS=str(MAX_INPUT_TOKENS),
+        [sandbox.function_url_event()],
         TRACING_ENABLED="false",
-    )
-    run = sandbox.run_isolated(
-        unpacked.sys_path(function),
-        env,
-        handler=sandbox.HANDLERS[function],
-        events=[sandbox.function_url_event()],
     )
     assert run.responses[0]["statusCode"] == 200
     assert "aws_lambda_powertools.metrics" in run.loaded_modules  # the run did load the app

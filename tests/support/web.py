@@ -157,14 +157,10 @@ class Reply:
 
 
 def send(
-    address: str,
-    body: bytes | str | None,
-    headers: Mapping[str, str],
-    *,
-    method: str = "POST",
-    path: str = "/",
+    address: str, body: bytes | str | None, headers: Mapping[str, str], **target: str
 ) -> Reply:
-    response = open_stream(address, body, headers, method=method, path=path)
+    """The whole reply; ``target``: open_stream's ``method`` and ``path``."""
+    response = open_stream(address, body, headers, **target)
     data = response.read()
     return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
 

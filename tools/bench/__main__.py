@@ -6,11 +6,12 @@
 All figures come from one run on this machine and are printed, never asserted:
 - cold start: a fresh `python3.12 -I -S -B` runs AWS's own runtime interface client
   (awslambdaric, as Lambda's Python runtime does) with only the unzipped artifacts and the
-  runtime's folder on sys.path, against a local Runtime API (tools/bench/runtime_api.py); it
-  imports the handler and answers one Function URL event from a local fake SageMaker runtime
-  (answering instantly). Process start to the posted response, for chat, qa and two floors: a
-  bare boto3 handler that only calls invoke_endpoint with precompiled boto3 (what Lambda's
-  runtime ships), and the same without bytecode. Medians, all alternating so drift hits all.
+  runtime's folder on sys.path, against a local Runtime API
+  (tools/lambda_sandbox/runtime_api.py); it imports the handler and answers one Function URL
+  event from a local fake SageMaker runtime (answering instantly). Process start to the posted
+  response, for chat, qa and two floors: a bare boto3 handler that only calls invoke_endpoint
+  with precompiled boto3 (what Lambda's runtime ships), and the same without bytecode. Medians,
+  all alternating so drift hits all.
 - warm overhead: per-request latency p50/p95 over many requests in one process, versus the bare
   boto3 invoke_endpoint loop.
 - Powertools Logger: its import and construction at cold start, alone and after the app's
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -41,8 +43,8 @@ from pathlib import Path
 
 from tools.bench import observability, streaming
 from tools.bench import tokens as token_estimate
-from tools.bench.runtime_api import RuntimeApi
 from tools.lambda_sandbox import artifacts as sandbox
+from tools.lambda_sandbox.runtime_api import RuntimeApi, RuntimeInvocationError
 from tools.lambda_sandbox.wrapped import NamespaceError
 from tools.model_server import server as sagemaker_server
 from tools.model_server.scripted_backend import ScriptedBackend
@@ -196,7 +198,7 @@ class Bench:
     def cold_start(self, function: Function, timeout: float = 120) -> float:
         """Start a fresh runtime for `function` and send it one event: seconds from the
         process's start to its posted answer."""
-        api = RuntimeApi(sandbox.FUNCTION_ARN).start()
+        api = RuntimeApi()
         env = {
             **self.env,
             "AWS_LAMBDA_RUNTIME_API": api.address,
@@ -210,25 +212,26 @@ class Bench:
             str(function.task), str(self.runtime), function.handler,
             *(str(layer) for layer in function.layers),
         ]  # fmt: skip
-        api.invoke(self.event)
+        deadline_ms = int((time.time() + timeout) * 1000)
+        invocation = api.submit(self.event, str(uuid.uuid4()), deadline_ms, sandbox.FUNCTION_ARN)
         with tempfile.TemporaryFile() as log:
             started = time.perf_counter()
             process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
             try:
-                outcome = api.outcome(timeout)
+                answer: object = json.loads(b"".join(invocation.chunks(time.monotonic() + timeout)))
+            except (RuntimeInvocationError, TimeoutError, ValueError) as error:
+                answer = error
             finally:
                 process.kill()
                 process.wait()
-                api.stop()
+                api.close()
             log.seek(0)
             output = log.read().decode("utf-8", errors="replace")
-        status = outcome.body.get("statusCode") if isinstance(outcome.body, dict) else None
-        if outcome.kind != "response" or status != 200:
+        if not isinstance(answer, dict) or answer.get("statusCode") != 200:
             raise RuntimeError(
-                f"{function.handler} answered {outcome.kind} {json.dumps(outcome.body)[:2000]}"
-                f"\n{output[-4000:]}"
+                f"{function.handler} answered {str(answer)[:2000]}\n{output[-4000:]}"
             )
-        return outcome.arrived - started
+        return invocation.answered_at - started
 
     def run(self, sys_path: Sequence[Path], handler: str, requests: int = 1) -> sandbox.Run:
         run = sandbox.run_isolated(

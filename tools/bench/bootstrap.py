@@ -1,5 +1,6 @@
 """The bootstrap of a local Lambda execution environment for ``make bench``: AWS's own runtime
-interface client (awslambdaric) runs the handler against ``tools.bench.runtime_api``.
+interface client (awslambdaric) runs the handler against a local Runtime API
+(``tools.lambda_sandbox.runtime_api``).
 
 Started as a file, never imported from ``tools``, by ``python3.12 -I -S -B bootstrap.py TASK
 RUNTIME HANDLER [LAYER ...]``: standard library only until it hands over to awslambdaric. It

@@ -14,7 +14,8 @@ side:
   response stream as it comes (``relay_stream``): status, headers and cookies from the
   stream's JSON prelude, then the body in HTTP chunks, each written as soon as the function
   wrote it; a failure after the first byte ends the connection without the last chunk, so the
-  client sees a truncated transfer, as on AWS.
+  client sees a truncated transfer, as on AWS; a client that goes away mid-stream does not
+  stop the function, which runs to its end with nobody reading, as on AWS.
 
 One line per request goes to the log: function, method, path, status, milliseconds.
 The command line (``python -m tools.function_urls``) serves one function alone.
@@ -23,13 +24,14 @@ The command line (``python -m tools.function_urls``) serves one function alone.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import socket
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol, Self
@@ -38,6 +40,7 @@ from urllib.parse import parse_qsl, urlsplit
 from tools.http_server import LoopbackHTTPServer, LoopbackService
 from tools.lambda_sandbox.events import (
     BadResponseError,
+    HttpRequest,
     HttpResponse,
     build_event,
     local_caller,
@@ -91,17 +94,10 @@ class FunctionUrlServer(LoopbackService):
         """The URL relays a response stream: RESPONSE_STREAM, a function with a wrapper."""
         return self.spec.invoke_mode == "RESPONSE_STREAM" and self.spec.exec_wrapper is not None
 
-    def handle(
-        self,
-        method: str,
-        target: str,
-        headers: Sequence[tuple[str, str]],
-        body: bytes,
-        source_ip: str,
-    ) -> HttpResponse:
+    def handle(self, request: HttpRequest) -> HttpResponse:
         request_id = str(uuid.uuid4())
         common = [("x-amzn-RequestId", request_id)]
-        event = self._event(method, target, headers, body, source_ip, request_id=request_id)
+        event = self._event(request, request_id)
         if event is None:
             return _forbidden(common)
         try:
@@ -114,20 +110,11 @@ class FunctionUrlServer(LoopbackService):
             return _internal_server_error(common)
         return HttpResponse(response.status, [*common, *response.headers], response.body)
 
-    def relay_stream(
-        self,
-        method: str,
-        target: str,
-        headers: Sequence[tuple[str, str]],
-        body: bytes,
-        source_ip: str,
-        *,
-        out: ResponseWriter,
-    ) -> int:
+    def relay_stream(self, request: HttpRequest, out: ResponseWriter) -> int:
         """Answer through ``out`` as the function streams; returns the status sent."""
         request_id = str(uuid.uuid4())
         common = [("x-amzn-RequestId", request_id)]
-        event = self._event(method, target, headers, body, source_ip, request_id=request_id)
+        event = self._event(request, request_id)
         if event is None:
             return out.whole(_forbidden(common))
         started = False
@@ -140,13 +127,13 @@ class FunctionUrlServer(LoopbackService):
                     status, head, first = read_prelude(first, chunks)
                 else:  # a raw stream: Lambda answers 200 with the stream's content type
                     status, head = 200, [("Content-Type", invocation.content_type)]
-                out.start(status, [*common, *head])
+                client = _Client(out, self.log, f"[{self.spec.name}] {request_id}")
+                client.send(lambda: out.start(status, [*common, *head]))
                 started = True
-                if first:
-                    out.chunk(first)
-                for chunk in chunks:
-                    out.chunk(chunk)
-                out.end()
+                for chunk in itertools.chain([first], chunks):
+                    if chunk:
+                        client.send(lambda chunk=chunk: out.chunk(chunk))
+                client.send(out.end)
                 return status
         except (InvocationError, RuntimeInvocationError, TimeoutError, BadResponseError) as error:
             self.log(f"[{self.spec.name}] response stream failed: {_describe(error)}")
@@ -155,32 +142,35 @@ class FunctionUrlServer(LoopbackService):
                 return 0
             return out.whole(_internal_server_error(common))
 
-    def _event(
-        self,
-        method: str,
-        target: str,
-        headers: Sequence[tuple[str, str]],
-        body: bytes,
-        source_ip: str,
-        *,
-        request_id: str,
-    ) -> dict[str, Any] | None:
+    def _event(self, request: HttpRequest, request_id: str) -> dict[str, Any] | None:
         """The invocation's event; None for an unsigned request to an AWS_IAM URL (403)."""
-        access_key = _signing_access_key(target, headers)
+        access_key = _signing_access_key(request.target, request.headers)
         if self.spec.auth_type == "AWS_IAM" and access_key is None:
             return None
-        return build_event(
-            method=method,
-            target=target,
-            headers=headers,
-            body=body,
-            source_ip=source_ip,
-            request_id=request_id,
-            url_id=self.url_id,
-            iam=local_caller(access_key)
-            if self.spec.auth_type == "AWS_IAM" and access_key is not None
-            else None,
+        caller = (
+            local_caller(access_key) if self.spec.auth_type == "AWS_IAM" and access_key else None
         )
+        return build_event(request, request_id=request_id, url_id=self.url_id, iam=caller)
+
+
+class _Client:
+    """The client end of a response stream. A client that goes away stops receiving, not the
+    function: Lambda reads the stream to its end ("streamed responses are not interrupted or
+    stopped when the invoking client connection is broken", AWS's response-streaming guide),
+    so the environment stays busy, and billed, until the function ends or times out."""
+
+    def __init__(self, out: ResponseWriter, log: Log, label: str) -> None:
+        self.out, self.log, self.label = out, log, label
+        self.gone = False
+
+    def send(self, write: Callable[[], None]) -> None:
+        if self.gone:
+            return
+        try:
+            write()
+        except OSError as error:
+            self.gone = True
+            self.log(f"{self.label}: the client went away ({error}); the function runs on")
 
 
 class ResponseWriter(Protocol):
@@ -271,13 +261,15 @@ class _Handler(BaseHTTPRequestHandler):
             )
             self.close_connection = True
         else:
-            request = (self.command, self.path, list(self.headers.items()), body)
+            request = HttpRequest(
+                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+            )
             if app.streams:
-                status = app.relay_stream(*request, self.client_address[0], out=self)
+                status = app.relay_stream(request, out=self)
                 elapsed = (time.monotonic() - started) * 1000
                 app.log(f"{app.spec.name} {self.command} {self.path} {status} {elapsed:.0f} ms")
                 return
-            response = app.handle(*request, self.client_address[0])
+            response = app.handle(request)
         self.whole(response)
         elapsed = (time.monotonic() - started) * 1000
         app.log(f"{app.spec.name} {self.command} {self.path} {response.status} {elapsed:.0f} ms")

@@ -72,12 +72,9 @@ def request_event(
         headers.append(("content-type", content_type))
     if body is not None:
         headers.append(("content-length", str(len(raw))))
+    target = f"{path}?{urlencode(query)}" if query else path
     return build_event(
-        method=method,
-        target=f"{path}?{urlencode(query)}" if query else path,
-        headers=headers,
-        body=raw,
-        source_ip=CLIENT_IP,
+        HttpRequest(method, target, headers, raw, CLIENT_IP),
         request_id=request_id or str(uuid.uuid4()),
         url_id=URL_ID,
         base64_body=base64_body,
@@ -86,13 +83,20 @@ def request_event(
     )
 
 
+@dataclass(frozen=True)
+class HttpRequest:
+    """An HTTP request as a Function URL receives it."""
+
+    method: str
+    target: str  # path?query
+    headers: Sequence[tuple[str, str]]
+    body: bytes
+    source_ip: str
+
+
 def build_event(
+    request: HttpRequest,
     *,
-    method: str,
-    target: str,
-    headers: Sequence[tuple[str, str]],
-    body: bytes,
-    source_ip: str,
     request_id: str,
     url_id: str,
     now: float | None = None,
@@ -105,10 +109,10 @@ def build_event(
     ``base64_body`` None: base64 unless the content type is text, as Lambda decides.
     """
     now = time.time() if now is None else now
-    split = urlsplit(target)
+    split = urlsplit(request.target)
     merged: dict[str, str] = {}
     cookies: list[str] = []
-    for name, value in headers:
+    for name, value in request.headers:
         key = name.lower()
         if key == "cookie":
             cookies += [c.strip() for c in value.split(";") if c.strip()]
@@ -116,7 +120,7 @@ def build_event(
         merged[key] = f"{merged[key]},{value}" if key in merged else value
     host = merged.get("host", "localhost")
     merged.setdefault("x-forwarded-proto", forwarded_proto)
-    merged.setdefault("x-forwarded-for", source_ip)
+    merged.setdefault("x-forwarded-for", request.source_ip)
     merged.setdefault("x-forwarded-port", host.rsplit(":", 1)[1] if ":" in host else "80")
     merged.setdefault("x-amzn-trace-id", f"Root=1-{int(now):08x}-{uuid.uuid4().hex[:24]}")
     event: dict[str, Any] = {
@@ -139,10 +143,10 @@ def build_event(
         "domainName": host,
         "domainPrefix": url_id,
         "http": {
-            "method": method,
+            "method": request.method,
             "path": split.path or "/",
             "protocol": "HTTP/1.1",
-            "sourceIp": source_ip,
+            "sourceIp": request.source_ip,
             "userAgent": merged.get("user-agent", ""),
         },
         "requestId": request_id,
@@ -153,6 +157,7 @@ def build_event(
     }
     if iam:
         event["requestContext"]["authorizer"] = {"iam": dict(iam)}
+    body = request.body
     if body:
         by_type = base64_body is None
         if by_type:

@@ -19,6 +19,7 @@ The function's own output (prints, logging) is relayed line by line, prefixed wi
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -32,89 +33,27 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from tools.lambda_sandbox.execution import (
+    FunctionSpec,
+    InvocationError,
+    Log,
+    WorkerSetup,
+    init_timed_out,
+    relay_output,
+    runtime_exited,
+    timed_out,
+)
 from tools.lambda_sandbox.runtime_api import Invocation
+from tools.lambda_sandbox.wrapped import WrappedWorker
 from tools.paths import find_python
 
 RUNTIME_SCRIPT = Path(__file__).with_name("runtime.py")
-_INIT_TIMEOUT_SECONDS = 10.0  # Lambda's init phase limit; a slower init counts toward the call
 _HEADER = struct.Struct(">I")
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
-_RESERVED_PREFIXES = ("AWS_LAMBDA_", "_HANDLER", "LAMBDA_")
-# Variables under a reserved prefix that a function may set all the same.
-_SETTABLE = frozenset({"AWS_LAMBDA_EXEC_WRAPPER"})
-
-Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    """One deployed function: its artifacts and configuration (what get_function returns)."""
-
-    name: str
-    handler: str
-    code_zip: Path
-    layer_zips: tuple[Path, ...] = ()
-    environment: Mapping[str, str] = field(default_factory=dict)
-    timeout_seconds: float = 3.0
-    memory_mb: int = 128
-    runtime: str = "python3.12"
-    region: str = "us-east-1"
-    account_id: str = "123456789012"
-    auth_type: str = "NONE"  # the Function URL's: NONE or AWS_IAM
-    url_id: str | None = None  # the <url-id> of https://<url-id>.lambda-url.<region>.on.aws
-    version: str = "$LATEST"  # the published version the URL serves (through `alias`)
-    alias: str | None = None  # the URL's qualifier; None: the unqualified function
-    # SnapStart on the version: each worker's init runs in full (there is no snapshot here),
-    # with AWS_LAMBDA_INITIALIZATION_TYPE=snap-start, as in the snapshotted init on AWS.
-    snap_start: bool = False
-    # The URL's: RESPONSE_STREAM relays the function's response stream as it comes.
-    invoke_mode: str = "BUFFERED"
-
-    def __post_init__(self) -> None:
-        if not self.runtime.startswith("python3."):
-            raise ValueError(f"{self.name}: runtime {self.runtime} is not a Python runtime")
-        if self.auth_type not in ("NONE", "AWS_IAM"):
-            raise ValueError(f"{self.name}: auth_type must be NONE or AWS_IAM")
-        if self.timeout_seconds <= 0:
-            raise ValueError(f"{self.name}: timeout_seconds must be positive")
-        if self.invoke_mode not in ("BUFFERED", "RESPONSE_STREAM"):
-            raise ValueError(f"{self.name}: invoke_mode must be BUFFERED or RESPONSE_STREAM")
-        reserved = sorted(
-            k for k in self.environment if k.startswith(_RESERVED_PREFIXES) and k not in _SETTABLE
-        )
-        if reserved:
-            raise ValueError(f"{self.name}: reserved environment variables set: {reserved}")
-
-    @property
-    def arn(self) -> str:
-        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.name}"
-
-    @property
-    def invoked_arn(self) -> str:
-        """The ARN an invocation through the URL names: qualified by the alias, if any."""
-        return f"{self.arn}:{self.alias}" if self.alias else self.arn
-
-    @property
-    def exec_wrapper(self) -> str | None:
-        """``AWS_LAMBDA_EXEC_WRAPPER``: such a function runs in a ``wrapped`` environment."""
-        return self.environment.get("AWS_LAMBDA_EXEC_WRAPPER") or None
-
-    @property
-    def python_version(self) -> str:
-        return self.runtime.removeprefix("python")
-
-
-class InvocationError(Exception):
-    """An invocation ended without a result; ``document`` is Lambda's error JSON."""
-
-    def __init__(self, document: dict[str, Any]) -> None:
-        super().__init__(f"{document.get('errorType')}: {document.get('errorMessage')}")
-        self.document = document
 
 
 # ---------------------------------------------------------------------------
@@ -123,25 +62,17 @@ class InvocationError(Exception):
 class _Worker:
     """One warm interpreter running ``runtime.py serve`` (a Lambda execution environment)."""
 
-    def __init__(
-        self,
-        spec: FunctionSpec,
-        *,
-        python: str,
-        task: Path,
-        opt: Path,
-        env: dict[str, str],
-        log: Log,
-    ) -> None:
-        self.spec = spec
-        self.log = log
+    def __init__(self, setup: WorkerSetup) -> None:
+        self.setup = setup
+        self.spec = setup.spec
+        self.log = setup.log
         self.ready = False  # the init phase has finished
         parent_read, child_write = os.pipe()
         child_read, parent_write = os.pipe()
         self._read_fd, self._write_fd = parent_read, parent_write
         self.process = subprocess.Popen(
             [
-                python,
+                setup.python,
                 "-I",
                 "-S",
                 "-u",
@@ -150,8 +81,8 @@ class _Worker:
                 str(child_read),
                 str(child_write),
             ],
-            cwd=task,
-            env={**env, "LOCAL_LAMBDA_LAYER_ROOT": str(opt)},
+            cwd=setup.task,
+            env={**setup.env, "LOCAL_LAMBDA_LAYER_ROOT": str(setup.opt)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -167,7 +98,7 @@ class _Worker:
         """Wait for the init phase of a new worker (logged as a cold start)."""
         if self.ready:
             return
-        init_ms = self._wait_init(max(_INIT_TIMEOUT_SECONDS, self.spec.timeout_seconds))
+        init_ms = self._wait_init(self.setup.init_limit)
         self.ready = True
         self.log(f"[{self.spec.name}] cold start: init {init_ms:.0f} ms")
 
@@ -175,13 +106,7 @@ class _Worker:
         message = self._receive(time.monotonic() + timeout)
         if message is None:
             self.kill()
-            raise InvocationError(
-                {
-                    "errorMessage": f"The init phase did not finish within {timeout:.0f} seconds",
-                    "errorType": "Runtime.InitTimeout",
-                    "stackTrace": [],
-                }
-            )
+            raise InvocationError(init_timed_out(timeout))
         if message.get("type") == "init_error":
             self.kill()
             raise InvocationError(message["error"])
@@ -201,14 +126,7 @@ class _Worker:
         message = self._receive(deadline)
         if message is None:
             self.kill()
-            raise InvocationError(
-                {
-                    "errorMessage": f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} "
-                    f"{request_id} Task timed out after {self.spec.timeout_seconds:.2f} seconds",
-                    "errorType": "Sandbox.Timedout",
-                    "stackTrace": [],
-                }
-            )
+            raise InvocationError(timed_out(self.spec, request_id))
         if message["type"] == "error":
             raise InvocationError(message["error"])
         return str(message["payload"])
@@ -241,14 +159,7 @@ class _Worker:
                 return None
             chunk = os.read(self._read_fd, size - len(data))
             if not chunk:
-                code = self.process.wait()
-                raise InvocationError(
-                    {
-                        "errorMessage": f"Runtime exited with error: exit status {code}",
-                        "errorType": "Runtime.ExitError",
-                        "stackTrace": [],
-                    }
-                )
+                raise InvocationError(runtime_exited(self.process.wait()))
             data += chunk
         return bytes(data)
 
@@ -277,25 +188,6 @@ class _Worker:
         self.kill()
 
 
-def relay_output(process: subprocess.Popen[bytes], log: Log, name: str) -> list[threading.Thread]:
-    """Relay an environment's stdout and stderr to the log, line by line, as CloudWatch gets
-    them; the threads end when the process closes its end of the pipes."""
-
-    def relay(stream: IO[bytes] | None) -> None:
-        assert stream is not None
-        for raw in iter(stream.readline, b""):
-            log(f"[{name}] {raw.decode('utf-8', errors='replace').rstrip()}")
-        stream.close()
-
-    threads = [
-        threading.Thread(target=relay, args=(stream,), daemon=True)
-        for stream in (process.stdout, process.stderr)
-    ]
-    for thread in threads:
-        thread.start()
-    return threads
-
-
 class LocalFunction:
     """A function's unpacked artifacts and its pool of warm workers."""
 
@@ -315,11 +207,8 @@ class LocalFunction:
         self.max_concurrency = max_concurrency
         self._root = Path(tempfile.mkdtemp(prefix=f"lambda-{spec.name}-", dir=work_dir))
         self.task_root = self._root / "task"
-        self.opt_root = self._root / "opt"
         _unzip(spec.code_zip, self.task_root)
-        self.opt_root.mkdir()
-        for layer in spec.layer_zips:
-            _unzip(layer, self.opt_root)
+        self.opt_root = _layers(spec.layer_zips)
         self.env = function_env(spec, base_env or {}, self.task_root)
         self._idle: list[Any] = []  # _Worker or WrappedWorker
         self._all: set[Any] = set()
@@ -364,26 +253,11 @@ class LocalFunction:
                     return worker
                 self._available.wait()
 
-    def _new_worker(self) -> Any:
-        if self.spec.exec_wrapper:
-            from tools.lambda_sandbox.wrapped import WrappedWorker  # imports this module
-
-            return WrappedWorker(
-                self.spec,
-                python=self.python,
-                task=self.task_root,
-                opt=self.opt_root,
-                env=self.env,
-                log=self.log,
-            )
-        return _Worker(
-            self.spec,
-            python=self.python,
-            task=self.task_root,
-            opt=self.opt_root,
-            env=self.env,
-            log=self.log,
+    def _new_worker(self) -> _Worker | WrappedWorker:
+        setup = WorkerSetup(
+            self.spec, self.python, self.task_root, self.opt_root, self.env, self.log
         )
+        return WrappedWorker(setup) if self.spec.exec_wrapper else _Worker(setup)
 
     @contextlib.contextmanager
     def stream(self, event: dict[str, Any], request_id: str) -> Iterator[Invocation]:
@@ -448,6 +322,26 @@ class LocalFunction:
         shutil.rmtree(self._root, ignore_errors=True)
 
 
+_LAYERS: dict[tuple[tuple[str, int, int], ...], Path] = {}
+_LAYERS_LOCK = threading.Lock()
+
+
+def _layers(zips: tuple[Path, ...]) -> Path:
+    """The layers unzipped as /opt (later over earlier), once per process for the same zips:
+    /opt is read-only to a function, so its environments can share one copy."""
+    key = tuple((str(z.resolve()), z.stat().st_mtime_ns, z.stat().st_size) for z in zips)
+    with _LAYERS_LOCK:
+        if key not in _LAYERS:
+            root = Path(tempfile.mkdtemp(prefix="lambda-layers-"))
+            atexit.register(shutil.rmtree, root, ignore_errors=True)
+            opt = root / "opt"
+            opt.mkdir()
+            for layer in zips:
+                _unzip(layer, opt)
+            _LAYERS[key] = opt
+        return _LAYERS[key]
+
+
 def _unzip(archive: Path, destination: Path) -> None:
     if not archive.is_file():
         raise FileNotFoundError(f"{archive} does not exist (run `make package`)")
@@ -468,7 +362,7 @@ def function_env(
     """The environment Lambda gives a function: reserved variables, then the function's own."""
     stream_date = time.strftime("%Y/%m/%d", time.gmtime())
     env = {
-        "PATH": os.environ.get("PATH", _DEFAULT_PATH),
+        "PATH": _DEFAULT_PATH,  # Lambda's, not this shell's: nothing of the caller leaks in
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
         "LAMBDA_TASK_ROOT": str(task_root),

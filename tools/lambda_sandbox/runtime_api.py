@@ -57,6 +57,7 @@ class Invocation:
     content_type: str = "application/json"
     deadline: float = 0.0  # time.monotonic() when the function times out
     finished: bool = False  # the runtime completed its answer (a response or an error)
+    answered_at: float = 0.0  # time.perf_counter() when the runtime began to post its answer
 
     def chunks(self, deadline: float | None = None) -> Iterator[bytes]:
         """The response body as it arrives; raises ``TimeoutError`` at ``deadline``
@@ -132,8 +133,12 @@ class RuntimeApi:
         return None
 
     def fail_init(self, document: dict[str, Any]) -> None:
+        """The init failed: Lambda fails the invocations waiting for it with its error."""
         self.init_error = document
         self.init_done.set()
+        for invocation in list(self._invocations.values()):
+            invocation.answered_at = time.perf_counter()
+            invocation.parts.put(StreamEnd(document))
 
     def invocation(self, request_id: str) -> Invocation | None:
         return self._invocations.get(request_id)
@@ -183,6 +188,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, b'{"errorType":"InvalidRequest"}')
 
     def do_POST(self) -> None:
+        arrived = time.perf_counter()
         path = self.path
         if path == f"{EXTENSION}/register":
             self._read_body()
@@ -202,6 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._read_body()
                 self._reply(400, b'{"errorType":"InvalidRequestID"}')
                 return
+            invocation.answered_at = arrived
             if kind == "error":
                 document = _error_document(self._read_body(), self.headers)
                 invocation.parts.put(StreamEnd(document))

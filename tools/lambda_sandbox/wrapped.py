@@ -33,7 +33,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tools.lambda_sandbox.functions import FunctionSpec, InvocationError, Log, relay_output
+from tools.lambda_sandbox.execution import (
+    InvocationError,
+    WorkerSetup,
+    init_timed_out,
+    relay_output,
+    runtime_exited,
+    timed_out,
+)
 from tools.lambda_sandbox.runtime_api import (
     Invocation,
     RuntimeApi,
@@ -43,7 +50,6 @@ from tools.lambda_sandbox.runtime_api import (
 TASK_MOUNT = Path("/var/task")
 OPT_MOUNT = Path("/opt")
 LAMBDA_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
-INIT_TIMEOUT_SECONDS = 10.0  # Lambda's init phase limit (on demand)
 # Runs inside the namespace: the mounts, the extensions, then the wrapper (exec: same process).
 _LAUNCH = """
 set -e
@@ -128,25 +134,17 @@ def free_port() -> int:
 class WrappedWorker:
     """One execution environment: the wrapper's process tree and its Runtime API."""
 
-    def __init__(
-        self,
-        spec: FunctionSpec,
-        *,
-        python: str,
-        task: Path,
-        opt: Path,
-        env: dict[str, str],
-        log: Log,
-    ) -> None:
-        self.spec = spec
-        self.log = log
+    def __init__(self, setup: WorkerSetup) -> None:
+        self.spec = setup.spec
+        self.setup = setup
+        self.log = setup.log
         self.ready = False
         isolation = namespace_command()  # NamespaceError before anything starts
-        lang_bin = interpreter_dir(task.parent, python)
-        self.api = RuntimeApi(on_log=log)
+        lang_bin = interpreter_dir(setup.task.parent, setup.python)
+        self.api = RuntimeApi(on_log=setup.log)
         self.port = free_port()
         self.env = {
-            **env,
+            **setup.env,
             "PATH": f"{lang_bin}:{LAMBDA_PATH}",
             "LAMBDA_TASK_ROOT": str(TASK_MOUNT),
             "LAMBDA_RUNTIME_DIR": "/var/runtime",
@@ -157,7 +155,7 @@ class WrappedWorker:
             self.env["AWS_LWA_READINESS_CHECK_PORT"] = str(self.port)
         self.started = time.monotonic()
         self.process = subprocess.Popen(
-            [*isolation, "/bin/sh", "-c", _LAUNCH, "launch", str(task), str(opt)],
+            [*isolation, "/bin/sh", "-c", _LAUNCH, "launch", str(setup.task), str(setup.opt)],
             cwd="/",
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -171,28 +169,15 @@ class WrappedWorker:
         """Wait for the init phase: the runtime (the adapter) asks for its first event."""
         if self.ready:
             return
-        limit = max(INIT_TIMEOUT_SECONDS, self.spec.timeout_seconds)
+        limit = self.setup.init_limit
         deadline = self.started + limit
         while not self.api.init_done.wait(0.05):
             if self.process.poll() is not None:
                 self.kill()
-                raise InvocationError(
-                    {
-                        "errorMessage": "Runtime exited with error: exit status "
-                        f"{self.process.returncode}",
-                        "errorType": "Runtime.ExitError",
-                        "stackTrace": [],
-                    }
-                )
+                raise InvocationError(runtime_exited(self.process.returncode))
             if time.monotonic() > deadline:
                 self.kill()
-                raise InvocationError(
-                    {
-                        "errorMessage": f"The init phase did not finish within {limit:.0f} seconds",
-                        "errorType": "Runtime.InitTimeout",
-                        "stackTrace": [],
-                    }
-                )
+                raise InvocationError(init_timed_out(limit))
         if self.api.init_error is not None:
             self.kill()
             raise InvocationError({**self.api.init_error, "stackTrace": []})
@@ -236,12 +221,3 @@ class WrappedWorker:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=2)
         self.kill()
-
-
-def timed_out(spec: FunctionSpec, request_id: str) -> dict[str, Any]:
-    return {
-        "errorMessage": f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {request_id} "
-        f"Task timed out after {spec.timeout_seconds:.2f} seconds",
-        "errorType": "Sandbox.Timedout",
-        "stackTrace": [],
-    }
