@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import urllib.error
 import urllib.request
@@ -27,7 +28,11 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER: Final = urllib.request.build_opener(_NoRedirects)
+@functools.cache
+def _opener() -> urllib.request.OpenerDirector:
+    # Built on the first fetch: its https handler loads the CA bundle, which no cold start of
+    # an API-key-only deployment should pay for.
+    return urllib.request.build_opener(_NoRedirects)
 
 
 def fetch_json(url: str) -> Any:
@@ -35,7 +40,7 @@ def fetch_json(url: str) -> Any:
         raise AuthError(AuthFailure.ISSUER_UNAVAILABLE, ISSUER_UNAVAILABLE_MESSAGE)
     request = urllib.request.Request(url, headers={"accept": "application/json"})  # noqa: S310
     try:
-        with _OPENER.open(request, timeout=FETCH_TIMEOUT_SECONDS) as response:
+        with _opener().open(request, timeout=FETCH_TIMEOUT_SECONDS) as response:
             body = response.read(MAX_DOCUMENT_BYTES + 1)
         if len(body) > MAX_DOCUMENT_BYTES:
             raise ValueError("document too large")
