@@ -183,11 +183,6 @@ output "jwt_issuer" {
   value       = local.jwt_issuer == "" ? null : local.jwt_issuer
 }
 
-output "jwt_audiences" {
-  description = "Audiences (aud, or a Cognito access token's client_id) the functions accept tokens for."
-  value       = local.jwt_audiences
-}
-
 output "cognito_user_pool_id" {
   description = "ID of the Cognito user pool the stack created; null when create_cognito_user_pool is false."
   value       = try(aws_cognito_user_pool.this[0].id, null)
