@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 
 from llm_app.auth import Authenticator, AuthError, AuthFailure, AuthSettings, QuotaExceeded
-from tests.support.moto import REGION, moto_client
+from tests.support.moto import REGION, api_keys_table, moto_client
 from tools.api_keys.__main__ import main as api_keys_main
 from tools.api_keys.store import KeyStoreError, create_key, list_keys, revoke_key
 from tools.devstack import aws_env
@@ -33,16 +32,9 @@ def dynamodb(moto_url: str) -> Any:
 
 @pytest.fixture(scope="module")
 def table(dynamodb: Any) -> Iterator[str]:
-    """The keys table as Terraform declares it (auth.tf), shared: each test names its own keys."""
-    name = f"api-keys-{uuid.uuid4().hex[:8]}"
-    dynamodb.create_table(
-        TableName=name,
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    yield name
-    dynamodb.delete_table(TableName=name)
+    """Shared by the module's tests: each names its own keys."""
+    with api_keys_table(dynamodb) as name:
+        yield name
 
 
 @pytest.fixture

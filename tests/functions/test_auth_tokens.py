@@ -35,7 +35,7 @@ from llm_app.auth import (
 )
 from llm_app.auth.jwt_tokens import JWKS_REFETCH_INTERVAL
 from tests.support.canned_http import Canned, answering
-from tests.support.moto import moto_client
+from tests.support.moto import api_keys_table, moto_client
 from tools.paths import REPO_ROOT
 
 AUDIENCE = "web-app"
@@ -278,22 +278,15 @@ def test_keys_and_tokens_together(
 ) -> None:
     """Both verifiers on: each credential goes to the one its shape names."""
     dynamodb = moto_client("dynamodb", moto_url)
-    table = f"api-keys-{uuid.uuid4().hex[:8]}"
-    dynamodb.create_table(
-        TableName=table,
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    both = Authenticator(
-        AuthSettings(api_keys_table_name=table, jwt_issuer=issuer.url, jwt_audiences=(AUDIENCE,)),
-        dynamodb=dynamodb,
-    )
-    try:
+    with api_keys_table(dynamodb) as table:
+        both = Authenticator(
+            AuthSettings(
+                api_keys_table_name=table, jwt_issuer=issuer.url, jwt_audiences=(AUDIENCE,)
+            ),
+            dynamodb=dynamodb,
+        )
         signed_in = both.authenticate(f"Bearer {token(claims(issuer), signing_keys['rsa'])}", NOW)
         refused = refusal(both, "llmk_" + "A" * 43)
-    finally:
-        dynamodb.delete_table(TableName=table)
 
     assert signed_in.method == "jwt"
     assert refused.reason is AuthFailure.UNKNOWN_KEY
