@@ -322,14 +322,14 @@ module "functions" {
   log_kms_key_arn                = var.log_kms_key_arn
   tags                           = var.tags
 
-  environment_variables = merge(local.common_environment, each.value.environment, {
+  environment_variables = merge(local.common_environment, each.value.environment, local.auth_environment, {
     POWERTOOLS_SERVICE_NAME = each.key
   })
   policy_statements = concat([{
     sid       = "InvokeModelEndpoint"
     actions   = local.model_actions
     resources = [local.endpoint_arn]
-  }], each.value.policy_statements)
+  }], each.value.policy_statements, local.auth_policy_statements)
 
   alarms_enabled = var.alarms_enabled
   alarm_actions  = var.alarm_actions

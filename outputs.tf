@@ -172,3 +172,23 @@ output "metrics_namespace" {
   description = "CloudWatch namespace of the metrics the functions log as EMF lines (requests, errors by code, latency, tokens, cut answers...)."
   value       = local.metrics_namespace
 }
+
+output "api_keys_table_name" {
+  description = "DynamoDB table of the API keys (hashes) and their daily usage, for `python -m tools.api_keys --table`; null when api_keys_enabled is false."
+  value       = local.api_keys_table_name
+}
+
+output "jwt_issuer" {
+  description = "Issuer whose tokens the functions accept (the created user pool's with create_cognito_user_pool); null when tokens are off."
+  value       = local.jwt_issuer == "" ? null : local.jwt_issuer
+}
+
+output "cognito_user_pool_id" {
+  description = "ID of the Cognito user pool the stack created; null when create_cognito_user_pool is false."
+  value       = try(aws_cognito_user_pool.this[0].id, null)
+}
+
+output "cognito_app_client_id" {
+  description = "ID of the Cognito user pool's public app client (no secret), to sign in with; null when create_cognito_user_pool is false."
+  value       = try(aws_cognito_user_pool_client.this[0].id, null)
+}

@@ -753,3 +753,55 @@ variable "dashboard_enabled" {
   default     = true
   nullable    = false
 }
+
+# -----------------------------------------------------------------------------
+# Sign-in without AWS credentials (auth.tf): bearer modes need url_authorization_type = "NONE"
+# -----------------------------------------------------------------------------
+
+variable "api_keys_enabled" {
+  description = "Whether callers may sign in with API keys (Authorization: Bearer llmk_...): creates a DynamoDB table of key hashes and daily usage (output api_keys_table_name) that `python -m tools.api_keys` manages. Needs url_authorization_type = \"NONE\"."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "jwt_issuer" {
+  description = "Issuer (the exact `iss`) of the OIDC or Cognito tokens callers may sign in with (Authorization: Bearer <JWT>), e.g. https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf; null for none. Its signing keys come from its discovery document unless jwt_jwks_url says where. Needs url_authorization_type = \"NONE\" and jwt_audiences."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.jwt_issuer == null || can(regex("^https://[^/?#\\s]+[^?#\\s]*$", var.jwt_issuer))
+    error_message = "jwt_issuer must be an https URL without query or fragment, exactly as the tokens' iss claim spells it."
+  }
+}
+
+variable "jwt_audiences" {
+  description = "Audiences a token must be issued for: one of them in `aud`, or a Cognito access token's `client_id`. create_cognito_user_pool adds its app client's id."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for audience in var.jwt_audiences : length(trimspace(audience)) > 0 && !strcontains(audience, ",")])
+    error_message = "jwt_audiences must be non-empty strings without commas."
+  }
+}
+
+variable "jwt_jwks_url" {
+  description = "Where jwt_issuer's signing keys (JWKS) are, when not at the jwks_uri of its discovery document; null to discover it. https only (http on a loopback address, for local stacks)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.jwt_jwks_url == null || can(regex("^(https://[^/?#\\s]+|http://(127\\.[0-9.]+|localhost|\\[::1\\])(:[0-9]+)?)([/?][^\\s#]*)?$", var.jwt_jwks_url))
+    error_message = "jwt_jwks_url must be an https URL (http only on a loopback address: 127.x.x.x, localhost or [::1])."
+  }
+}
+
+variable "create_cognito_user_pool" {
+  description = "Whether to create a Cognito user pool (invited users only) and a public app client, and trust their tokens: sets the issuer and adds the client's id to jwt_audiences (outputs cognito_user_pool_id, cognito_app_client_id). Needs url_authorization_type = \"NONE\"; leave jwt_issuer null."
+  type        = bool
+  default     = false
+  nullable    = false
+}

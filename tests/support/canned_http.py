@@ -1,10 +1,11 @@
-"""A loopback HTTP upstream that answers every POST with one canned response.
+"""A loopback HTTP upstream that answers every POST (and GET) with one canned response.
 
 For failure shapes the fake endpoint and moto do not produce: a proxy's HTML page in place of a
 completion, DynamoDB's access-denied answer with the table's ARN, a stream line that is not a
-chunk. ``answering(respond)`` serves on 127.0.0.1 and yields its base URL; ``respond(path)``
-says what each POST to ``path`` gets; ``received``, when given, collects each POST's headers
-and body as a client sent them (curl's multipart bodies, say).
+chunk, an issuer's JWKS that changes or fails. ``answering(respond)`` serves on 127.0.0.1 and
+yields its base URL; ``respond(path)`` says what each request to ``path`` gets; ``received``,
+when given, collects each POST's headers and body as a client sent them (curl's multipart
+bodies, say).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def answering(
             self.send_header("content-length", str(len(canned.body)))
             self.end_headers()
             self.wfile.write(canned.body)
+
+        do_GET = do_POST
 
         def log_message(self, *args: object) -> None:
             pass

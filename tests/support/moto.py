@@ -6,7 +6,9 @@ and shared; each test names its own tables and buckets and removes them.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -32,3 +34,19 @@ def moto_client(service: str, url: str, region: str = REGION) -> Any:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+@contextmanager
+def api_keys_table(dynamodb: Any) -> Iterator[str]:
+    """A keys table as auth.tf declares it (one string partition key), removed afterwards."""
+    name = f"api-keys-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    try:
+        yield name
+    finally:
+        dynamodb.delete_table(TableName=name)

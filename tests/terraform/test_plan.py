@@ -34,6 +34,15 @@ VLLM_REGIONS = sorted(
 # A copy of the adapter's layer in a GovCloud account, where AWS publishes none.
 GOV_ADAPTER_LAYER = "arn:aws-us-gov:lambda:us-gov-west-1:123456789012:layer:lwa-copy:3"
 
+# Sign-in settings (auth.tf).
+NONE_URL = {"url_authorization_type": "NONE"}
+ISSUER = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123"
+LOOPBACK_JWKS = "http://127.0.0.1:5000/eu-west-1_AbCdEf123/.well-known/jwks.json"
+BROWSER = {"allow_origins": ["https://app.example"]}
+BEARER_NEEDS_NONE = (
+    'check a bearer token in the functions, which needs url_authorization_type = "NONE"'
+)
+
 # Each plan: (region, variables over a valid base, the error details it must report, one each).
 # Variable validations are independent of each other, so several bad values share one plan.
 ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
@@ -295,6 +304,54 @@ ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
             "adapter_layer_arn must be a layer version ARN"
             " (arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION), or null."
         ],
+    ),
+    # Sign-in (auth.tf): rules across variables are independent preconditions, so several
+    # share one plan.
+    "API keys on an AWS_IAM URL, a JWKS without an issuer, browsers without the header": (
+        REGION,
+        {"api_keys_enabled": True, "jwt_jwks_url": LOOPBACK_JWKS, "url_cors": BROWSER},
+        [
+            BEARER_NEEDS_NONE,
+            "jwt_jwks_url is where jwt_issuer's signing keys are",
+            'add "authorization" (and "content-type") to url_cors.allow_headers',
+        ],
+    ),
+    "tokens on an AWS_IAM URL, without audiences": (
+        REGION,
+        {"jwt_issuer": ISSUER},
+        [BEARER_NEEDS_NONE, "jwt_issuer needs jwt_audiences"],
+    ),
+    "a user pool on an AWS_IAM URL, and another issuer": (
+        REGION,
+        {"create_cognito_user_pool": True, "jwt_issuer": ISSUER, "jwt_audiences": ["web"]},
+        [
+            BEARER_NEEDS_NONE,
+            "create_cognito_user_pool sets the token issuer to the pool it creates",
+        ],
+    ),
+    "URLs that are not https": (
+        REGION,
+        {
+            **NONE_URL,
+            "jwt_issuer": "http://issuer.example",
+            "jwt_audiences": ["web", ""],
+            "jwt_jwks_url": "http://10.0.0.8/jwks.json",
+        },
+        [
+            "jwt_issuer must be an https URL",
+            "jwt_audiences must be non-empty strings",
+            "jwt_jwks_url must be an https URL (http only on a loopback address",
+        ],
+    ),
+    "a user pool with keys, and browsers": (
+        REGION,
+        {
+            **NONE_URL,
+            "api_keys_enabled": True,
+            "create_cognito_user_pool": True,
+            "url_cors": {**BROWSER, "allow_headers": ["Authorization", "Content-Type"]},
+        },
+        [],
     ),
 }
 
