@@ -91,20 +91,14 @@ _INVOCATIONS = re.compile(
 EVENT_STREAM_CONTENT_TYPE = "application/vnd.amazon.eventstream"
 
 
+@dataclass
 class Response:
     """Status, headers and body of one HTTP answer; ``stream``: a streamed body instead."""
 
-    def __init__(
-        self,
-        status: int,
-        body: bytes,
-        headers: dict[str, str],
-        stream: PayloadStream | None = None,
-    ) -> None:
-        self.status = status
-        self.body = body
-        self.headers = headers
-        self.stream = stream
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    stream: PayloadStream | None = None
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -285,7 +279,7 @@ class SageMakerTGIServer(LoopbackService):
         max_total_tokens: int,
         host: str = "127.0.0.1",
         port: int = 0,
-        on_invocation: Callable[[str, dict], None] | None = None,
+        on_invocation: Callable[[str, dict[str, Any]], None] | None = None,
         max_stop_sequences: int = protocol.DEFAULT_MAX_STOP_SEQUENCES,
         region: str = "us-east-1",
         account_id: str = DEFAULT_ACCOUNT_ID,

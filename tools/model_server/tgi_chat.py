@@ -77,18 +77,12 @@ def validate(
     )
 
 
-def answer(
-    chat: PreparedChat,
-    generation: Generation,
-    model_id: str,
-    *,
-    clock: Callable[[], float] = time.time,
-) -> dict[str, Any]:
+def answer(chat: PreparedChat, generation: Generation, model_id: str) -> dict[str, Any]:
     """The whole answer: TGI's ``chat.completion``."""
     return {
         "object": "chat.completion",
         "id": "",
-        "created": int(clock()),
+        "created": int(time.time()),
         "model": model_id,
         "system_fingerprint": protocol.SYSTEM_FINGERPRINT,
         "choices": [
@@ -107,8 +101,6 @@ def stream(
     chat: PreparedChat,
     pieces: Iterator[str | Generation],
     model_id: str,
-    *,
-    clock: Callable[[], float] = time.time,
 ) -> Iterator[bytes]:
     """The SSE events of a streamed answer, each as soon as the backend's piece exists.
 
@@ -122,7 +114,7 @@ def stream(
             {
                 "object": "chat.completion.chunk",
                 "id": "",
-                "created": int(clock()),
+                "created": int(time.time()),
                 "model": model_id,
                 "system_fingerprint": protocol.SYSTEM_FINGERPRINT,
                 "choices": choices,

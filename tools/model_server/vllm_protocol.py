@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,18 +170,12 @@ def prepare(body: bytes, backend: Backend, max_model_len: int) -> PreparedChat:
     )
 
 
-def answer(
-    chat: PreparedChat,
-    generation: Generation,
-    model_id: str,
-    *,
-    clock: Callable[[], float] = time.time,
-) -> dict[str, Any]:
+def answer(chat: PreparedChat, generation: Generation, model_id: str) -> dict[str, Any]:
     """The whole answer: vLLM's ``chat.completion``."""
     return {
         "id": f"chatcmpl-{secrets.token_hex(16)}",
         "object": "chat.completion",
-        "created": int(clock()),
+        "created": int(time.time()),
         "model": model_id,
         "choices": [
             {
@@ -206,14 +200,12 @@ def stream(
     chat: PreparedChat,
     pieces: Iterator[str | Generation],
     model_id: str,
-    *,
-    clock: Callable[[], float] = time.time,
 ) -> Iterator[bytes]:
     """The SSE events of a streamed answer, each as soon as its text is certain."""
     header = {
         "id": f"chatcmpl-{secrets.token_hex(16)}",
         "object": "chat.completion.chunk",
-        "created": int(clock()),
+        "created": int(time.time()),
         "model": model_id,
     }
 
