@@ -187,6 +187,15 @@ def test_past_the_bound_tgi_answers_model_is_overloaded(endpoint: Endpoint) -> N
     assert text_of(chunks(b"".join(payload_parts(stream(client, chat()))))) == "Paris."
 
 
+def test_a_bound_of_zero_refuses_every_request(endpoint: Endpoint) -> None:
+    server, client = endpoint.server, endpoint.client
+    if server.engine == "vllm":
+        pytest.skip("vLLM has no bound")
+    server.max_concurrent_requests = 0
+    assert b"".join(payload_parts(stream(client, chat()))) == OVERLOADED_EVENT + DONE
+    assert endpoint.backend.calls == []
+
+
 # ---------------------------------------------------------------------------
 # A client that goes away
 # ---------------------------------------------------------------------------

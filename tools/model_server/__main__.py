@@ -48,6 +48,10 @@ def _env_int(*names: str) -> int | None:
         sys.exit(f"error: {error}")
 
 
+def _default(value: int | None, otherwise: int) -> int:
+    return otherwise if value is None else value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.model_server",
@@ -105,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-concurrent-requests",
         type=int,
-        default=_env_int("MAX_CONCURRENT_REQUESTS") or DEFAULT_MAX_CONCURRENT_REQUESTS,
+        default=_default(_env_int("MAX_CONCURRENT_REQUESTS"), DEFAULT_MAX_CONCURRENT_REQUESTS),
         help="TGI's MAX_CONCURRENT_REQUESTS: requests admitted at once, generating or waiting "
         "for the model; past it TGI answers 'Model is overloaded' (default "
         f"$MAX_CONCURRENT_REQUESTS, else {DEFAULT_MAX_CONCURRENT_REQUESTS}; TGI's is 128)",

@@ -292,8 +292,8 @@ class SageMakerTGIServer(LoopbackService):
             raise ValueError("endpoint_name must not be empty")
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
-        if max_concurrent_requests < 1:
-            raise ValueError("max_concurrent_requests must be at least 1")
+        if max_concurrent_requests < 0:
+            raise ValueError("max_concurrent_requests cannot be negative")
         # Which container the endpoint runs: its request handling, answers and errors.
         self.engine = engine
         self.backend = backend
@@ -324,7 +324,8 @@ class SageMakerTGIServer(LoopbackService):
 
     @max_concurrent_requests.setter
     def max_concurrent_requests(self, value: int) -> None:
-        """Changed between requests (tests), never while any is admitted."""
+        """Changed between requests, never while any is admitted. 0 refuses every request,
+        as TGI's semaphore of 0 permits would: an overloaded container for tests."""
         self._max_concurrent_requests = value
         self._slots = threading.BoundedSemaphore(value)
 
