@@ -167,6 +167,11 @@ def test_past_the_bound_tgi_answers_model_is_overloaded(endpoint: Endpoint) -> N
     refused = stream(client, chat())  # streamed: 200, then the error event
     assert refused["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert b"".join(payload_parts(refused)) == OVERLOADED_EVENT + DONE
+    endpoint.wait_for_log(
+        lambda line: (
+            "200" in line and "the engine's error event: Model is overloaded (request " in line
+        )
+    )
 
     with pytest.raises(ClientError) as caught:  # buffered: HTTP 429 in a ModelError
         client.invoke_endpoint(

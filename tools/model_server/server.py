@@ -116,6 +116,7 @@ class _Answer:
     body: bytes = b""
     events: Iterator[bytes] | None = None
     on_close: list[Any] = field(default_factory=list)
+    refusal: str | None = None  # the engine's in-stream error instead of an answer (the log's)
 
     def close(self) -> None:
         closers, self.on_close = self.on_close, []
@@ -388,6 +389,8 @@ class SageMakerTGIServer(LoopbackService):
             log=self._log_line,
             watch=watch,
         )
+        if answer.refusal is not None:
+            stream.failure = f"the engine's error event: {answer.refusal}"
         headers = {
             "Content-Type": EVENT_STREAM_CONTENT_TYPE,
             "X-Amzn-SageMaker-Content-Type": answer.content_type,
@@ -445,7 +448,8 @@ class SageMakerTGIServer(LoopbackService):
             permit.take()
             chat = tgi_chat.validate(request, prompt, self.limits, self.backend.count_tokens)
         except ContainerError as refused:
-            return _Answer(tgi_chat.CONTENT_TYPE_STREAM, events=tgi_chat.refused(refused))
+            events = tgi_chat.refused(refused)
+            return _Answer(tgi_chat.CONTENT_TYPE_STREAM, events=events, refusal=refused.message)
         pieces = self._pieces(prompt, chat.valid.params, watch)
         events = tgi_chat.stream(chat, pieces, self.backend.model_id)
         return _Answer(tgi_chat.CONTENT_TYPE_STREAM, events=events, on_close=[pieces, events])
