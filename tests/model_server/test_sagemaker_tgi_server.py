@@ -81,6 +81,10 @@ class WordBackend:
         finally:
             self.running -= 1
 
+    def generate_stream(self, prompt: str, params: GenerateParams) -> Iterator[str | Generation]:
+        """The whole generation as one last item, once the stream is read (the model is free)."""
+        yield self.generate(prompt, params)
+
 
 @dataclass
 class Endpoint:
@@ -657,15 +661,21 @@ def test_limits_must_be_consistent() -> None:
         SageMakerTGIServer(WordBackend(), ENDPOINT, max_input_tokens=8, max_total_tokens=8)
 
 
-def test_each_request_is_logged_in_one_line(endpoint: Endpoint) -> None:
+def test_each_request_logs_its_start_and_its_end_without_the_prompt(endpoint: Endpoint) -> None:
     endpoint.invoke({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3})
-    endpoint.error({"inputs": "word " * 45})
-    assert len(endpoint.log) == 2
-    ok, failed = endpoint.log
+    endpoint.error({"inputs": "secret " * 45})
+    assert len(endpoint.log) == 4
+    started, ok, started_again, failed = endpoint.log
+    number = started.split()[1]
+    assert started.startswith(f"request {number} started: POST /endpoints/{ENDPOINT}/invocations ")
+    assert "1 in flight, at most 8 admitted" in started
     assert ok.startswith(f"POST /endpoints/{ENDPOINT}/invocations 200 ")
     assert "chat: 4 prompt + 3 generated tokens, finish_reason=length" in ok
+    assert ok.endswith(f"(request {number})")
+    assert started_again.startswith(f"request {int(number) + 1} started: ")
     assert failed.startswith(f"POST /endpoints/{ENDPOINT}/invocations 424 ")
     assert "ModelError" in failed
+    assert not any("secret" in line or "hi" in line.split() for line in endpoint.log)
 
 
 def test_payloads_over_the_invoke_endpoint_limit_are_refused(endpoint: Endpoint) -> None:

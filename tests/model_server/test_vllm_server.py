@@ -51,6 +51,10 @@ class WordBackend:
                 return Generation(text, count, "length")
         return Generation(self.reply, len(words), "eos_token")
 
+    def generate_stream(self, prompt: str, params: GenerateParams) -> Iterator[str | Generation]:
+        """The whole generation as one last item, once the stream is read (the model is free)."""
+        yield self.generate(prompt, params)
+
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[tuple[Any, WordBackend]]:
@@ -134,9 +138,22 @@ def test_too_long_a_request_is_vllms_400_inside_a_model_error(endpoint) -> None:
     assert set(original) == {"error"}
     assert original["error"]["type"] == "BadRequestError"
     assert original["error"]["code"] == 400
-    assert original["error"]["message"].startswith(
-        f"This model's maximum context length is {MAX_MODEL_LEN} tokens."
-    )
+    assert original["error"] == {
+        "message": "'max_tokens' or 'max_completion_tokens' is too large: 60. This model's "
+        "maximum context length is 60 tokens and your request has 8 input tokens (60 > 60 - 8).",
+        "type": "BadRequestError",
+        "param": "max_tokens",
+        "code": 400,
+    }
+    long_prompt = [{"role": "user", "content": "word " * MAX_MODEL_LEN}]
+    response = model_error(client, {"messages": long_prompt, "stream": True})
+    assert json.loads(response["OriginalMessage"])["error"] == {
+        "message": "This model's maximum context length is 60 tokens. However, your request has "
+        "62 input tokens. Please reduce the length of the input messages.",
+        "type": "BadRequestError",
+        "param": "input_tokens",
+        "code": 400,
+    }
 
 
 @pytest.mark.parametrize(

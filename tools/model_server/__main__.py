@@ -8,7 +8,7 @@
 ``tools.model_server.embedded``), then point any SageMaker runtime client at it, e.g.
 ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=http://127.0.0.1:8080``. The defaults come from the
 environment variables the SageMaker model would carry (HF_MODEL_ID, MAX_INPUT_TOKENS,
-MAX_TOTAL_TOKENS, MAX_STOP_SEQUENCES), as in the TGI container.
+MAX_TOTAL_TOKENS, MAX_STOP_SEQUENCES, MAX_CONCURRENT_REQUESTS), as in the TGI container.
 
 Once serving, one line ``sagemaker_tgi listening on URL`` goes to stdout (``make local``
 waits for it); request logs go to stderr. SIGTERM or Ctrl-C stops it. Exit status 2 means the
@@ -32,7 +32,13 @@ from tools.model_server.embedded import (
     default_cache_dir,
 )
 from tools.model_server.protocol import launcher_int
-from tools.model_server.server import DEFAULT_ACCOUNT_ID, ENGINES, READY_PREFIX, SageMakerTGIServer
+from tools.model_server.server import (
+    DEFAULT_ACCOUNT_ID,
+    DEFAULT_MAX_CONCURRENT_REQUESTS,
+    ENGINES,
+    READY_PREFIX,
+    SageMakerTGIServer,
+)
 
 
 def _env_int(*names: str) -> int | None:
@@ -40,6 +46,10 @@ def _env_int(*names: str) -> int | None:
         return launcher_int(os.environ, *names)
     except ValueError as error:
         sys.exit(f"error: {error}")
+
+
+def _default(value: int | None, otherwise: int) -> int:
+    return otherwise if value is None else value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,6 +105,14 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=_env_int("MAX_STOP_SEQUENCES") or 4,
         help="TGI's MAX_STOP_SEQUENCES (default 4)",
+    )
+    parser.add_argument(
+        "--max-concurrent-requests",
+        type=int,
+        default=_default(_env_int("MAX_CONCURRENT_REQUESTS"), DEFAULT_MAX_CONCURRENT_REQUESTS),
+        help="TGI's MAX_CONCURRENT_REQUESTS: requests admitted at once, generating or waiting "
+        "for the model; past it TGI answers 'Model is overloaded' (default "
+        f"$MAX_CONCURRENT_REQUESTS, else {DEFAULT_MAX_CONCURRENT_REQUESTS}; TGI's is 128)",
     )
     parser.add_argument("--region", default=os.environ.get("AWS_REGION") or "us-east-1")
     parser.add_argument("--account-id", default=DEFAULT_ACCOUNT_ID)
@@ -163,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             variant_name=args.variant_name,
             log=log,
             engine=args.engine,
+            max_concurrent_requests=args.max_concurrent_requests,
         )
     except ValueError as error:
         parser.error(str(error))
@@ -177,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         f"serving endpoint {args.endpoint_name!r} as {args.engine} with {model_id} "
         f"({backend.source}); "
         f"max_input_tokens={max_input} max_total_tokens={max_total} "
+        f"max_concurrent_requests={args.max_concurrent_requests} "
         f"threads={torch.get_num_threads()} dtype={args.dtype}"
     )
     print(f"{READY_PREFIX}{server.url}", flush=True)

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from tools.model_server.backend import (
-    Backend,
     DecodingParams,
     GenerateParams,
     Generation,
@@ -67,22 +66,26 @@ def launcher_int(environment: Mapping[str, str], *names: str) -> int | None:
 class ContainerError(Exception):
     """A non-200 answer from the model container: status, body and content type."""
 
-    def __init__(self, status: int, body: bytes, content_type: str) -> None:
+    def __init__(
+        self, status: int, body: bytes, content_type: str, message: str | None = None
+    ) -> None:
         super().__init__(body.decode("utf-8", errors="replace"))
         self.status = status
         self.body = body
         self.content_type = content_type
+        # The sentence alone (TGI's InferError as text), for an in-stream error event.
+        self.message = str(self) if message is None else message
 
     @classmethod
     def tgi(cls, status: int, error: str, error_type: str) -> ContainerError:
         """TGI's ErrorResponse JSON."""
         body = compact_json({"error": error, "error_type": error_type})
-        return cls(status, body, "application/json")
+        return cls(status, body, "application/json", error)
 
     @classmethod
     def plain(cls, status: int, text: str) -> ContainerError:
         """axum's extractor rejections, which TGI does not wrap in JSON."""
-        return cls(status, text.encode(), "text/plain; charset=utf-8")
+        return cls(status, text.encode(), "text/plain; charset=utf-8", text)
 
 
 def compact_json(document: object) -> bytes:
@@ -96,6 +99,11 @@ def sse_event(document: object) -> bytes:
 
 
 SSE_DONE = b"data: [DONE]\n\n"  # the last event of a Messages API stream
+
+
+def overloaded() -> ContainerError:
+    """TGI's answer past ``--max-concurrent-requests`` (InferError::Overloaded: 429)."""
+    return ContainerError.tgi(429, "Model is overloaded", "overloaded")
 
 
 def validation_error(message: str) -> ContainerError:
@@ -545,17 +553,18 @@ def _check_supported(sampling: Sampling) -> None:
 # ---------------------------------------------------------------------------
 def handle(
     request: GenerateRequest,
-    backend: Backend,
     limits: Limits,
+    count_tokens: Callable[[str], int],
+    generate: Callable[[str, GenerateParams], Generation],
     *,
     default_return_full_text: bool = True,
 ) -> list[dict[str, Any]]:
-    """Run one generate request against the backend; returns the JSON TGI would answer.
+    """Validate and run one generate request; returns the JSON TGI would answer.
 
     Messages API requests are ``tgi_chat``'s.
     """
-    valid = validate(request.inputs, request.sampling, limits, backend.count_tokens)
-    generation = generate(backend, request.inputs, valid.params)
+    valid = validate(request.inputs, request.sampling, limits, count_tokens)
+    generation = generate(request.inputs, valid.params)
     return_full_text = request.return_full_text
     if return_full_text is None:
         return_full_text = default_return_full_text
@@ -572,10 +581,3 @@ def handle(
             "tokens": [],
         }
     return [response]
-
-
-def generate(backend: Backend, prompt: str, params: GenerateParams) -> Generation:
-    generation = backend.generate(prompt, params)
-    if not isinstance(generation, Generation):
-        raise TypeError(f"the backend returned {type(generation).__name__}, not a Generation")
-    return generation

@@ -25,20 +25,36 @@ exactly as it does against AWS:
   anywhere: ``payload_split_at`` cuts every event into several PayloadParts (mid-line,
   mid-JSON, even mid-character), ``payload_events_per_part`` puts several events in one.
 
-Requests for one endpoint are served one at a time (a lock around the backend): TGI batches
-concurrent requests, a CPU backend gains nothing from that. Standard library only.
+Requests for one endpoint generate one at a time (a lock around the backend): TGI batches
+concurrent requests, a CPU backend gains nothing from that. Under load it behaves as TGI's
+router does:
+
+* at most ``max_concurrent_requests`` requests are admitted at once (TGI's
+  ``--max-concurrent-requests`` semaphore, here over those generating and those waiting for
+  the model); past that TGI answers "Model is overloaded": HTTP 429 for a buffered request,
+  the in-stream error event for a streamed chat (``tgi_chat``). vLLM has no such bound;
+* a request whose client has disconnected stops: while it waits for the model, and between
+  two tokens of its generation, buffered or streamed (the backend's stream is closed, which
+  stops ``model.generate``), so it never delays the next one;
+* each request logs one line when it starts, one when it ends, and one if it is cancelled;
+  none carries the prompt.
+
+Standard library only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import re
+import select
+import socket
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -49,6 +65,8 @@ from tools.model_server import eventstream, protocol, tgi_chat, vllm_protocol
 from tools.model_server.backend import (
     INVOCATION_TIMEOUT_MESSAGE,
     Backend,
+    GenerateParams,
+    Generation,
     InvocationTimeout,
     ModelStreamFailure,
     SageMakerError,
@@ -56,6 +74,11 @@ from tools.model_server.backend import (
 from tools.model_server.protocol import ContainerError, GenerateRequest, Limits
 
 DEFAULT_ACCOUNT_ID = "123456789012"
+# TGI's launcher defaults to 128 concurrent requests, sized for a GPU's batches; a CPU serving
+# one generation at a time is better off refusing early than queueing work nobody waits for.
+DEFAULT_MAX_CONCURRENT_REQUESTS = 8
+# How often a request waiting for the model looks whether its client is still there.
+_QUEUE_POLL_SECONDS = 0.1
 # `python -m tools.model_server` prints it, then its URL, once it serves; starters wait for it.
 READY_PREFIX = "sagemaker_tgi listening on "
 ENGINES = ("tgi", "vllm")  # the module's serving_engine values
@@ -68,20 +91,14 @@ _INVOCATIONS = re.compile(
 EVENT_STREAM_CONTENT_TYPE = "application/vnd.amazon.eventstream"
 
 
+@dataclass
 class Response:
     """Status, headers and body of one HTTP answer; ``stream``: a streamed body instead."""
 
-    def __init__(
-        self,
-        status: int,
-        body: bytes,
-        headers: dict[str, str],
-        stream: PayloadStream | None = None,
-    ) -> None:
-        self.status = status
-        self.body = body
-        self.headers = headers
-        self.stream = stream
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    stream: PayloadStream | None = None
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -99,6 +116,7 @@ class _Answer:
     body: bytes = b""
     events: Iterator[bytes] | None = None
     on_close: list[Any] = field(default_factory=list)
+    refusal: str | None = None  # the engine's in-stream error instead of an answer (the log's)
 
     def close(self) -> None:
         closers, self.on_close = self.on_close, []
@@ -134,8 +152,10 @@ class PayloadStream:
         events_per_part: int = 1,
         on_close: Callable[[], None],
         log: Callable[[str], None],
+        watch: _Watch | None = None,
     ) -> None:
         self._events = events
+        self.watch = watch
         self._split_at = split_at
         self._events_per_part = events_per_part
         self._on_close: Callable[[], None] | None = on_close
@@ -152,6 +172,8 @@ class PayloadStream:
                 if len(pending) == self._events_per_part:
                     yield from self._parts(pending)
                     pending = []
+        except ClientGone:
+            raise
         except ModelStreamFailure as error:
             self.failure = f"{error.error_code}: {error.message}"
             failure = eventstream.model_stream_error(error.message, error.error_code)
@@ -175,6 +197,61 @@ class PayloadStream:
         on_close, self._on_close = self._on_close, None
         if on_close is not None:
             on_close()
+
+
+class ClientGone(Exception):
+    """The client closed its connection: the request's work stops (raised between tokens).
+
+    ``tokens``: how many pieces of text had been generated for it.
+    """
+
+    def __init__(self, tokens: int = 0) -> None:
+        super().__init__(tokens)
+        self.tokens = tokens
+
+
+class _Watch:
+    """One request's view of its client: ``check()`` raises ``ClientGone`` once it has gone;
+    ``tokens`` counts the pieces of text generated for it so far."""
+
+    def __init__(self, client_gone: Callable[[], bool]) -> None:
+        self._client_gone = client_gone
+        self.tokens = 0
+
+    def check(self) -> None:
+        if self._client_gone():
+            raise ClientGone(self.tokens)
+
+
+class _Permit:
+    """A request's place among the admitted ones (TGI's semaphore permit), released once."""
+
+    def __init__(self, slots: threading.BoundedSemaphore | None) -> None:
+        self._slots = slots
+        self._held = False
+
+    def take(self) -> None:
+        """TGI's ``try_acquire_owned``: never waits; raises its overload error instead."""
+        if self._slots is None:
+            return
+        if not self._slots.acquire(blocking=False):
+            raise protocol.overloaded()
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()  # type: ignore[union-attr]
+
+
+def client_disconnected(connection: socket.socket) -> bool:
+    """Whether the peer has closed ``connection``: readable with nothing to read (EOF), or
+    broken. A client waiting for its answer sends nothing, so this never consumes a byte."""
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+        return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
 
 
 def _cut(data: bytes, split_at: tuple[int, ...]) -> Iterator[bytes]:
@@ -203,18 +280,21 @@ class SageMakerTGIServer(LoopbackService):
         max_total_tokens: int,
         host: str = "127.0.0.1",
         port: int = 0,
-        on_invocation: Callable[[str, dict], None] | None = None,
+        on_invocation: Callable[[str, dict[str, Any]], None] | None = None,
         max_stop_sequences: int = protocol.DEFAULT_MAX_STOP_SEQUENCES,
         region: str = "us-east-1",
         account_id: str = DEFAULT_ACCOUNT_ID,
         variant_name: str = "AllTraffic",
         log: Callable[[str], None] | None = None,
         engine: str = "tgi",
+        max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
     ) -> None:
         if not endpoint_name:
             raise ValueError("endpoint_name must not be empty")
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        if max_concurrent_requests < 0:
+            raise ValueError("max_concurrent_requests cannot be negative")
         # Which container the endpoint runs: its request handling, answers and errors.
         self.engine = engine
         self.backend = backend
@@ -230,8 +310,25 @@ class SageMakerTGIServer(LoopbackService):
         self.payload_split_at: tuple[int, ...] = ()
         self.payload_events_per_part = 1
         self._backend_lock = threading.Lock()
+        # TGI's --max-concurrent-requests (its semaphore: see _Permit); vLLM has none.
+        self.max_concurrent_requests = max_concurrent_requests
+        self._request_numbers = itertools.count(1)
+        self.in_flight = 0  # requests started and not yet ended, for the log
+        self._in_flight_lock = threading.Lock()
         # Requests run torch: stop() waits for them, or the interpreter's exit would abort.
         super().__init__(host, port, handler=_Handler, log=self._log_line, wait_for_requests=True)
+
+    # -- the runtime ------------------------------------------------------------------------
+    @property
+    def max_concurrent_requests(self) -> int:
+        return self._max_concurrent_requests
+
+    @max_concurrent_requests.setter
+    def max_concurrent_requests(self, value: int) -> None:
+        """Changed between requests, never while any is admitted. 0 refuses every request,
+        as TGI's semaphore of 0 permits would: an overloaded container for tests."""
+        self._max_concurrent_requests = value
+        self._slots = threading.BoundedSemaphore(value)
 
     # -- the runtime ------------------------------------------------------------------------
     def invoke(
@@ -241,9 +338,12 @@ class SageMakerTGIServer(LoopbackService):
         content_type: str | None,
         *,
         response_stream: bool = False,
+        client_gone: Callable[[], bool] = lambda: False,
     ) -> Response:
         """Answer one InvokeEndpoint (or, ``response_stream``, InvokeEndpointWithResponseStream)
-        call: the HTTP layer's only entry point."""
+        call: the HTTP layer's only entry point. ``client_gone`` says whether the caller has
+        disconnected; the work stops when it has (``ClientGone``, raised here for a buffered
+        answer, by the stream's frames for a streamed one)."""
         request_id = str(uuid.uuid4())
         if endpoint_name != self.endpoint_name:
             return self._platform_error(
@@ -252,9 +352,12 @@ class SageMakerTGIServer(LoopbackService):
                 400,
                 f"Endpoint {endpoint_name} of account {self.account_id} not found.",
             )
+        watch = _Watch(client_gone)
         try:
             self._report(endpoint_name, body)
-            answer = self._answer(body, content_type, response_stream=response_stream)
+            answer = self._answer(body, content_type, watch, response_stream=response_stream)
+        except ClientGone:
+            raise
         except (ContainerError, InvocationTimeout) as error:
             if isinstance(error, InvocationTimeout):  # SageMaker's own answer, status 0
                 error = ContainerError.plain(0, INVOCATION_TIMEOUT_MESSAGE)
@@ -284,7 +387,10 @@ class SageMakerTGIServer(LoopbackService):
             events_per_part=self.payload_events_per_part,
             on_close=answer.close,
             log=self._log_line,
+            watch=watch,
         )
+        if answer.refusal is not None:
+            stream.failure = f"the engine's error event: {answer.refusal}"
         headers = {
             "Content-Type": EVENT_STREAM_CONTENT_TYPE,
             "X-Amzn-SageMaker-Content-Type": answer.content_type,
@@ -292,48 +398,124 @@ class SageMakerTGIServer(LoopbackService):
         }
         return Response(200, b"", headers, stream)
 
-    def _answer(self, body: bytes, content_type: str | None, *, response_stream: bool) -> _Answer:
+    def _answer(
+        self, body: bytes, content_type: str | None, watch: _Watch, *, response_stream: bool
+    ) -> _Answer:
         """The container's answer. A streamed one (SSE events asked for on the response stream
-        route) keeps the backend, which serves one request at a time, until it is closed."""
-        request = None if self.engine == "vllm" else protocol.parse_body(body, content_type)
-        self._backend_lock.acquire()
+        route) holds its permit, and the model while it generates, until it is closed."""
+        permit = _Permit(None if self.engine == "vllm" else self._slots)
         try:
-            if request is None:
-                answer = self._vllm(body)
-            elif isinstance(request, GenerateRequest):
-                document = protocol.handle(request, self.backend, self.limits)
-                answer = _Answer("application/json", protocol.compact_json(document))
+            if self.engine == "vllm":
+                answer = self._vllm(body, watch)
             else:
-                answer = self._tgi_chat(tgi_chat.prepare(request, self.backend, self.limits))
+                answer = self._tgi(body, content_type, permit, watch)
             if answer.events is not None and not response_stream:
                 # InvokeEndpoint waits for the whole stream and returns it as one body.
                 with contextlib.closing(answer):
                     answer = _Answer(answer.content_type, b"".join(answer.events))
         except BaseException:
-            self._backend_lock.release()
+            permit.release()
             raise
         if answer.events is None:
-            self._backend_lock.release()
+            permit.release()
         else:
-            answer.on_close.append(self._backend_lock.release)
+            answer.on_close.append(permit.release)
         return answer
 
-    def _tgi_chat(self, chat: tgi_chat.PreparedChat) -> _Answer:
-        if not chat.request.stream:
-            document = tgi_chat.answer(chat, self.backend)
+    def _tgi(
+        self, body: bytes, content_type: str | None, permit: _Permit, watch: _Watch
+    ) -> _Answer:
+        request = protocol.parse_body(body, content_type)
+        if isinstance(request, GenerateRequest):
+            permit.take()  # Infer::generate_stream: the permit, then the validation
+            generated = protocol.handle(
+                request,
+                self.limits,
+                self.backend.count_tokens,
+                lambda prompt, params: self._generation(prompt, params, watch),
+            )
+            return _Answer("application/json", protocol.compact_json(generated))
+        prompt = tgi_chat.template(request, self.backend)
+        if not request.stream:
+            permit.take()
+            chat = tgi_chat.validate(request, prompt, self.limits, self.backend.count_tokens)
+            generation = self._generation(prompt, chat.valid.params, watch)
+            document = tgi_chat.answer(chat, generation, self.backend.model_id)
             return _Answer("application/json", protocol.compact_json(document))
-        pieces = self.backend.generate_stream(chat.prompt, chat.valid.params)
+
+        # TGI takes the permit and validates inside the 200 stream: a refusal is its error event.
+        try:
+            permit.take()
+            chat = tgi_chat.validate(request, prompt, self.limits, self.backend.count_tokens)
+        except ContainerError as refused:
+            events = tgi_chat.refused(refused)
+            return _Answer(tgi_chat.CONTENT_TYPE_STREAM, events=events, refusal=refused.message)
+        pieces = self._pieces(prompt, chat.valid.params, watch)
         events = tgi_chat.stream(chat, pieces, self.backend.model_id)
         return _Answer(tgi_chat.CONTENT_TYPE_STREAM, events=events, on_close=[pieces, events])
 
-    def _vllm(self, body: bytes) -> _Answer:
+    def _vllm(self, body: bytes, watch: _Watch) -> _Answer:
         chat = vllm_protocol.prepare(body, self.backend, self.limits.max_total_tokens)
         if not chat.stream:
-            document = vllm_protocol.answer(chat, self.backend)
+            generation = self._generation(chat.prompt, chat.params, watch)
+            document = vllm_protocol.answer(chat, generation, self.backend.model_id)
             return _Answer("application/json", protocol.compact_json(document))
-        pieces = self.backend.generate_stream(chat.prompt, chat.params)
+        pieces = self._pieces(chat.prompt, chat.params, watch)
         events = vllm_protocol.stream(chat, pieces, self.backend.model_id)
         return _Answer(vllm_protocol.CONTENT_TYPE_STREAM, events=events, on_close=[pieces, events])
+
+    def _pieces(
+        self, prompt: str, params: GenerateParams, watch: _Watch
+    ) -> Generator[str | Generation, None, None]:
+        """The backend's stream for one request. It is asked for at once, so an error that
+        prevents the generation (a SageMaker error) comes before any answer starts; the model
+        is taken at the first ``next`` and held until the stream ends or is closed."""
+        return self._holding_model(self.backend.generate_stream(prompt, params), watch)
+
+    def _holding_model(
+        self, pieces: Iterator[str | Generation], watch: _Watch
+    ) -> Generator[str | Generation, None, None]:
+        """``pieces`` once the model is free. It stops as soon as the client has gone: while
+        waiting for the model, and before each piece is passed on (closing ``pieces`` stops
+        the generation)."""
+        try:
+            while not self._backend_lock.acquire(timeout=_QUEUE_POLL_SECONDS):
+                watch.check()
+            try:
+                watch.check()
+                for piece in pieces:
+                    watch.check()
+                    if not isinstance(piece, Generation):
+                        watch.tokens += 1
+                    yield piece
+            finally:
+                self._backend_lock.release()
+        finally:
+            _close(pieces)
+
+    def _generation(self, prompt: str, params: GenerateParams, watch: _Watch) -> Generation:
+        """The whole generation of a buffered answer (it stops too when the client goes)."""
+        with contextlib.closing(self._pieces(prompt, params, watch)) as pieces:
+            for piece in pieces:
+                if isinstance(piece, Generation):
+                    return piece
+        raise TypeError("the backend's stream ended without its Generation")
+
+    # -- the request log ----------------------------------------------------------------------
+    def _started(self, method: str, path: str, size: int) -> int:
+        with self._in_flight_lock:
+            self.in_flight += 1
+            in_flight = self.in_flight
+        number = next(self._request_numbers)
+        self._log_line(
+            f"request {number} started: {method} {path} ({size} bytes; {in_flight} in flight, "
+            f"at most {self.max_concurrent_requests} admitted)"
+        )
+        return number
+
+    def _ended(self) -> None:
+        with self._in_flight_lock:
+            self.in_flight -= 1
 
     def _report(self, endpoint_name: str, body: bytes) -> None:
         if self.on_invocation is None:
@@ -404,23 +586,52 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(app._platform_error(str(uuid.uuid4()), "ValidationError", 400, str(error)))
             self.close_connection = True
             return
-        if match is None:
-            response = app._platform_error(
-                str(uuid.uuid4()),
-                "UnknownOperationException",
-                404,
-                f"No SageMaker runtime operation at POST {path}",
+        number = app._started("POST", path, len(body))
+        try:
+            self._answer(app, path, match, body, started=started, number=number)
+        finally:
+            app._ended()
+
+    def _answer(
+        self,
+        app: SageMakerTGIServer,
+        path: str,
+        match: re.Match[str] | None,
+        body: bytes,
+        *,
+        started: float,
+        number: int,
+    ) -> None:
+        try:
+            if match is None:
+                response = app._platform_error(
+                    str(uuid.uuid4()),
+                    "UnknownOperationException",
+                    404,
+                    f"No SageMaker runtime operation at POST {path}",
+                )
+            else:
+                response = app.invoke(
+                    unquote(match["name"]),
+                    body,
+                    self.headers.get("Content-Type"),
+                    response_stream=match["route"] == "invocations-response-stream",
+                    client_gone=lambda: client_disconnected(self.connection),
+                )
+            self._send(response)
+        except ClientGone as gone:
+            self.close_connection = True
+            elapsed_ms = (time.monotonic() - started) * 1000
+            app._log_line(
+                f"request {number} cancelled: POST {path}: the client disconnected after "
+                f"{elapsed_ms:.0f} ms; generation stopped after {gone.tokens} tokens"
             )
-        else:
-            response = app.invoke(
-                unquote(match["name"]),
-                body,
-                self.headers.get("Content-Type"),
-                response_stream=match["route"] == "invocations-response-stream",
-            )
-        self._send(response)
+            return
         elapsed_ms = (time.monotonic() - started) * 1000
-        app._log_line(f"POST {path} {response.status} {elapsed_ms:.0f} ms{_summary(response)}")
+        app._log_line(
+            f"POST {path} {response.status} {elapsed_ms:.0f} ms{_summary(response)} "
+            f"(request {number})"
+        )
 
     def do_GET(self) -> None:
         # The container contract's health check, handy for readiness probes.
@@ -483,7 +694,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(response.body)
 
     def _send_stream(self, stream: PayloadStream) -> None:
-        """Each frame as one HTTP chunk, written (unbuffered) the moment it exists."""
+        """Each frame as one HTTP chunk, written (unbuffered) the moment it exists. A client
+        that has gone raises ``ClientGone``, after the generation has been stopped."""
         try:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
@@ -491,10 +703,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
-            stream.failure = "the client closed the connection"
-            self.close_connection = True
+            raise ClientGone(stream.watch.tokens if stream.watch else 0) from None
         finally:
-            stream.close()  # stops a generation the client left, frees the backend
+            stream.close()  # stops a generation the client left, frees the model
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # one line per request is written by do_POST instead

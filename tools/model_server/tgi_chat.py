@@ -8,8 +8,16 @@ As TGI's router writes them (``router/src/lib.rs``, ``chat.rs``, ``server.rs``):
   "assistant","content":"..."},"logprobs":null,"finish_reason":null}],"usage":null}`` per
   token; the last chunk carries the finish reason ("stop" for the end-of-sequence token,
   "length", "stop_sequence"); with ``stream_options.include_usage`` one more chunk follows,
-  with no choices and the ``usage``; then ``data: [DONE]``. An error during generation is one
-  ``data: {"error":{"message":...,"http_status_code":422}}`` event, then ``data: [DONE]``.
+  with no choices and the ``usage``; then ``data: [DONE]``.
+
+Where TGI 3.x refuses a request depends on whether it streams. The chat template is applied
+before either answer starts (a template error is an HTTP 422). The overload permit and the
+validation come after: a buffered request gets them as HTTP errors (429 ``overloaded``, 422
+``validation``), but a streamed one has already answered 200, because TGI's router runs them
+inside ``generate_stream`` (``router/src/infer/mod.rs``) and ``chat_completions`` writes any
+``InferError`` as one ``data: {"error":{"message":"Input validation error: ...",
+"http_status_code":422}}`` event (422 whatever the error: ``into_openai_event``), then
+``data: [DONE]``. An error during generation is that same event.
 
 One difference, because a backend learns that a generation is over only after its last piece:
 the finish reason always comes in a chunk of its own with empty content. TGI sends exactly
@@ -26,13 +34,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from tools.model_server import protocol
-from tools.model_server.backend import (
-    Backend,
-    ChatTemplateError,
-    Generation,
-    GenerationFailure,
-)
+from tools.model_server import chat_stream, protocol
+from tools.model_server.backend import Backend, ChatTemplateError, Generation
 from tools.model_server.protocol import (
     SSE_DONE,
     ChatRequest,
@@ -54,28 +57,33 @@ class PreparedChat:
     valid: ValidRequest
 
 
-def prepare(request: ChatRequest, backend: Backend, limits: Limits) -> PreparedChat:
-    """Template and validate a chat request; raises the ContainerError TGI would answer."""
+def template(request: ChatRequest, backend: Backend) -> str:
+    """The prompt the model sees; raises the 422 ``template_error`` TGI answers before any
+    stream starts (``ChatRequest::try_into_generate``)."""
     try:
-        prompt = backend.apply_chat_template([dict(m) for m in request.messages])
+        return backend.apply_chat_template([dict(m) for m in request.messages])
     except ChatTemplateError as error:
         raise ContainerError.tgi(
             422, f"Failed applying chat template to inputs: {error}", "template_error"
         ) from None
-    valid = protocol.validate(prompt, request.sampling, limits, backend.count_tokens)
-    return PreparedChat(request, prompt, valid)
 
 
-def answer(
-    chat: PreparedChat, backend: Backend, *, clock: Callable[[], float] = time.time
-) -> dict[str, Any]:
-    """Generate the whole answer: TGI's ``chat.completion``."""
-    generation = protocol.generate(backend, chat.prompt, chat.valid.params)
+def validate(
+    request: ChatRequest, prompt: str, limits: Limits, count_tokens: Callable[[str], int]
+) -> PreparedChat:
+    """TGI's validation of the templated prompt; raises its 422 ``validation`` error."""
+    return PreparedChat(
+        request, prompt, protocol.validate(prompt, request.sampling, limits, count_tokens)
+    )
+
+
+def answer(chat: PreparedChat, generation: Generation, model_id: str) -> dict[str, Any]:
+    """The whole answer: TGI's ``chat.completion``."""
     return {
         "object": "chat.completion",
         "id": "",
-        "created": int(clock()),
-        "model": backend.model_id,
+        "created": int(time.time()),
+        "model": model_id,
         "system_fingerprint": protocol.SYSTEM_FINGERPRINT,
         "choices": [
             {
@@ -93,13 +101,12 @@ def stream(
     chat: PreparedChat,
     pieces: Iterator[str | Generation],
     model_id: str,
-    *,
-    clock: Callable[[], float] = time.time,
 ) -> Iterator[bytes]:
     """The SSE events of a streamed answer, each as soon as the backend's piece exists.
 
-    ``pieces`` is ``Backend.generate_stream``'s iterator; its errors propagate (the server
-    ends the SageMaker stream with ``ModelStreamError``).
+    ``pieces`` is ``Backend.generate_stream``'s iterator; a ``GenerationFailure`` becomes the
+    error event, other errors propagate (the server ends the SageMaker stream with
+    ``ModelStreamError``).
     """
 
     def chunk(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> bytes:
@@ -107,7 +114,7 @@ def stream(
             {
                 "object": "chat.completion.chunk",
                 "id": "",
-                "created": int(clock()),
+                "created": int(time.time()),
                 "model": model_id,
                 "system_fingerprint": protocol.SYSTEM_FINGERPRINT,
                 "choices": choices,
@@ -123,20 +130,26 @@ def stream(
             "finish_reason": finish_reason,
         }
 
-    try:
-        for piece in pieces:
-            if isinstance(piece, Generation):
-                yield chunk([choice("", _finish_reason(piece))])
-                if chat.request.include_usage:
-                    yield chunk([], _usage(chat, piece))
-                yield SSE_DONE
-                return
-            yield chunk([choice(piece, None)])
-    except GenerationFailure as failure:  # TGI's InferError::into_openai_event
-        yield sse_event({"error": {"message": str(failure), "http_status_code": 422}})
-        yield SSE_DONE
-        return
-    raise RuntimeError("the backend's stream ended without its Generation")
+    def end(generation: Generation) -> Iterator[bytes]:
+        yield chunk([choice("", _finish_reason(generation))])
+        if chat.request.include_usage:
+            yield chunk([], _usage(chat, generation))
+
+    yield from chat_stream.events(
+        pieces, text=lambda piece: iter([chunk([choice(piece, None)])]), end=end, error=error_event
+    )
+
+
+def refused(error: ContainerError) -> Iterator[bytes]:
+    """A streamed request TGI refuses after answering 200 (overloaded, invalid):
+    ``Err(err) => yield Ok(err.into_openai_event())``, then ``[DONE]``."""
+    yield error_event(error.message)
+    yield SSE_DONE
+
+
+def error_event(message: str) -> bytes:
+    """TGI's ``InferError::into_openai_event``: its ``http_status_code`` is always 422."""
+    return sse_event({"error": {"message": message, "http_status_code": 422}})
 
 
 def _finish_reason(generation: Generation) -> str:

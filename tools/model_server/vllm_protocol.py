@@ -17,7 +17,9 @@ with ``"choices":[]`` and the ``usage``; then ``data: [DONE]``. A stop string is
 the stream as of the answer: the last characters that could begin one are held back until
 the text goes past them (vLLM's stop buffer). An error during generation is one
 ``data: {"error": {"message", "type", "param", "code"}}`` event (json.dumps' spacing), then
-``data: [DONE]``.
+``data: [DONE]``. The length check comes before the stream, so a streamed request that is too
+long gets the HTTP 400 too; vLLM has no bound on concurrent requests (its scheduler queues
+them) and aborts a request whose client has gone.
 
 Requests this server cannot honour (tools, log-probabilities, n > 1, other routes' bodies)
 are refused with a 400 that says so, never silently ignored. Standard library only.
@@ -28,30 +30,29 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tools.model_server.backend import (
-    Backend,
-    ChatTemplateError,
-    GenerateParams,
-    Generation,
-    GenerationFailure,
-)
-from tools.model_server.protocol import SSE_DONE, ContainerError, compact_json, sse_event
+from tools.model_server import chat_stream
+from tools.model_server.backend import Backend, ChatTemplateError, GenerateParams, Generation
+from tools.model_server.protocol import ContainerError, compact_json, sse_event
 
 CONTENT_TYPE_STREAM = "text/event-stream; charset=utf-8"  # starlette's StreamingResponse
 
 _UNSUPPORTED_FIELDS = ("tools", "logprobs", "top_logprobs", "response_format", "n")
 
 
-def error(status: int, message: str, error_type: str = "BadRequestError") -> ContainerError:
+def error(
+    status: int, message: str, error_type: str = "BadRequestError", param: str | None = None
+) -> ContainerError:
     """vLLM's ErrorResponse: the status is repeated as ``code``."""
-    body = compact_json(
-        {"error": {"message": message, "type": error_type, "param": None, "code": status}}
-    )
-    return ContainerError(status, body, "application/json")
+    body = compact_json({"error": _error_info(status, message, error_type, param)})
+    return ContainerError(status, body, "application/json", message)
+
+
+def _error_info(status: int, message: str, error_type: str, param: str | None) -> dict[str, Any]:
+    return {"message": message, "type": error_type, "param": param, "code": status}
 
 
 def _number(document: Mapping[str, Any], name: str) -> float | None:
@@ -123,15 +124,25 @@ def prepare(body: bytes, backend: Backend, max_model_len: int) -> PreparedChat:
         isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
     ):
         raise error(400, f"max_tokens must be at least 1, got {max_tokens}.")
-    requested = max_model_len - prompt_tokens if max_tokens is None else max_tokens
-    if prompt_tokens + requested > max_model_len or requested < 1:
+    # OpenAIServing._validate_input: the prompt must leave room for one token, then
+    # prompt + max_tokens must fit; a missing max_tokens is the rest of the model length.
+    if prompt_tokens >= max_model_len:
         raise error(
             400,
-            f"This model's maximum context length is {max_model_len} tokens. However, you "
-            f"requested {prompt_tokens + max(requested, 0)} tokens ({prompt_tokens} in the "
-            f"messages, {max(requested, 0)} in the completion). Please reduce the length of "
-            "the messages or completion.",
+            f"This model's maximum context length is {max_model_len} tokens. However, your "
+            f"request has {prompt_tokens} input tokens. Please reduce the length of the input "
+            "messages.",
+            param="input_tokens",
         )
+    if max_tokens is not None and prompt_tokens + max_tokens > max_model_len:
+        raise error(
+            400,
+            f"'max_tokens' or 'max_completion_tokens' is too large: {max_tokens}. This model's "
+            f"maximum context length is {max_model_len} tokens and your request has "
+            f"{prompt_tokens} input tokens ({max_tokens} > {max_model_len} - {prompt_tokens}).",
+            param="max_tokens",
+        )
+    requested = max_model_len - prompt_tokens if max_tokens is None else max_tokens
     temperature = _number(document, "temperature")
     top_p = _number(document, "top_p")
     if top_p is not None and not 0 < top_p <= 1:
@@ -159,16 +170,13 @@ def prepare(body: bytes, backend: Backend, max_model_len: int) -> PreparedChat:
     )
 
 
-def answer(
-    chat: PreparedChat, backend: Backend, *, clock: Callable[[], float] = time.time
-) -> dict[str, Any]:
-    """Generate the whole answer: vLLM's ``chat.completion``."""
-    generation = backend.generate(chat.prompt, chat.params)
+def answer(chat: PreparedChat, generation: Generation, model_id: str) -> dict[str, Any]:
+    """The whole answer: vLLM's ``chat.completion``."""
     return {
         "id": f"chatcmpl-{secrets.token_hex(16)}",
         "object": "chat.completion",
-        "created": int(clock()),
-        "model": backend.model_id,
+        "created": int(time.time()),
+        "model": model_id,
         "choices": [
             {
                 "index": 0,
@@ -192,14 +200,12 @@ def stream(
     chat: PreparedChat,
     pieces: Iterator[str | Generation],
     model_id: str,
-    *,
-    clock: Callable[[], float] = time.time,
 ) -> Iterator[bytes]:
     """The SSE events of a streamed answer, each as soon as its text is certain."""
     header = {
         "id": f"chatcmpl-{secrets.token_hex(16)}",
         "object": "chat.completion.chunk",
-        "created": int(clock()),
+        "created": int(time.time()),
         "model": model_id,
     }
 
@@ -211,37 +217,32 @@ def stream(
     # vLLM's stop buffer: text that could be the start of a stop string waits.
     hold = max((len(stop) for stop in chat.params.stop), default=1) - 1
     text = sent = ""
-    try:
-        for piece in pieces:
-            if isinstance(piece, Generation):
-                rest = _without_stop(piece, chat.params.stop)[len(sent) :]
-                stop_reason = _matched_stop(piece, chat.params.stop)
-                yield chunk(
-                    {"content": rest}, finish_reason=_finish_reason(piece), stop_reason=stop_reason
-                )
-                if chat.include_usage:
-                    yield sse_event({**header, "choices": [], "usage": _usage(chat, piece)})
-                yield SSE_DONE
-                return
-            text += piece
-            found = [text.index(stop) for stop in chat.params.stop if stop and stop in text]
-            ready = text[: min(found)] if found else text[: len(text) - hold]
-            if len(ready) > len(sent):
-                yield chunk({"content": ready[len(sent) :]})
-                sent = ready
-    except GenerationFailure as failure:  # serving_chat's create_streaming_error_response
-        document = {
-            "error": {
-                "message": str(failure),
-                "type": "InternalServerError",
-                "param": None,
-                "code": 500,
-            }
-        }
-        yield b"data: " + json.dumps(document).encode() + b"\n\n"
-        yield SSE_DONE
-        return
-    raise RuntimeError("the backend's stream ended without its Generation")
+
+    def text_chunk(piece: str) -> Iterator[bytes]:
+        nonlocal text, sent
+        text += piece
+        found = [text.index(stop) for stop in chat.params.stop if stop and stop in text]
+        ready = text[: min(found)] if found else text[: len(text) - hold]
+        if len(ready) > len(sent):
+            yield chunk({"content": ready[len(sent) :]})
+            sent = ready
+
+    def end(generation: Generation) -> Iterator[bytes]:
+        rest = _without_stop(generation, chat.params.stop)[len(sent) :]
+        stop_reason = _matched_stop(generation, chat.params.stop)
+        yield chunk(
+            {"content": rest}, finish_reason=_finish_reason(generation), stop_reason=stop_reason
+        )
+        if chat.include_usage:
+            yield sse_event({**header, "choices": [], "usage": _usage(chat, generation)})
+
+    yield from chat_stream.events(pieces, text=text_chunk, end=end, error=_stream_error)
+
+
+def _stream_error(message: str) -> bytes:
+    """serving_chat's ``create_streaming_error_response``: json.dumps' spacing."""
+    document = {"error": _error_info(500, message, "InternalServerError", None)}
+    return b"data: " + json.dumps(document).encode() + b"\n\n"
 
 
 def _finish_reason(generation: Generation) -> str:
