@@ -67,7 +67,7 @@ def load_handler(
 
     yield load
     purge_function_modules()
-    gc.enable()  # a handler whose init failed never resumed it (llm_app.init_phase)
+    gc.enable()  # a handler whose init failed never resumed it (llm_app.runtime.init_phase)
 
 
 @pytest.fixture(scope="session")

@@ -21,11 +21,11 @@ from chat.history import (
 from llm_app.arguments import bind_arguments, require_flag, require_question
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.generation import Answer, Generation, answer_with
-from llm_app.model import Endpoint
+from llm_app.model.answer import Answer, Generation, answer_with
+from llm_app.model.endpoint import Endpoint
+from llm_app.model.engine_errors import PromptTooLong
+from llm_app.model.tokens import count_messages_tokens, estimate_prompt_tokens
 from llm_app.redaction import session_tag
-from llm_app.sagemaker_errors import PromptTooLong
-from llm_app.tokens import count_messages_tokens, estimate_prompt_tokens
 
 CHAT_PROMPT = ChatPromptTemplate.from_messages(
     [
@@ -142,7 +142,8 @@ def chat(
     cut by an error or a client that left saves nothing). The owner's session only: another
     caller's id reads as a new, empty session, so nothing says whether it exists. On a public
     URL an id without turns is refused instead. `stream`: the model call streams (see
-    llm_app.model); the session is known before the first piece, for the x-session-id header.
+    llm_app.model.endpoint); the session is known before the first piece, for the
+    x-session-id header.
     """
     memory = "enabled" if open_history is not None else "disabled"
     if open_history is None or owner is None:

@@ -2,17 +2,17 @@
 
 DELETE `?session_id=...` forgets a session. Sessions belong to the signed caller (AWS_IAM);
 a public URL (NONE) continues only ids it issued. With `accept: text/event-stream` (or
-`"stream": true`) the answer streams (llm_app.service).
+`"stream": true`) the answer streams (llm_app.http.edge).
 
 Two front doors serve `ROUTES`: `handler`, the buffered Lambda handler
-(`chat.handler.handler`), and the ASGI app `python -m llm_app.web chat.handler` that the zip's
+(`chat.handler.handler`), and the ASGI app `python -m llm_app.http.web chat.handler` that the zip's
 `run.sh` starts behind the Lambda Web Adapter (response_streaming = true).
 """
 
 from __future__ import annotations
 
 # First: makes the init cheaper (pauses the cyclic GC, defers unused package inits; see init_phase).
-from llm_app import init_phase
+from llm_app.runtime import init_phase
 
 # isort: split
 from collections.abc import Mapping
@@ -23,15 +23,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chat.conversation import chat, parse_chat_request
 from chat.history import history_opener, require_issued, session_owner, validate_session_id
-from llm_app import tracing
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.function_url import HttpRequest, parse_json, streaming_requested
-from llm_app.generation import Answer, tap
-from llm_app.model import Endpoint
+from llm_app.http.edge import Route, deadline_of, serve
+from llm_app.http.request import HttpRequest, parse_json, streaming_requested
+from llm_app.model.answer import Answer, tap
+from llm_app.model.endpoint import Endpoint
 from llm_app.redaction import session_tag
-from llm_app.service import Route, deadline_of, serve
-from llm_app.snap_start import register_restore_hooks
+from llm_app.runtime import tracing
+from llm_app.runtime.snap_start import register_restore_hooks
 
 # Built once per container, reused by every request it serves.
 logger = Logger()

@@ -67,7 +67,8 @@ class Settings:
     # Chat, AWS_IAM only: whose conversations a signed request reaches. "caller": the account
     # and userId; "role": the account and an assumed role's unique id, whatever its session name.
     chat_session_scope: str = "caller"
-    # Terraform: tracing_mode = "Active". Only then is the X-Ray SDK imported (llm_app.tracing).
+    # Terraform: tracing_mode = "Active". Only then is the X-Ray SDK imported
+    # (llm_app.runtime.tracing).
     tracing_enabled: bool = False
     # Set by Terraform with the Lambda Web Adapter (response_streaming = true): model calls for
     # a streamed answer then stream too (InvokeEndpointWithResponseStream). The buffered door

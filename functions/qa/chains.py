@@ -34,9 +34,9 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from llm_app.errors import AppError, ErrorCode
-from llm_app.generation import Generation, Part, Progress, Usage
-from llm_app.sagemaker_errors import PromptTooLong
-from llm_app.tokens import estimate_prompt_tokens, estimate_tokens, truncate_to_tokens
+from llm_app.model.answer import Generation, Part, Progress, Usage
+from llm_app.model.engine_errors import PromptTooLong
+from llm_app.model.tokens import estimate_prompt_tokens, estimate_tokens, truncate_to_tokens
 
 # A model call: the messages, and whether it streams.
 Generate = Callable[..., Generation]

@@ -1,7 +1,7 @@
 """Document question answering: the request, its documents, and the chain that answers it.
 
 `answer_question` is the domain call both front doors make: it returns an `Answer` whose
-parts come from the chain's thread (llm_app.generation, qa.chains.stream_before_deadline):
+parts come from the chain's thread (llm_app.model.answer, qa.chains.stream_before_deadline):
 `Progress` after each map or refine call, then the final call's text, streamed when the
 caller asked for a stream; the fields are `chain_type`, `chunks`, `finish_reason` (the final
 call's) and `usage` (summed over every call).
@@ -18,9 +18,9 @@ from langchain_core.messages import BaseMessage
 from llm_app.arguments import bind_arguments, require_flag, require_question
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.generation import Answer, Generation, Part, close_fields
-from llm_app.sagemaker_errors import PromptTooLong
-from llm_app.tokens import estimate_prompt_tokens
+from llm_app.model.answer import Answer, Generation, Part, close_fields
+from llm_app.model.engine_errors import PromptTooLong
+from llm_app.model.tokens import estimate_prompt_tokens
 from qa.chains import (
     MAP_PROMPT,
     MIN_CHUNK_TOKENS,

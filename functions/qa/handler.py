@@ -1,16 +1,16 @@
 """Lambda handler for document QA: POST `["question", ["document", ...]]` -> {"answer": ...}.
 
-With `accept: text/event-stream` (or `"stream": true`) the answer streams (llm_app.service):
+With `accept: text/event-stream` (or `"stream": true`) the answer streams (llm_app.http.edge):
 progress while map_reduce and refine run, then the final call's tokens. Two front doors serve
 `ROUTES`: `handler`, the buffered Lambda handler (`qa.handler.handler`), and the ASGI app
-`python -m llm_app.web qa.handler` that the zip's `run.sh` starts behind the Lambda Web
+`python -m llm_app.http.web qa.handler` that the zip's `run.sh` starts behind the Lambda Web
 Adapter (response_streaming = true).
 """
 
 from __future__ import annotations
 
 # First: makes the init cheaper (pauses the cyclic GC, defers unused package inits; see init_phase).
-from llm_app import init_phase
+from llm_app.runtime import init_phase
 
 # isort: split
 from collections.abc import Mapping
@@ -19,13 +19,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from llm_app import tracing
 from llm_app.config import Settings
-from llm_app.function_url import HttpRequest, parse_json, streaming_requested
-from llm_app.generation import Answer, tap
-from llm_app.model import Endpoint
-from llm_app.service import Route, deadline_of, serve
-from llm_app.snap_start import register_restore_hooks
+from llm_app.http.edge import Route, deadline_of, serve
+from llm_app.http.request import HttpRequest, parse_json, streaming_requested
+from llm_app.model.answer import Answer, tap
+from llm_app.model.endpoint import Endpoint
+from llm_app.runtime import tracing
+from llm_app.runtime.snap_start import register_restore_hooks
 from qa.chains import Deadline
 from qa.document_qa import QaRequest, answer_question, load_documents, parse_qa_request
 from qa.documents import DocumentStore, build_s3_client

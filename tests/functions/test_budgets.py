@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from llm_app.web import FunctionApp
+from llm_app.http.web import FunctionApp
 from tests.support.canned_http import Canned, answering
 from tests.support.environment import ENDPOINT_NAME, create_history_table
 from tests.support.events import function_url_event, response_json

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from llm_app.errors import AppError, ErrorCode
-from llm_app.function_url import error_response, json_response, parse_json, read_request
+from llm_app.http.request import error_response, json_response, parse_json, read_request
 from tests.support.events import function_url_event, load_event
 
 

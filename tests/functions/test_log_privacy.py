@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from llm_app.errors import ErrorCode
-from llm_app.generation import Answer
-from llm_app.web import FunctionApp
+from llm_app.http.web import FunctionApp
+from llm_app.model.answer import Answer
 from tests.support.canned_http import Canned, answering
 from tests.support.environment import create_history_table
 from tests.support.events import function_url_event, lambda_context, response_json

@@ -8,8 +8,8 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 
 from llm_app.errors import AppError, ErrorCode
-from llm_app.model import Endpoint, TgiMessagesContentHandler
-from llm_app.sagemaker_errors import (
+from llm_app.model.endpoint import Endpoint, TgiMessagesContentHandler
+from llm_app.model.engine_errors import (
     SystemRoleRefused,
     parse_prompt_too_long,
     translate_client_error,

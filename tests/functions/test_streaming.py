@@ -1,6 +1,6 @@
 """Streamed answers through both front doors, against the fake endpoint's real response stream.
 
-Door 2 is the ASGI app (llm_app.web) served by uvicorn on a loopback port and called over
+Door 2 is the ASGI app (llm_app.http.web) served by uvicorn on a loopback port and called over
 HTTP as the Lambda Web Adapter calls it; door 1 is the buffered handler on Function URL
 events. Incremental delivery is proven with the gated fake endpoint: a token exists only
 after the test has read the one before it, so no timing is involved.
@@ -20,7 +20,7 @@ import time
 import pytest
 from uvicorn.config import STARTUP_FAILURE
 
-from llm_app.web import FunctionApp
+from llm_app.http.web import FunctionApp
 from tests.support.aws_calls import recording_function_calls
 from tests.support.environment import create_history_table, function_env
 from tests.support.events import (
@@ -51,7 +51,7 @@ TABLE = "stream-history"
 
 
 def door(module, **env: str) -> FunctionApp:
-    """Door 2 of a loaded handler module, as `python -m llm_app.web <module>` builds it."""
+    """Door 2 of a loaded handler module, as `python -m llm_app.http.web <module>` builds it."""
     return FunctionApp(module.ROUTES, module.SETTINGS, module.logger, env=env)
 
 
@@ -440,7 +440,7 @@ def test_the_start_command_fails_loudly_when_its_port_is_taken(fake_endpoint):
         holder.listen()
         port = holder.getsockname()[1]
         started = subprocess.run(
-            [sys.executable, "-m", "llm_app.web", "chat.handler", "--port", str(port)],
+            [sys.executable, "-m", "llm_app.http.web", "chat.handler", "--port", str(port)],
             env={
                 **function_env(fake_endpoint.url),
                 "PATH": os.environ["PATH"],

@@ -161,8 +161,8 @@ def test_requests_it_cannot_honour_are_refused_with_a_reason(endpoint, body, phr
 
 def test_the_functions_read_the_vllm_answer_and_its_errors(endpoint) -> None:
 
-    from llm_app.model import TgiMessagesContentHandler
-    from llm_app.sagemaker_errors import PromptTooLong, translate_client_error
+    from llm_app.model.endpoint import TgiMessagesContentHandler
+    from llm_app.model.engine_errors import PromptTooLong, translate_client_error
 
     client, _ = endpoint
     body = TgiMessagesContentHandler().transform_input(

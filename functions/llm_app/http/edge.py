@@ -2,7 +2,7 @@
 
 `respond` turns an `HttpRequest` into an `HttpResponse` whose body is an iterator of bytes:
 - a route's value (a mapping) -> 200 JSON;
-- a route's `Answer` (llm_app.generation) -> today's JSON (`{"answer": ..., **fields}`) unless
+- a route's `Answer` (llm_app.model.answer) -> today's JSON (`{"answer": ..., **fields}`) unless
   the answer streams: then Server-Sent Events (an OpenAI `chat.completion.chunk` per piece,
   `event: progress` for QA's long chains, a last chunk with `finish_reason`, `usage` and the
   answer's fields, then `data: [DONE]`), or raw text when `accept: text/plain` is preferred;
@@ -11,7 +11,7 @@
   the stream ends without `[DONE]`: a stream never just stops.
 
 Door 1 (`serve`, the buffered Lambda handler) joins the body into one Function URL response
-(SSE too: the same bytes, delivered whole). Door 2 (llm_app.web) sends each chunk as it comes.
+(SSE too: the same bytes, delivered whole). Door 2 (llm_app.http.web) sends each chunk as it comes.
 The request's log line is written when the body has been sent (or abandoned).
 """
 
@@ -26,18 +26,18 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
-from llm_app import metrics, tracing
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.function_url import (
+from llm_app.http.request import (
     JSON_HEADERS,
     HttpRequest,
     error_response,
     plain_text_preferred,
     read_request,
 )
-from llm_app.generation import Answer, Part, Progress, Usage, close_iterator, joined_text
+from llm_app.model.answer import Answer, Part, Progress, Usage, close_iterator, joined_text
 from llm_app.redaction import exception_summary, loggable_message
+from llm_app.runtime import metrics, tracing
 
 Route = Callable[[HttpRequest], Mapping[str, Any] | Answer]
 

@@ -5,7 +5,7 @@ model works without a prompt format of ours, and the answer never echoes the pro
 SageMaker, TGI's generate route returns the prompt too unless `return_full_text` is false).
 
 `Endpoint.generate(messages, stream=...)` is the one way to call the model; it returns a
-`Generation` (llm_app.generation):
+`Generation` (llm_app.model.answer):
 - buffered (`stream=False`): one `InvokeEndpoint` with `"stream": false`; the whole answer as
   one piece, with the completion's `finish_reason` and `usage`;
 - streamed (`stream=True`): `InvokeEndpointWithResponseStream` with `"stream": true` through
@@ -16,10 +16,10 @@ SageMaker, TGI's generate route returns the prompt too unless `return_full_text`
   the same AppError as a buffered call. A `ModelStreamError` later raises AppError from the
   iteration, and so does a stream that ends before the model said why it stopped.
 
-Errors map through `llm_app.sagemaker_errors` (no ARN, account id or raw AWS message reaches a
+Errors map through `llm_app.model.engine_errors` (no ARN, account id or raw AWS message reaches a
 caller). A chat template that refuses the system role (an error before the first piece,
 streamed or not) gets the system prompt folded into the first user message and one more try
-(`llm_app.chat_template`).
+(`llm_app.model.chat_template`).
 """
 
 from __future__ import annotations
@@ -39,17 +39,17 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 
-from llm_app import metrics
-from llm_app.aws import aws_client
-from llm_app.chat_template import SystemPromptPlacement, call_with_system_prompt_fallback
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.generation import Generation, Usage, close_iterator
+from llm_app.model.answer import Generation, Usage, close_iterator
+from llm_app.model.chat_template import SystemPromptPlacement, call_with_system_prompt_fallback
+from llm_app.model.engine_errors import safe_container_message, sagemaker_errors_mapped
 from llm_app.redaction import keep_library_logs_free_of_user_data
-from llm_app.sagemaker_errors import safe_container_message, sagemaker_errors_mapped
+from llm_app.runtime import metrics
+from llm_app.runtime.aws import aws_client
 
 # langchain-aws logs every failed streamed call with its traceback on stderr; each one is
-# already mapped to an AppError and logged once, structured, by llm_app.service.
+# already mapped to an AppError and logged once, structured, by llm_app.http.edge.
 logging.getLogger("langchain_aws.chat_models.sagemaker_endpoint").setLevel(logging.CRITICAL)
 
 # Asked of a streamed call: TGI (>= 2.4) and vLLM then report the call's usage in the stream.

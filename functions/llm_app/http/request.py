@@ -1,8 +1,9 @@
 """Lambda Function URL requests in (payload format 2.0 events, or LWA's HTTP requests).
 
-`HttpRequest` is what both front doors hand the shared request loop (llm_app.service):
+`HttpRequest` is what both front doors hand the shared request loop (llm_app.http.edge):
 `read_request` builds it from a URL event (the buffered handler), `request_from_context` from
-the URL event's `requestContext` that the Lambda Web Adapter forwards as a header (llm_app.web).
+the URL event's `requestContext` that the Lambda Web Adapter forwards as a header
+(llm_app.http.web).
 `streaming_requested` and `plain_text_preferred` read the `accept` header: the one place the
 response format is negotiated.
 """

@@ -14,7 +14,7 @@ path import far more there than the functions use:
   same `__init__` wraps `boto3.client` so that every client's user agent says
   `x-client-framework:langchain-aws`; deferred, the functions' clients do not carry that tag.
 - `uvicorn` (the streaming door only): its `__init__` imports `uvicorn.main`, the command line,
-  with click and the reloader; llm_app.web runs `uvicorn.config.Config` and
+  with click and the reloader; llm_app.http.web runs `uvicorn.config.Config` and
   `uvicorn.server.Server` from code.
 
 For the packages in `DEFERRED`, the finder below hands the import system the package's own

@@ -1,11 +1,11 @@
 """Door 2: the function as an ASGI app behind AWS's Lambda Web Adapter (response streaming).
 
-    python -m llm_app.web chat.handler --port 8080     # what the zip's run.sh runs
+    python -m llm_app.http.web chat.handler --port 8080     # what the zip's run.sh runs
 
 The adapter (LWA, /opt/bootstrap) starts the zip's `run.sh`, polls `GET /` until it answers,
 then forwards each Function URL request as HTTP to 127.0.0.1 and streams the response back.
 This module serves a function module's `ROUTES` (the same routes, settings and logger as its
-buffered `handler`) through `llm_app.service.respond`: HTTP in, the same `HttpRequest`; the
+buffered `handler`) through `llm_app.http.edge.respond`: HTTP in, the same `HttpRequest`; the
 `HttpResponse` body sent chunk by chunk as the domain yields it. It decides nothing else.
 
 - Who calls: only the `x-amzn-request-context` header (the URL event's `requestContext`,
@@ -13,7 +13,7 @@ buffered `handler`) through `llm_app.service.respond`: HTTP in, the same `HttpRe
   without it never reaches the routes: it is LWA's readiness check (`GET` on
   AWS_LWA_READINESS_CHECK_PATH, default `/`), a SnapStart hook (the paths named by
   AWS_LWA_SNAPSTART_BEFORE_CHECKPOINT_PATH / AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH; after a
-  restore, `random` is reseeded as llm_app.snap_start explains), or refused with 403.
+  restore, `random` is reseeded as llm_app.runtime.snap_start explains), or refused with 403.
 - The request id, deadline and function come from `x-amzn-lambda-context`; Powertools' Logger
   gets them as from the Lambda context, so the log lines look like the buffered handler's.
 - The domain's work blocks (boto3): it runs on worker threads, one `next()` at a time, never
@@ -28,7 +28,7 @@ from __future__ import annotations
 # First: pauses the cyclic garbage collector and defers unused package inits while uvicorn,
 # this module and the function's handler module import; the handler module's last line
 # resumes collecting (see init_phase).
-from llm_app import init_phase  # noqa: F401  # imported for its effect
+from llm_app.runtime import init_phase  # noqa: F401  # imported for its effect
 
 # isort: split
 import argparse
@@ -46,15 +46,15 @@ from uvicorn.server import Server
 
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.function_url import (
+from llm_app.http.edge import HttpResponse, Route, respond
+from llm_app.http.request import (
     HttpRequest,
     check_body_size,
     error_response,
     request_from_context,
 )
-from llm_app.generation import close_iterator
-from llm_app.service import HttpResponse, Route, respond
-from llm_app.snap_start import reseed_random
+from llm_app.model.answer import close_iterator
+from llm_app.runtime.snap_start import reseed_random
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -266,7 +266,7 @@ def uvicorn_server(app: Any, host: str, port: int) -> Server:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m llm_app.web", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m llm_app.http.web", description=__doc__)
     parser.add_argument("module", help="the function's handler module, e.g. chat.handler")
     parser.add_argument("--host", default="127.0.0.1", help="only the adapter may connect")
     parser.add_argument("--port", type=int, default=8080)

@@ -8,16 +8,16 @@
   permanent generation (`gc.freeze()`: later collections never scan it again, and a SnapStart
   snapshot keeps it as it is) and resumes collecting. An init that fails never reaches
   `finish()`, and Lambda then discards the process.
-- **Package inits nothing reads, deferred** (llm_app.deferred_packages): LangSmith's generated
-  API types and langchain-aws's Bedrock models, about a third of every init, and uvicorn's
-  command line.
+- **Package inits nothing reads, deferred** (llm_app.runtime.deferred_packages): LangSmith's
+  generated API types and langchain-aws's Bedrock models, about a third of every init, and
+  uvicorn's command line.
 """
 
 from __future__ import annotations
 
 import gc
 
-from llm_app import deferred_packages
+from llm_app.runtime import deferred_packages
 
 gc.disable()
 deferred_packages.install()
