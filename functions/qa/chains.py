@@ -10,11 +10,13 @@ Every chain runs all its calls but the last buffered and returns the last call's
 caller makes that call (`CallGuard.final`), streamed when the answer streams, so its tokens
 reach the caller as they come.
 
-Every model call goes through a `CallGuard`: it refuses to start a call once the deadline has
-passed or another call failed, so a failed or late request stops spending endpoint time. It
-sums the calls' token usage and reports each finished call (`Progress`) to `on_progress`.
-`stream_before_deadline` runs a chain on a worker thread (`CHAIN_THREADS`) and hands its parts
-over as they come, answering 504 when the deadline comes first.
+Every model call goes through a `CallGuard` (one per attempt of the budget policy,
+llm_app.model.budget): it refuses to start a call once the deadline has passed, the reader
+left or another call of the attempt failed, so a failed or late request stops spending
+endpoint time. The request's `CallTally` sums the calls' token usage and reports each
+finished call (`Progress`). `stream_before_deadline` runs a chain on a worker thread
+(`CHAIN_THREADS`) and hands its items over as they come, answering 504 when the deadline
+comes first.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from enum import StrEnum
+from typing import cast
 
 from langchain_core.messages import BaseMessage
 from langchain_core.prompt_values import ChatPromptValue, PromptValue
@@ -34,12 +37,18 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from llm_app.errors import AppError, ErrorCode
-from llm_app.model.answer import Generation, Part, Progress, Usage
-from llm_app.model.engine_errors import PromptTooLong
+from llm_app.model.answer import (
+    Item,
+    ModelItem,
+    Progress,
+    Usage,
+    close_iterator,
+    read_whole,
+)
 from llm_app.model.tokens import estimate_prompt_tokens, estimate_tokens, truncate_to_tokens
 
-# A model call: the messages, and whether it streams.
-Generate = Callable[..., Generation]
+# A model call (Endpoint.generate): the messages, and whether it streams.
+Generate = Callable[..., Iterator[ModelItem]]
 
 
 class ChainType(StrEnum):
@@ -98,99 +107,94 @@ class Deadline:
         return self._end - self._clock()
 
 
-class CallGuard:
-    """Counts model calls and stops new ones after the deadline or the first failure.
-
-    `guard(prompt)` is a buffered call's text (a chain step); `final(messages, stream)` the
-    last call's `Generation`. `usage` sums the calls' tokens; `on_progress` hears of each
-    finished call, with the calls planned so far (`plan`).
-    """
+class CallTally:
+    """What a request's model calls add up to, across the budget policy's attempts: calls,
+    tokens, progress (reported to `on_progress`), and why no call may start any more (the
+    deadline passed, or the reader left)."""
 
     def __init__(
-        self,
-        generate: Generate,
-        deadline: Deadline,
-        on_progress: Callable[[Progress], None] | None = None,
+        self, deadline: Deadline, on_progress: Callable[[Progress], None] | None = None
     ) -> None:
-        self._generate = generate
         self.deadline = deadline
         self.on_progress = on_progress
-        self._lock = threading.Lock()
-        self._stopped: AppError | None = None
+        self.lock = threading.Lock()
         self.calls = 0
         self.finished = 0
         self.planned = 0
         self.usage = Usage()
-        self._longest_call = 0.0
+        self.longest_call = 0.0
+        self.stopped: AppError | None = None
 
-    @property
-    def stopped(self) -> bool:
-        return self._stopped is not None
+    def stop(self, reason: AppError) -> None:
+        with self.lock:
+            if self.stopped is None:
+                self.stopped = reason
 
-    def stop(self, error: AppError) -> None:
-        with self._lock:
-            if self._stopped is None:
-                self._stopped = error
 
-    def resume_after(self, error: PromptTooLong) -> None:
-        """Allow calls again after the endpoint refused a prompt as too long (to retry smaller)."""
-        with self._lock:
-            if isinstance(self._stopped, PromptTooLong):
-                self._stopped = None
+class CallGuard:
+    """One attempt's model calls: it starts none after the deadline, the reader's leaving, or
+    the attempt's first failure (so a failed or late request stops spending endpoint time).
+
+    `guard(prompt)` is a buffered call's text (a chain step); `final(messages, stream)` the
+    last call, read up to its first piece. A call refused because the attempt stopped raises
+    the stopping error's twin (`AppError.again`): LangChain's batch raises the first failure
+    in input order, which may be a call that never started.
+    """
+
+    def __init__(self, generate: Generate, tally: CallTally) -> None:
+        self._generate = generate
+        self.tally = tally
+        self._failed: AppError | None = None
 
     def plan(self, calls: int) -> None:
         """`calls` more model calls will be made (for progress's total)."""
-        with self._lock:
-            self.planned += calls
+        with self.tally.lock:
+            self.tally.planned += calls
 
     def _start(self) -> None:
-        with self._lock:
-            if self._stopped is not None:
-                raise self._stopped
-            left = self.deadline.seconds_left()
+        tally = self.tally
+        with tally.lock:
+            reason = tally.stopped or self._failed
+            if reason is not None:
+                raise reason.again()
+            left = tally.deadline.seconds_left()
             # A call no faster than the slowest so far would end after the deadline.
-            if left <= 0 or left < self._longest_call:
-                self._stopped = deadline_error(self.calls, left)
-                raise self._stopped
-            self.calls += 1
+            if left <= 0 or left < tally.longest_call:
+                tally.stopped = deadline_error(tally.calls, left)
+                raise tally.stopped.again()
+            tally.calls += 1
 
     def __call__(self, prompt: PromptValue) -> str:
         self._start()
         started = time.monotonic()
-        messages = prompt.to_messages()
         try:
-            with self._stopping_on_failure(messages):
-                generation = self._generate(messages, stream=False)
-                text = generation.text()
+            with self._failing_the_attempt():
+                text, finish = read_whole(self._generate(prompt.to_messages(), stream=False))
         finally:
-            with self._lock:
-                self._longest_call = max(self._longest_call, time.monotonic() - started)
-        with self._lock:
-            self.usage = self.usage + generation.usage
-            self.finished += 1
-            progress = Progress(self.finished, max(self.planned, self.finished))
-        if self.on_progress is not None:
-            self.on_progress(progress)
+            with self.tally.lock:
+                self.tally.longest_call = max(self.tally.longest_call, time.monotonic() - started)
+        tally = self.tally
+        with tally.lock:
+            tally.usage = tally.usage + finish.usage
+            tally.finished += 1
+            progress = Progress(tally.finished, max(tally.planned, tally.finished))
+        if tally.on_progress is not None:
+            tally.on_progress(progress)
         return text
 
-    def final(self, messages: Sequence[BaseMessage], *, stream: bool) -> Generation:
+    def final(self, messages: Sequence[BaseMessage], *, stream: bool) -> Iterator[ModelItem]:
         """The chain's last call, whose text is the answer (read up to its first piece)."""
         self._start()
-        with self._stopping_on_failure(messages):
+        with self._failing_the_attempt():
             return self._generate(messages, stream=stream)
 
     @contextmanager
-    def _stopping_on_failure(self, messages: Sequence[BaseMessage]) -> Iterator[None]:
-        """A failed call stops the chain; a too-long refusal keeps our estimate of its prompt
-        (the retry shrinks by the endpoint's count against it)."""
+    def _failing_the_attempt(self) -> Iterator[None]:
         try:
             yield
-        except PromptTooLong as error:
-            error.sent_estimate = estimate_prompt_tokens(messages)
-            self.stop(error)
-            raise
         except AppError as error:
-            self.stop(error)
+            with self.tally.lock:
+                self._failed = self._failed or error
             raise
 
 
@@ -205,46 +209,55 @@ def deadline_error(calls_made: int, seconds_left: float) -> AppError:
 
 _DONE = object()
 # The chains' threads, once per container: a request reuses an idle one (starting a thread per
-# request cost QA about 0.5 ms of its warm latency); a chain abandoned at its deadline keeps
+# request showed in QA's warm latency, docs/performance.md); a chain abandoned at its deadline keeps
 # its thread until its calls in flight end, and the next request then starts another.
 CHAIN_THREADS = ThreadPoolExecutor(thread_name_prefix="qa-chain")
 
 
 def stream_before_deadline(
-    produce: Callable[[Callable[[Part], None]], None], guard: CallGuard
-) -> Iterator[Part]:
-    """The parts `produce(emit)` emits, as they come; 504 when the deadline comes first.
+    produce: Callable[[], Iterator[Item]], tally: CallTally
+) -> Iterator[Item]:
+    """The items `produce()` yields, and the progress its calls report, as they come; 504
+    when the deadline comes first.
 
     `produce` runs on a chain thread so this one can stop waiting, before Lambda kills the
-    function; calls already in flight finish in the background and the guard starts no new
-    one. Closing the iterator (a client gone) stops the guard the same way.
+    function; calls already in flight finish in the background and no new one starts.
+    Closing the iterator (a client gone) stops the calls the same way, and `produce` at its
+    next item.
     """
     handoff: queue.SimpleQueue[object] = queue.SimpleQueue()
+    tally.on_progress = handoff.put
 
     def run() -> None:
+        items = produce()
         try:
-            produce(handoff.put)
+            for item in items:
+                if tally.stopped is not None:  # the reader left or gave up
+                    return
+                handoff.put(item)
         except BaseException as error:  # handed to the reader, raised there
             handoff.put(error)
         else:
             handoff.put(_DONE)
+        finally:
+            close_iterator(items)
 
     CHAIN_THREADS.submit(run)
     try:
         while True:
             try:
-                item = handoff.get(timeout=max(guard.deadline.seconds_left(), 0))
+                item = handoff.get(timeout=max(tally.deadline.seconds_left(), 0))
             except queue.Empty:
-                error = deadline_error(guard.calls, guard.deadline.seconds_left())
-                guard.stop(error)
+                error = deadline_error(tally.calls, tally.deadline.seconds_left())
+                tally.stop(error)
                 raise error from None
             if isinstance(item, BaseException):
                 raise item
-            if not isinstance(item, str | Progress):
-                return  # _DONE: produce finished
-            yield item
+            if item is _DONE:
+                return
+            yield cast(Item, item)
     finally:
-        guard.stop(AppError(ErrorCode.INTERNAL_ERROR, "The answer was abandoned."))
+        tally.stop(AppError(ErrorCode.INTERNAL_ERROR, "The answer was abandoned."))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,7 +284,7 @@ def split_documents(documents: Sequence[str], chunk_tokens: int) -> list[str]:
 
 
 def _model_step(guard: CallGuard) -> Runnable[PromptValue, str]:
-    return RunnableLambda(guard, name="tgi_endpoint")
+    return RunnableLambda(guard, name="model_endpoint")
 
 
 def map_reduce(

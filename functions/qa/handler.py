@@ -14,17 +14,16 @@ from llm_app.runtime import init_phase
 
 # isort: split
 from collections.abc import Mapping
-from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from llm_app.config import Settings
-from llm_app.http.edge import Route, deadline_of, serve
+from llm_app.http.edge import Route
+from llm_app.http.lambda_handler import function_url_handler
 from llm_app.http.request import HttpRequest, parse_json, streaming_requested
-from llm_app.model.answer import Answer, tap
+from llm_app.model.answer import Answer
 from llm_app.model.endpoint import Endpoint
-from llm_app.runtime import tracing
+from llm_app.runtime import metrics, tracing
 from llm_app.runtime.snap_start import register_restore_hooks
 from qa.chains import Deadline
 from qa.document_qa import QaRequest, answer_question, load_documents, parse_qa_request
@@ -36,6 +35,7 @@ SETTINGS = Settings.from_env()
 ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
 # The S3 client is built on the first S3 document only (see DocumentStore).
 DOCUMENTS = DocumentStore(SETTINGS.document_buckets, lambda: build_s3_client(SETTINGS))
+metrics.start(SETTINGS)  # EMF lines in the deployment's namespace
 tracing.start(SETTINGS)  # X-Ray subsegments, only when tracing is on
 register_restore_hooks()  # SnapStart: what a restored copy must redo
 # Where no deadline is known (a request without a Lambda context): Lambda's longest timeout.
@@ -52,24 +52,11 @@ def answer(request: HttpRequest) -> Answer:
         return load_documents(qa, DOCUMENTS, SETTINGS)
 
     stream = streaming_requested(request.accept, qa_request.stream)
-    result = answer_question(qa_request, load, ENDPOINT.generate, deadline, SETTINGS, stream=stream)
-    if SETTINGS.log_prompts:
-
-        def log_exchange(text: str) -> None:
-            logger.info("exchange", extra={"question": qa_request.question, "answer": text})
-
-        result.parts = tap(result.parts, log_exchange)
-    return result
+    return answer_question(qa_request, load, ENDPOINT.generate, deadline, SETTINGS, stream=stream)
 
 
 ROUTES: Mapping[str, Route] = {"POST": answer}
-
-
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return serve(
-        event, routes=ROUTES, settings=SETTINGS, logger=logger, deadline=deadline_of(context)
-    )
+handler = function_url_handler(ROUTES, SETTINGS, logger)
 
 
 init_phase.finish()  # the last line of the init

@@ -290,7 +290,7 @@ def test_the_history_client_has_short_timeouts_and_standard_retries(monkeypatch)
 
 def streamed_door(load_handler, module: str, **env: str):
     loaded = load_handler(module, AWS_LWA_INVOKE_MODE="response_stream", **env)
-    return FunctionApp(loaded.ROUTES, loaded.SETTINGS, loaded.logger, env={})
+    return FunctionApp(loaded.ROUTES, loaded.SETTINGS, loaded.logger)
 
 
 def ask_streamed(address: str, payload) -> http.client.HTTPResponse:

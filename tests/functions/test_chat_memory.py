@@ -91,16 +91,16 @@ def test_second_turn_sends_the_first_exchange_to_the_model(
 
     second = ask(chat, lambda_context, "How many people live there?", session_id)
 
+    prompt_tokens = fake_endpoint.backend.count_tokens(fake_endpoint.backend.calls[-1].prompt)
     assert second == {
         "answer": "About 2.1 million.",
         "session_id": session_id,
         "memory": "enabled",
         "finish_reason": "stop",
         "usage": {
-            "input_tokens": fake_endpoint.backend.count_tokens(
-                fake_endpoint.backend.calls[-1].prompt
-            ),
-            "output_tokens": 3,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": 3,
+            "total_tokens": prompt_tokens + 3,
         },
     }
     assert fake_endpoint.last_request["messages"][1:] == [

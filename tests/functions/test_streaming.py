@@ -50,9 +50,9 @@ SEED_BODY = '["What is the capital of France?"]'
 TABLE = "stream-history"
 
 
-def door(module, **env: str) -> FunctionApp:
+def door(module) -> FunctionApp:
     """Door 2 of a loaded handler module, as `python -m llm_app.http.web <module>` builds it."""
-    return FunctionApp(module.ROUTES, module.SETTINGS, module.logger, env=env)
+    return FunctionApp(module.ROUTES, module.SETTINGS, module.logger)
 
 
 @pytest.fixture
@@ -241,8 +241,11 @@ def test_the_adapters_readiness_check_is_answered_without_the_function(chat_url,
     assert fake_endpoint.invocations == []
 
 
-def test_the_after_restore_hook_reseeds_random_and_only_for_the_adapter(chat, fake_endpoint):
-    app = door(chat, AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH="/_lwa/after-restore")
+def test_the_after_restore_hook_reseeds_random_and_only_for_the_adapter(
+    load_handler, fake_endpoint
+):
+    chat = load_handler("chat.handler", AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH="/_lwa/after-restore")
+    app = door(chat)
     with serving(app) as address:
         random.seed(42)
         expected_if_not_reseeded = random.random()
@@ -319,7 +322,7 @@ def test_a_json_answer_cut_at_max_new_tokens_says_length(
     body = response_json(chat.handler(function_url_event(), lambda_context))
     assert body["answer"] == "Paris is"
     assert body["finish_reason"] == "length"
-    assert body["usage"]["output_tokens"] == 2
+    assert body["usage"]["completion_tokens"] == 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,8 +501,8 @@ def test_qa_json_usage_is_summed_over_the_chain(load_handler, fake_endpoint, lam
     calls = len(fake_endpoint.invocations)
     assert calls > 1
     assert list(answer) == ["answer", "chain_type", "chunks", "finish_reason", "usage"]
-    assert answer["usage"]["output_tokens"] == 2 * calls
-    assert answer["usage"]["input_tokens"] == sum(
+    assert answer["usage"]["completion_tokens"] == 2 * calls
+    assert answer["usage"]["prompt_tokens"] == sum(
         fake_endpoint.backend.count_tokens(call.prompt) for call in fake_endpoint.backend.calls
     )
 

@@ -578,7 +578,7 @@ def test_each_streaming_role_grants_exactly_what_its_code_calls(
     def exercise(handler: Any, environment: dict[str, str], live: Stack) -> None:
         # Imported after the handler, from the same fresh modules (load_handler re-imports them).
         door = importlib.import_module("llm_app.http.web")
-        app = door.FunctionApp(handler.ROUTES, handler.SETTINGS, handler.logger, env=environment)
+        app = door.FunctionApp(handler.ROUTES, handler.SETTINGS, handler.logger)
         with web.serving(app) as address:
             STREAMING_EXERCISES[function](address, web, live)
 

@@ -1,86 +1,58 @@
-"""The request loop both front doors share: route by method, render, map errors, log one line.
+"""The HTTP edge both front doors share: route, render, map errors, observe.
 
-`respond` turns an `HttpRequest` into an `HttpResponse` whose body is an iterator of bytes:
-- a route's value (a mapping) -> 200 JSON;
-- a route's `Answer` (llm_app.model.answer) -> today's JSON (`{"answer": ..., **fields}`) unless
-  the answer streams: then Server-Sent Events (an OpenAI `chat.completion.chunk` per piece,
-  `event: progress` for QA's long chains, a last chunk with `finish_reason`, `usage` and the
-  answer's fields, then `data: [DONE]`), or raw text when `accept: text/plain` is preferred;
-- an AppError before the first part -> the code's status and `{"error": {"code", "message"}}`;
-  after it, one `data: {"error": ...}` event (text: a last `[error] code: message` line) and
-  the stream ends without `[DONE]`: a stream never just stops.
+`respond(read, routes=..., settings=..., logger=...)` answers one request and never raises:
+- `read()` builds the `HttpRequest` (a door's converter; its errors are answered too);
+- the method picks the route; a route returns a `Reply` (one JSON object) or an `Answer`,
+  whose typed items (llm_app.model.answer) a `Renderer` (llm_app.http.renderers) turns into
+  bytes: JSON unless the caller asked for a stream, then Server-Sent Events or plain text;
+- an AppError before the renderer's first bytes is answered with its code's status (the
+  one table in llm_app.errors) and `{"error": {"code", "message"}}`; after them it becomes
+  the stream's last bytes;
+- the request's log line (method, status, error code, duration, the answer's facts), its
+  metrics, by name, and its trace subsegment are written once, when the body has been sent
+  (or abandoned), by `RequestRecord`.
 
-Door 1 (`serve`, the buffered Lambda handler) joins the body into one Function URL response
-(SSE too: the same bytes, delivered whole). Door 2 (llm_app.http.web) sends each chunk as it comes.
-The request's log line is written when the body has been sent (or abandoned).
+The result is an `HttpResponse` whose body is an iterator of bytes: door 1 (llm_app.http.
+lambda_handler) joins it into a Function URL response, door 2 (llm_app.http.web) sends each
+chunk as it comes. A new route is one more entry in a function's ROUTES; a new wire format is
+one more Renderer, chosen in `renderer_for`.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.http.request import (
+from llm_app.http.renderers import (
     JSON_HEADERS,
-    HttpRequest,
-    error_response,
-    plain_text_preferred,
-    read_request,
+    JsonAnswer,
+    PlainText,
+    Renderer,
+    ServerSentEvents,
+    error_body,
+    error_headers,
+    json_body,
 )
-from llm_app.model.answer import Answer, Part, Progress, Usage, close_iterator, joined_text
+from llm_app.http.request import HttpRequest, plain_text_preferred
+from llm_app.model.answer import Answer, Done, Facts, Item, Reply, Text, close_iterator
 from llm_app.redaction import exception_summary, loggable_message
 from llm_app.runtime import metrics, tracing
 
-Route = Callable[[HttpRequest], Mapping[str, Any] | Answer]
-
-SSE_HEADERS = {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache",
-}
-TEXT_HEADERS = {"content-type": "text/plain; charset=utf-8", "cache-control": "no-cache"}
+Route = Callable[[HttpRequest], Answer | Reply]
 
 
-@dataclass
+@dataclass(frozen=True)
 class HttpResponse:
     status: int
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     # Sent chunk by chunk by the streaming door; joined by the buffered one.
     body: Iterator[bytes]
-
-
-def deadline_of(context: Any) -> float:
-    """When Lambda stops this invocation (time.time() seconds), from the runtime's context."""
-    return time.time() + float(context.get_remaining_time_in_millis()) / 1000
-
-
-def serve(
-    event: object,
-    *,
-    routes: Mapping[str, Route],
-    settings: Settings,
-    logger: Logger,
-    deadline: float | None = None,
-) -> dict[str, Any]:
-    """Door 1: answer one Function URL event whole; never raises, never leaks a stack trace."""
-    response = respond(
-        lambda: read_request(event, max_body_bytes=settings.max_body_bytes, deadline=deadline),
-        routes=routes,
-        settings=settings,
-        logger=logger,
-    )
-    return {
-        "statusCode": response.status,
-        "headers": response.headers,
-        "body": b"".join(response.body).decode("utf-8"),
-    }
 
 
 def respond(
@@ -90,163 +62,102 @@ def respond(
     settings: Settings,
     logger: Logger,
 ) -> HttpResponse:
-    """Answer one request; never raises. `read` builds the request (its errors are answered)."""
-    log = _RequestLog(logger, log_prompts=settings.log_prompts)
+    """Answer one request (see the module docstring); never raises."""
+    record = RequestRecord(logger, log_prompts=settings.log_prompts)
+    items: Iterator[Item] | None = None
     try:
         request = read()
         tracing.request_started(request.trace_header)
-        log.method = request.method
-        route = routes.get(request.method)
-        if route is None:
-            allowed = ", ".join(sorted(routes))
-            raise AppError(
-                ErrorCode.METHOD_NOT_ALLOWED,
-                f"{request.method} is not supported here; use {allowed}.",
-                headers={"allow": allowed},
-            )
-        result = route(request)
-        if not isinstance(result, Answer):
-            return log.whole(_json(200, result))
-        log.keys = result.log_keys  # the domain may add to them until the answer ends
+        record.method = request.method
+        result = _route(routes, request.method)(request)
+        record.facts = result.facts
+        if isinstance(result, Reply):
+            return record.whole(200, JSON_HEADERS, json_body(result.body))
+        record.question = result.question
+        renderer = renderer_for(request, result.streamed, settings)
+        items = iter(result.items)
+        first = _first_bytes(items, renderer, record)
         if not result.streamed:
-            text = joined_text(result.parts)
-            return log.whole(_json(200, {"answer": text, **result.fields}))
-        # Errors until the first part keep their status: nothing has been sent yet.
-        parts = iter(result.parts)
-        first = next(parts, None)
+            close_iterator(items)  # past Done: nothing more to read
+            return record.whole(200, {**renderer.headers, **result.headers}, first)
     except AppError as error:
-        return log.whole(error_response(error), error)
+        close_iterator(items)
+        return record.refused(error)
     except Exception as error:
-        log.unhandled("unhandled error", error)
-        return log.whole(error_response(_internal_error()), _internal_error())
-    stream: StreamFormat
+        close_iterator(items)
+        record.unhandled("unhandled error", error)
+        return record.refused(internal_error())
+    body = record.streamed(_streamed_body(first, items, renderer, record))
+    return HttpResponse(200, {**renderer.headers, **result.headers}, body)
+
+
+def renderer_for(request: HttpRequest, streamed: bool, settings: Settings) -> Renderer:
+    if not streamed:
+        return JsonAnswer()
     if plain_text_preferred(request.accept):
-        stream = PlainText()
-    else:
-        stream = ServerSentEvents(settings.endpoint_name, request.request_id)
-    body = log.streamed(_stream_body(stream, result, first, parts))
-    return HttpResponse(200, {**stream.headers, **result.headers}, body)
+        return PlainText()
+    return ServerSentEvents(settings.endpoint_name, request.request_id)
 
 
-def _json(status: int, payload: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": dict(JSON_HEADERS),
-        "body": json.dumps(payload, ensure_ascii=False),
-    }
-
-
-def _internal_error() -> AppError:
+def internal_error() -> AppError:
     return AppError(
         ErrorCode.INTERNAL_ERROR,
         "The function failed unexpectedly; its log has the details for this request.",
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# Streamed renderings: errors after the first byte become the stream's last event
-# ---------------------------------------------------------------------------------------------
-class StreamFormat(Protocol):
-    headers: Mapping[str, str]
-
-    def part(self, part: Part) -> bytes | None: ...
-    def end(self, fields: Mapping[str, Any]) -> bytes: ...
-    def error(self, error: AppError) -> bytes: ...
-
-
-class ServerSentEvents:
-    """OpenAI `chat.completion.chunk` events, QA's `event: progress`, then `data: [DONE]`."""
-
-    headers: Mapping[str, str] = SSE_HEADERS
-
-    def __init__(self, model: str, request_id: str) -> None:
-        self.model = model
-        self.completion_id = f"chatcmpl-{request_id}"
-        self.created = int(time.time())
-        self.role: dict[str, str] = {"role": "assistant"}  # the first chunk's, as OpenAI does
-
-    def _chunk(self, delta: Mapping[str, Any], finish_reason: str | None) -> dict[str, Any]:
-        return {
-            "id": self.completion_id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-        }
-
-    def part(self, part: Part) -> bytes:
-        if isinstance(part, Progress):
-            return _sse({"done": part.done, "total": part.total}, event="progress")
-        delta, self.role = {**self.role, "content": part}, {}
-        return _sse(self._chunk(delta, None))
-
-    def end(self, fields: Mapping[str, Any]) -> bytes:
-        """The last chunk: finish_reason, usage in OpenAI's names, the answer's other fields."""
-        rest = dict(fields)
-        last = self._chunk({}, rest.pop("finish_reason", None))
-        last["usage"] = Usage(**rest.pop("usage", {})).as_openai()
-        return _sse({**last, **rest}) + b"data: [DONE]\n\n"
-
-    def error(self, error: AppError) -> bytes:
-        return _sse({"error": {"code": error.code.value, "message": error.message}})
+def _route(routes: Mapping[str, Route], method: str) -> Route:
+    route = routes.get(method)
+    if route is None:
+        allowed = ", ".join(sorted(routes))
+        raise AppError(
+            ErrorCode.METHOD_NOT_ALLOWED,
+            f"{method} is not supported here; use {allowed}.",
+            headers={"allow": allowed},
+        )
+    return route
 
 
-class PlainText:
-    """The answer's text as it comes (for `curl -N`), a newline at its end."""
-
-    headers: Mapping[str, str] = TEXT_HEADERS
-
-    def part(self, part: Part) -> bytes | None:
-        return part.encode("utf-8") if isinstance(part, str) else None
-
-    def end(self, fields: Mapping[str, Any]) -> bytes:
-        return b"\n"
-
-    def error(self, error: AppError) -> bytes:
-        return f"\n[error] {error.code.value}: {error.message}\n".encode()
-
-
-def _sse(data: Mapping[str, Any], *, event: str | None = None) -> bytes:
-    head = f"event: {event}\n" if event else ""
-    return f"{head}data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+def _first_bytes(items: Iterator[Item], renderer: Renderer, record: RequestRecord) -> bytes:
+    """Read items until the renderer has bytes to send: errors until then keep their status."""
+    for item in items:
+        record.saw(item)
+        if (data := renderer.render(item)) is not None:
+            return data
+    raise RuntimeError("the answer ended without its Done item")
 
 
 class _StreamFailed(Exception):
-    """A stream's failure after its first byte: the last event to send, and what to log."""
+    """A stream's failure after its first byte: the last bytes to send, and what to log."""
 
-    def __init__(self, error: AppError | None, event: bytes) -> None:
+    def __init__(self, error: AppError | None, last: bytes) -> None:
         super().__init__(error)
         self.error = error
-        self.event = event
+        self.last = last
 
 
-def _stream_body(
-    stream: StreamFormat, answer: Answer, first: Part | None, parts: Iterator[Part]
+def _streamed_body(
+    first: bytes, items: Iterator[Item], renderer: Renderer, record: RequestRecord
 ) -> Iterator[bytes]:
-    """The answer in `stream`'s format; a failure raises _StreamFailed with its last event.
-
-    Closing this iterator (a client gone) closes the answer's parts: the domain stops, and
-    chat stores nothing.
-    """
+    """The rest of the answer; closing this iterator (a client gone) closes the items: the
+    domain stops, and chat stores nothing."""
     try:
-        if first is not None:
-            for part in itertools.chain((first,), parts):
-                if (data := stream.part(part)) is not None:
-                    yield data
-        yield stream.end(answer.fields)
+        yield first
+        for item in items:
+            record.saw(item)
+            if (data := renderer.render(item)) is not None:
+                yield data
     except AppError as error:
-        raise _StreamFailed(error, stream.error(error)) from error
+        raise _StreamFailed(error, renderer.failed(error)) from error
     except Exception as error:
-        raise _StreamFailed(None, stream.error(_internal_error())) from error
+        raise _StreamFailed(None, renderer.failed(internal_error())) from error
     finally:
-        close_iterator(parts)
+        close_iterator(items)
 
 
-# ---------------------------------------------------------------------------------------------
-# The request's log line
-# ---------------------------------------------------------------------------------------------
-class _RequestLog:
-    """One `request` line per request: method, status, error code, duration.
+class RequestRecord:
+    """One `request` log line per request (method, status, error code, duration, the answer's
+    facts), its metrics and its trace subsegment.
 
     Without log_prompts no line quotes outside text: an AppError's `log_message`, and an
     unexpected exception's traceback without its messages (llm_app.redaction).
@@ -257,14 +168,30 @@ class _RequestLog:
         self.log_prompts = log_prompts
         self.started = time.perf_counter()
         self.method = "?"
-        self.keys: Mapping[str, Any] = {}
+        self.facts = Facts()
+        self.question: str | None = None
+        self._text: list[str] = []
 
-    def whole(self, response: Mapping[str, Any], error: AppError | None = None) -> HttpResponse:
-        if error is not None and error.status >= 500:
+    def saw(self, item: Item) -> None:
+        """An item on its way out: Done's facts join the line; with log_prompts the exchange
+        is logged once the answer is complete."""
+        if isinstance(item, Text) and self.log_prompts:
+            self._text.append(item.text)
+        elif isinstance(item, Done):
+            self.facts = self.facts + item.facts
+            if self.log_prompts:
+                answer = "".join(self._text).strip()
+                self.logger.info("exchange", extra={"question": self.question, "answer": answer})
+
+    def whole(self, status: int, headers: Mapping[str, str], body: bytes) -> HttpResponse:
+        self.write(status, None, streamed=False)
+        return HttpResponse(status, dict(headers), iter((body,)))
+
+    def refused(self, error: AppError) -> HttpResponse:
+        if error.status >= 500:
             self.logger.warning("request failed upstream", extra=self._error_message(error))
-        self.write(response["statusCode"], error, streamed=False)
-        body = response["body"].encode("utf-8")
-        return HttpResponse(response["statusCode"], dict(response["headers"]), iter((body,)))
+        self.write(error.status, error, streamed=False)
+        return HttpResponse(error.status, error_headers(error), iter((error_body(error),)))
 
     def streamed(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
         error: AppError | None = None
@@ -276,10 +203,10 @@ class _RequestLog:
             error = failure.error
             if error is None:
                 self.unhandled("unhandled error while streaming", failure.__cause__ or failure)
-                error = _internal_error()
+                error = internal_error()
             elif error.status >= 500:
                 self.logger.warning("stream failed upstream", extra=self._error_message(error))
-            yield failure.event
+            yield failure.last
         finally:
             self.write(200, error, streamed=True, completed=completed)
 
@@ -292,28 +219,21 @@ class _RequestLog:
         return {"error_message": loggable_message(error, log_prompts=self.log_prompts)}
 
     def write(
-        self,
-        status: int,
-        error: AppError | None,
-        *,
-        streamed: bool,
-        completed: bool = True,
+        self, status: int, error: AppError | None, *, streamed: bool, completed: bool = True
     ) -> None:
+        error_code = None if error is None else error.code.value
         extra: dict[str, Any] = {
             "method": self.method,
             "status": status,
-            "error_code": None if error is None else error.code.value,
+            "error_code": error_code,
             "duration_ms": round((time.perf_counter() - self.started) * 1000, 1),
         }
         if streamed:
-            extra["streamed"] = True
-            extra["completed"] = completed
-        if self.keys:
-            self.logger.append_keys(**self.keys)
+            extra.update(streamed=True, completed=completed)
+        if self.facts.log:
+            self.logger.append_keys(**self.facts.log)
         self.logger.info("request", extra=extra)
-        if "history_turns" in self.keys:
-            metrics.history_turns(self.keys["history_turns"])
-        if "chunks" in self.keys:
-            metrics.qa_chain(chunks=self.keys["chunks"])
-        metrics.request_finished(status, extra["error_code"], extra["duration_ms"])
-        tracing.request_finished(extra["error_code"])
+        for name, value in self.facts.metrics.items():
+            metrics.count(name, value)
+        metrics.request_finished(status, error_code, extra["duration_ms"])
+        tracing.request_finished(error_code)

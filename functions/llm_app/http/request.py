@@ -1,6 +1,6 @@
 """Lambda Function URL requests in (payload format 2.0 events, or LWA's HTTP requests).
 
-`HttpRequest` is what both front doors hand the shared request loop (llm_app.http.edge):
+`HttpRequest` is what both front doors hand the edge (llm_app.http.edge):
 `read_request` builds it from a URL event (the buffered handler), `request_from_context` from
 the URL event's `requestContext` that the Lambda Web Adapter forwards as a header
 (llm_app.http.web).
@@ -20,8 +20,6 @@ from typing import Any
 
 from llm_app.errors import AppError, ErrorCode
 from llm_app.identity import iam_caller
-
-JSON_HEADERS = {"content-type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -157,30 +155,13 @@ def parse_json(body: bytes) -> Any:
     except json.JSONDecodeError as error:
         raise AppError(
             ErrorCode.INVALID_JSON,
-            f"The request body is not valid JSON ({error.msg} at line {error.lineno} "
-            f'column {error.colno}); send e.g. ["What is the capital of France?"].',
+            # json's own message may end in "at" ("Invalid control character at"): say it once.
+            f"The request body is not valid JSON ({error.msg.removesuffix(' at')} at line "
+            f"{error.lineno} column {error.colno}); send e.g. "
+            '["What is the capital of France?"].',
         ) from None
     except RecursionError:
         raise AppError(ErrorCode.INVALID_JSON, "The request body is nested too deeply.") from None
-
-
-def json_response(
-    status: int, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {**JSON_HEADERS, **(headers or {})},
-        "body": json.dumps(payload, ensure_ascii=False),
-    }
-
-
-def error_response(error: AppError) -> dict[str, Any]:
-    headers = dict(error.headers)
-    if error.retry_after is not None:
-        headers["retry-after"] = str(error.retry_after)
-    return json_response(
-        error.status, {"error": {"code": error.code.value, "message": error.message}}, headers
-    )
 
 
 def _dig(value: object, *keys: str) -> object:

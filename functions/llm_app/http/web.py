@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import importlib
 import json
-import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
@@ -47,12 +46,8 @@ from uvicorn.server import Server
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.http.edge import HttpResponse, Route, respond
-from llm_app.http.request import (
-    HttpRequest,
-    check_body_size,
-    error_response,
-    request_from_context,
-)
+from llm_app.http.renderers import error_body, error_headers
+from llm_app.http.request import HttpRequest, check_body_size, request_from_context
 from llm_app.model.answer import close_iterator
 from llm_app.runtime.snap_start import reseed_random
 
@@ -80,12 +75,8 @@ class LambdaContextHeader:
             env = {}
         self.aws_request_id = str(context.get("request_id", ""))
         self.invoked_function_arn = str(context.get("invoked_function_arn", ""))
-        self.function_name = str(
-            env.get("function_name", os.environ.get("AWS_LAMBDA_FUNCTION_NAME", ""))
-        )
-        self.memory_limit_in_mb = str(
-            env.get("memory", os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", ""))
-        )
+        self.function_name = str(env.get("function_name", ""))
+        self.memory_limit_in_mb = str(env.get("memory", ""))
         self.function_version = str(env.get("version", ""))
         deadline_ms = context.get("deadline")
         # time.time() seconds; LWA sends milliseconds since the epoch.
@@ -102,16 +93,14 @@ class FunctionApp:
         routes: Mapping[str, Route],
         settings: Settings,
         logger: Logger,
-        env: Mapping[str, str] | None = None,
     ) -> None:
-        env = os.environ if env is None else env
         self.settings = settings
         self.logger = logger
-        self.readiness_path = env.get("AWS_LWA_READINESS_CHECK_PATH", "/") or "/"
+        self.readiness_path = settings.aws_lwa_readiness_check_path or "/"
         self.hooks: dict[str, Callable[[], None]] = {}
-        if path := env.get("AWS_LWA_SNAPSTART_BEFORE_CHECKPOINT_PATH"):
+        if path := settings.aws_lwa_snapstart_before_checkpoint_path:
             self.hooks[path] = lambda: None  # nothing to undo before the snapshot
-        if path := env.get("AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH"):
+        if path := settings.aws_lwa_snapstart_after_restore_path:
             self.hooks[path] = reseed_random
 
         @logger.inject_lambda_context(clear_state=True)
@@ -160,16 +149,12 @@ class FunctionApp:
         elif path == self.readiness_path and scope.get("method") == "GET":
             await _send_whole(send, 200, {"content-type": "text/plain"}, b"ready\n")
         else:
-            refused = error_response(
-                AppError(
-                    ErrorCode.NO_CALLER_IDENTITY,
-                    "This app answers only requests the function's URL forwards through the "
-                    "Lambda Web Adapter (no x-amzn-request-context header).",
-                )
+            refused = AppError(
+                ErrorCode.NO_CALLER_IDENTITY,
+                "This app answers only requests the function's URL forwards through the "
+                "Lambda Web Adapter (no x-amzn-request-context header).",
             )
-            await _send_whole(
-                send, refused["statusCode"], refused["headers"], refused["body"].encode()
-            )
+            await _send_whole(send, refused.status, error_headers(refused), error_body(refused))
 
 
 def _headers(scope: Scope) -> dict[str, str]:

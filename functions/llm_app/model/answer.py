@@ -1,53 +1,62 @@
-"""What the domain returns: an answer's text as it comes, then the fields that close it.
+"""What the domain yields: one typed stream per answer, every item frozen once yielded.
 
-Both front doors (the buffered Lambda handler and the streaming ASGI app, see `service`)
-consume the same `Answer`; neither decides anything about the answer itself.
+- A model call (`Endpoint.generate`) is an iterator of `Text` pieces, then one `Finish` (why
+  the model stopped, the tokens it read and wrote). A call that ends without a `Finish`
+  raises instead: a model answer is complete or an error, never silently cut.
+- A request's answer (`Answer`, what a route returns) is an iterator of `Text`, `Progress`
+  (QA's long chains) and, last, exactly one `Done`: the finish reason, the usage summed over
+  the request's calls, the answer's other JSON fields in their contract order, and the
+  `Facts` the request's log line and metrics need. What is known before the first item
+  (chat's x-session-id header, its session tag) travels on the `Answer` itself.
 
-- `Generation` is one model call: an iterator of text pieces (one piece for a buffered call,
-  one per token for a streamed call). Once exhausted, `finish_reason` says why the model
-  stopped ("stop", or "length" when cut at max_new_tokens) and `usage` how many tokens it
-  read and wrote. An iterator that ends without a finish reason raises instead: a model
-  answer is either complete or an error, never silently cut.
-- `Answer` is one request's result: `parts` yields text pieces (and, for QA's long chains,
-  `Progress`), and `fields` holds the answer's other JSON fields in their contract order; the
-  domain completes `fields` (finish_reason, usage) when `parts` is exhausted. `headers` are
-  response headers the domain knows once the first part is out (chat's x-session-id).
+The edge (llm_app.http.edge) renders this stream for both front doors; nothing reaches it
+any other way.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections import deque
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
 class Usage:
-    """Tokens the model read (the prompt) and wrote, summed over a request's model calls."""
+    """Tokens the model read (the prompt) and wrote, summed over a request's model calls, in
+    OpenAI's names (the JSON answer's and the stream's `usage` alike)."""
 
-    input_tokens: int = 0
-    output_tokens: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
-            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
         )
 
-    def as_json(self) -> dict[str, int]:
-        """The JSON answer's `usage`."""
-        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
-    def as_openai(self) -> dict[str, int]:
-        """The `usage` of an OpenAI chat.completion.chunk (the last streamed event)."""
+    def as_json(self) -> dict[str, int]:
         return {
-            "prompt_tokens": self.input_tokens,
-            "completion_tokens": self.output_tokens,
-            "total_tokens": self.input_tokens + self.output_tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
         }
+
+
+@dataclass(frozen=True)
+class Text:
+    """A piece of the answer's text, as the model wrote it."""
+
+    text: str
 
 
 @dataclass(frozen=True)
@@ -58,138 +67,117 @@ class Progress:
     total: int
 
 
-Part = str | Progress
+@dataclass(frozen=True)
+class Finish:
+    """The last item of one model call: why it stopped ("stop", "length") and its tokens."""
+
+    finish_reason: str
+    usage: Usage
 
 
-class Generation(Iterator[str]):
-    """One model call's text pieces; `finish_reason` and `usage` are known once exhausted.
+@dataclass(frozen=True)
+class Facts:
+    """What the request's log line (`log`: keys) and metrics (`metrics`: name -> count, see
+    llm_app.runtime.metrics) say about an answer."""
 
-    `pieces` yields text and calls `finish(reason, usage)` before it ends; the leading
-    whitespace of the answer is dropped (the buffered answer was always stripped).
-    """
+    log: Mapping[str, Any] = _EMPTY
+    metrics: Mapping[str, float] = _EMPTY
 
-    def __init__(self, pieces: Iterator[str]) -> None:
-        self._source = pieces
-        self._pieces = pieces
-        self._started = False
-        self.finish_reason: str | None = None
-        self.usage = Usage()
+    def __add__(self, other: Facts) -> Facts:
+        return Facts({**self.log, **other.log}, {**self.metrics, **other.metrics})
 
-    @classmethod
-    def complete(cls, text: str, finish_reason: str | None, usage: Usage) -> Generation:
-        """A buffered call's whole answer as a one-piece generation."""
-        generation = cls(iter((text,)))
-        generation.finish_reason = finish_reason or FINISH_STOP
-        generation.usage = usage
-        return generation
 
-    def finish(self, finish_reason: str | None, usage: Usage) -> None:
-        if finish_reason is not None:
-            self.finish_reason = finish_reason
-        self.usage = self.usage + usage
+@dataclass(frozen=True)
+class Done:
+    """The last item of an answer."""
 
-    def __iter__(self) -> Generation:
-        return self
+    finish_reason: str
+    usage: Usage
+    # The JSON answer's fields besides `answer`, finish_reason and usage, in contract order.
+    fields: Mapping[str, Any] = _EMPTY
+    facts: Facts = Facts()
 
-    def __next__(self) -> str:
-        while True:
-            piece = next(self._pieces)
-            if not self._started:
-                piece = piece.lstrip()
-                if not piece:
-                    continue
-                self._started = True
-            return piece
 
-    def prefetch(self) -> Generation:
-        """Read up to the first piece now (it is kept): the call's early errors raise here."""
-        try:
-            first = next(self)
-        except StopIteration:
-            return self
-        self._pieces = itertools.chain((first,), self._pieces)
-        return self
+Item = Text | Progress | Done
+ModelItem = Text | Finish
 
-    def text(self) -> str:
-        """Consume the rest and return it whole, stripped (a buffered caller's answer)."""
-        return "".join(self).strip()
+
+@dataclass(frozen=True)
+class Answer:
+    """A route's answer: its items as they come, and what is known before the first one."""
+
+    items: Iterator[Item]
+    # The caller asked for a stream (SSE or text); otherwise the answer is one JSON object.
+    streamed: bool = False
+    # Response headers (chat's x-session-id).
+    headers: Mapping[str, str] = _EMPTY
+    facts: Facts = Facts()
+    # The question, for the `exchange` log line written only with LOG_PROMPTS.
+    question: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A route's answer that is one JSON object whatever the caller accepts (chat's DELETE)."""
+
+    body: Mapping[str, Any]
+    facts: Facts = Facts()
+
+
+class Prefetched(Iterator[ModelItem]):
+    """A model call read up to its first piece of text now, so that its early errors (the
+    engine's refusals, in-stream ones included) raise before anything is sent; `close()`
+    abandons the call."""
+
+    def __init__(self, call: Iterator[ModelItem]) -> None:
+        self._call = call
+        self._head: deque[ModelItem] = deque()
+        for item in call:
+            self._head.append(item)
+            if isinstance(item, Text):
+                break
+
+    def __next__(self) -> ModelItem:
+        if self._head:
+            return self._head.popleft()
+        return next(self._call)
 
     def close(self) -> None:
-        """Stop reading: the underlying call is abandoned (a client that went away)."""
-        close_iterator(self._source)
+        close_iterator(self._call)
 
 
-@dataclass
-class Answer:
-    """One request's answer: parts as they come, then `fields` complete (see module doc)."""
-
-    parts: Iterator[Part]
-    fields: dict[str, Any] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    # Whether the model call streams (the caller asked for SSE or text): the doors then send
-    # the parts as they come; otherwise the answer is one JSON object.
-    streamed: bool = False
-    # Keys for the request's log line (e.g. session_tag, history_turns, chain_type).
-    log_keys: dict[str, Any] = field(default_factory=dict)
-
-
-def close_fields(fields: dict[str, Any], finish_reason: str | None, usage: Usage) -> None:
-    """Add the closing fields every answer carries, after its own ones (contract order)."""
-    fields["finish_reason"] = finish_reason or FINISH_STOP
-    fields["usage"] = usage.as_json()
-
-
-def relay(generation: Generation) -> Generator[str, None, str]:
-    """Yield a generation's pieces; return its whole text (stripped) once it completed."""
+def relay(call: Iterator[ModelItem]) -> Generator[Text, None, tuple[str, Finish]]:
+    """Yield a model call's text; return its whole text (stripped) and its Finish once the
+    call completed. Closing this generator (a reader gone) abandons the call."""
     pieces: list[str] = []
+    finish: Finish | None = None
     try:
-        for piece in generation:
-            pieces.append(piece)
-            yield piece
+        for item in call:
+            if isinstance(item, Text):
+                pieces.append(item.text)
+                yield item
+            else:
+                finish = item
     finally:
-        generation.close()  # a `for` does not close what it reads: a reader gone stops the call
-    return "".join(pieces).strip()
+        close_iterator(call)  # a `for` does not close what it reads
+    if finish is None:
+        raise RuntimeError("a model call ended without its Finish item")
+    return "".join(pieces).strip(), finish
 
 
-def answer_with(
-    generation: Generation,
-    fields: dict[str, Any],
-    *,
-    streamed: bool,
-    headers: dict[str, str] | None = None,
-    on_complete: Callable[[str], None] | None = None,
-) -> Answer:
-    """The answer of a request that makes one model call.
-
-    `on_complete(text)` runs once the model finished, before the closing fields are set:
-    chat stores the turn there, so an answer cut off by an error is never remembered.
-    """
-
-    def parts() -> Iterator[Part]:
-        text = yield from relay(generation)
-        if on_complete is not None:
-            on_complete(text)
-        close_fields(fields, generation.finish_reason, generation.usage)
-
-    return Answer(parts(), fields, headers or {}, streamed)
-
-
-def tap(parts: Iterator[Part], on_complete: Callable[[str], None]) -> Iterator[Part]:
-    """`parts` unchanged; `on_complete(text)` once they are all out (e.g. to log the exchange)."""
+def read_whole(call: Iterator[ModelItem]) -> tuple[str, Finish]:
+    """A model call consumed: its text (stripped) and its `Finish`."""
     pieces: list[str] = []
+    finish = Finish(FINISH_STOP, Usage())
     try:
-        for part in parts:
-            if isinstance(part, str):
-                pieces.append(part)
-            yield part
+        for item in call:
+            if isinstance(item, Text):
+                pieces.append(item.text)
+            else:
+                finish = item
     finally:
-        close_iterator(parts)
-    on_complete("".join(pieces).strip())
-
-
-def joined_text(parts: Iterable[Part]) -> str:
-    """The answer's text from its parts (progress ignored), stripped: the JSON answer."""
-    return "".join(part for part in parts if isinstance(part, str)).strip()
+        close_iterator(call)
+    return "".join(pieces).strip(), finish
 
 
 def close_iterator(iterator: object) -> None:

@@ -1,69 +1,28 @@
-"""What the SageMaker runtime and the container answer on failure, as errors a caller may see.
+"""The engine's (TGI's or vLLM's) refusals and failures, as errors a caller may see: one mapping
+wherever they arrive.
 
-SageMaker's documented InvokeEndpoint errors (docs/api.md has the table):
+An engine reports an error in one of two places:
+- as an HTTP error, before any stream: SageMaker relays it as a ``ModelError`` whose
+  ``OriginalStatusCode`` and ``OriginalMessage`` carry the container's status and body
+  (llm_app.model.sagemaker_errors);
+- inside a 200 stream, as an error event then ``data: [DONE]``. TGI 3.x validates a streamed
+  chat request inside its stream (router/src/infer/mod.rs, ``InferError::into_openai_event``:
+  ``{"error": {"message": "...", "http_status_code": 422}}``, 422 whatever the error, so
+  "Model is overloaded" too); vLLM's serving_chat answers a failure during generation with
+  ``{"error": {"message", "type", "param", "code": <status>}}``.
 
-- ``ModelError`` (HTTP 424): the container answered 4xx/5xx; ``OriginalStatusCode`` and
-  ``OriginalMessage`` carry its status and body, ``LogStreamArn`` its log. Status **0** is
-  SageMaker's own 60-second limit: "Your invocation timed out while waiting for a response
-  from container primary".
-- ``ValidationError`` (400): a bad request, or "Endpoint ... of account ... not found".
-- ``ThrottlingException``, ``ModelNotReadyException``, ``ServiceUnavailable``,
-  ``InternalFailure``, ``InternalDependencyException``: transient, retry later.
-- ``AccessDeniedException`` (and any other code): the function's own setup is wrong.
-- Streamed calls (InvokeEndpointWithResponseStream) fail the same ways before the first
-  piece; after it, the stream ends with a ``ModelStreamError`` event (the container broke:
-  ``StreamBroken``, ``ModelInvocationTimeExceeded``) or ``InternalStreamFailure`` (transient).
-
-A caller never sees an ARN, an account id or a raw AWS message: the answers below are our own
-sentences, plus the container's sentence for its 4xx (TGI's and vLLM's validation messages,
-with anything that looks like an ARN or account id removed). The full detail goes to the
-function's log under the request's id.
+`engine_error(status, body)` maps both the same way: a prompt over the context is
+`PromptTooLong` (413 context_too_long, after the budget policy's one smaller retry), a chat
+template without a system role `SystemRoleRefused` (the system prompt is folded and the call
+tried again), an overloaded engine 503 with retry-after, anything else 502 model_error.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from typing import Any
-
-from aws_lambda_powertools import Logger
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-    ResponseStreamingError,
-)
 
 from llm_app.errors import AppError, ErrorCode
-
-# Seconds a caller should wait before retrying, by SageMaker error code.
-RETRY_AFTER_SECONDS: Mapping[str, int] = {
-    "ThrottlingException": 5,
-    "ModelNotReadyException": 30,
-    "ServiceUnavailable": 10,
-    "InternalFailure": 5,
-    "InternalDependencyException": 5,
-    # InvokeEndpointWithResponseStream: the runtime failed a stream after it began.
-    "InternalStreamFailure": 5,
-}
-# The network failed on the way to SageMaker, or a stream broke in transit.
-_UNREACHABLE = (
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ConnectionClosedError,
-    ResponseStreamingError,
-)
-# SageMaker's OriginalStatusCode when the container did not answer within 60 seconds.
-CONTAINER_TIMEOUT_STATUS = 0
-TIMEOUT_ADVICE = (
-    "ask for a shorter answer (fewer new tokens, MAX_NEW_TOKENS) or stream it "
-    "(accept: text/event-stream), which SageMaker does not cut at 60 seconds"
-)
 
 # TGI (router/src/validation.rs): "`inputs` tokens + `max_new_tokens` must be <= 2048.
 # Given: 2100 `inputs` tokens and 700 `max_new_tokens`", and "`inputs` must have less than
@@ -92,26 +51,27 @@ _VLLM_COUNTS = (
     re.compile(r"too large: (?P<new>\d+)\..*your request has (?P<inputs>\d+) input tokens"),
     re.compile(r"your request has (?P<inputs>\d+) input tokens"),
 )
-# The part of the endpoint's measured ratio a retried prompt is budgeted at.
+# TGI's InferError::Overloaded (router/src/infer/mod.rs): its queue is full.
+_OVERLOADED = "model is overloaded"
+OVERLOADED_RETRY_AFTER_SECONDS = 5
+# The part of the endpoint's measured ratio a retried prompt is budgeted at: the text that
+# goes is not exactly as dense as the text that stays.
 SHRINK_MARGIN = 0.9
 # What must never reach a caller, should a container or AWS sentence carry it.
 _ARN = re.compile(r"arn:aws[a-z-]*:[^\s\"',]*")
 _ACCOUNT_ID = re.compile(r"(?<!\d)\d{12}(?!\d)")
 
 
-# SageMaker errors whose message relays the model container's own words.
-CONTAINER_ERROR_CODES = frozenset({"ModelError", "ModelStreamError"})
-
-
 class PromptTooLong(AppError):
-    """The endpoint counted more input tokens than it accepts: 413, with its real figures.
+    """The engine counted more input tokens than it accepts: 413, with its real figures.
 
-    ``input_tokens`` is the container's own count of the prompt it refused and
-    ``input_limit`` the most it would have taken with the same ``max_new_tokens``, so a
-    caller of the model can shrink the prompt by their ratio and try again.
+    ``input_tokens`` is the engine's count of the prompt it refused, ``input_limit`` the most
+    it would have taken with the same ``max_new_tokens``, and ``sent_estimate`` our estimate
+    of that prompt (set by the call that sent it, llm_app.model.endpoint): together, what a
+    smaller retry may budget (`shrunk_budget`).
     """
 
-    def __init__(self, input_tokens: int, input_limit: int) -> None:
+    def __init__(self, input_tokens: int, input_limit: int, sent_estimate: int | None = None):
         super().__init__(
             ErrorCode.CONTEXT_TOO_LONG,
             f"The prompt is {input_tokens} tokens by the model's own count; it accepts "
@@ -120,14 +80,17 @@ class PromptTooLong(AppError):
         )
         self.input_tokens = input_tokens
         self.input_limit = input_limit
-        # Our estimate of the refused prompt, set by the caller that sent it.
-        self.sent_estimate: int | None = None
+        self.sent_estimate = sent_estimate
 
-    def shrink(self, estimated_tokens: int) -> int:
-        """A budget, in the estimate's units, for a prompt whose estimate was
-        `estimated_tokens`: the endpoint's ratio of allowed to counted tokens, less 10%
-        because the text that goes is not exactly as dense as the text that stays."""
-        return int(estimated_tokens * self.input_limit / self.input_tokens * SHRINK_MARGIN)
+    def sent(self, estimate: int) -> PromptTooLong:
+        """The same refusal, knowing our estimate of the prompt it refused."""
+        return PromptTooLong(self.input_tokens, self.input_limit, estimate)
+
+    def shrunk_budget(self) -> int:
+        """A budget, in the estimate's units, that the engine's own ratio of allowed to
+        counted tokens says would fit, less a margin (0 when the estimate is unknown)."""
+        estimate = self.sent_estimate or 0
+        return int(estimate * self.input_limit / self.input_tokens * SHRINK_MARGIN)
 
 
 class SystemRoleRefused(AppError):
@@ -141,118 +104,37 @@ class SystemRoleRefused(AppError):
         )
 
 
-def translate_client_error(error: ClientError, endpoint_name: str) -> AppError:
-    """The AppError a caller sees for one SageMaker ClientError."""
-    response: Mapping[str, Any] = error.response
-    code = str(response.get("Error", {}).get("Code", ""))
-    message = str(response.get("Error", {}).get("Message", ""))
-    if code == "ModelError":
-        return _model_error(response.get("OriginalStatusCode"), response.get("OriginalMessage"))
-    if code == "ModelStreamError":  # the container failed after the stream began
-        # botocore keeps only its Message (its ErrorCode is dropped): for the log.
-        return AppError(
-            ErrorCode.MODEL_ERROR,
-            "The model failed while streaming its answer; the function's log has the details "
-            "under this request's id.",
-        )
-    if code == "ValidationError" and "not found" in message.lower():
-        return AppError(
-            ErrorCode.ENDPOINT_NOT_FOUND,
-            f"The SageMaker endpoint '{endpoint_name}' was not found in this account and "
-            "region: is it deployed, and is ENDPOINT_NAME right?",
-        )
-    if code in RETRY_AFTER_SECONDS:
-        return AppError(
-            ErrorCode.MODEL_UNAVAILABLE,
-            f"The SageMaker endpoint '{endpoint_name}' cannot take requests now ({code}); "
-            "retry later.",
-            retry_after=RETRY_AFTER_SECONDS[code],
-        )
-    if code == "AccessDeniedException":
-        return AppError(
-            ErrorCode.MODEL_ERROR,
-            f"The function is not allowed to invoke the SageMaker endpoint '{endpoint_name}' "
-            "(AccessDeniedException): check its role's sagemaker:InvokeEndpoint grant. The "
-            "function's log has the details under this request's id.",
-        )
-    return AppError(
-        ErrorCode.MODEL_ERROR,
-        f"SageMaker refused the request to endpoint '{endpoint_name}' ({_safe(code)}); the "
-        "function's log has the details under this request's id.",
-    )
-
-
-def translate_transport_error(error: Exception, endpoint_name: str) -> AppError | None:
-    """The AppError for a network failure on the way to SageMaker, or None if it is not one."""
-    if isinstance(error, ReadTimeoutError):
-        return AppError(
-            ErrorCode.MODEL_TIMEOUT,
-            f"The SageMaker endpoint '{endpoint_name}' did not answer in time; {TIMEOUT_ADVICE}.",
-        )
-    if isinstance(
-        error,
-        ConnectTimeoutError
-        | EndpointConnectionError
-        | ConnectionClosedError
-        | ResponseStreamingError,
-    ):
-        return AppError(
-            ErrorCode.MODEL_UNAVAILABLE,
-            f"Could not reach the SageMaker runtime for endpoint '{endpoint_name}'.",
-            retry_after=5,
-        )
-    return None
-
-
-def log_client_error(logger: Logger, error: ClientError, *, log_prompts: bool) -> None:
-    """SageMaker's answer, for the function's log only (with the request id).
-
-    The container's words (OriginalMessage, and SageMaker's message of a ModelError or
-    ModelStreamError, which carries them) may quote the request: they join the line only
-    with log_prompts (docs/security.md). SageMaker's own sentences, the codes, ids and the
-    container's log stream always do.
-    """
-    response: Mapping[str, Any] = error.response
-    code = response.get("Error", {}).get("Code")
-    extra = {
-        "aws_error_code": code,
-        "aws_request_id": response.get("ResponseMetadata", {}).get("RequestId"),
-        "original_status_code": response.get("OriginalStatusCode"),
-        "log_stream_arn": response.get("LogStreamArn"),
-    }
-    if log_prompts or code not in CONTAINER_ERROR_CODES:
-        extra["aws_error_message"] = response.get("Error", {}).get("Message")
-    if log_prompts:
-        extra["original_message"] = response.get("OriginalMessage")
-    logger.warning("SageMaker error", extra=extra)
-
-
-def _model_error(original_status: object, original_message: object) -> AppError:
-    container_message = _safe(_container_message(original_message) or "")
-    if original_status == CONTAINER_TIMEOUT_STATUS:
-        return AppError(
-            ErrorCode.MODEL_TIMEOUT,
-            "The model did not finish within SageMaker's 60-second limit for one "
-            f"invocation; {TIMEOUT_ADVICE}.",
-        )
-    too_long = parse_prompt_too_long(container_message)
+def engine_error(status: object, body: object) -> AppError:
+    """The AppError for an engine's error: its HTTP status (TGI's in-stream events say 422
+    whatever the error) and its body (JSON, or plain text)."""
+    message = safe(container_message(body) or "")
+    too_long = parse_prompt_too_long(message)
     if too_long is not None:
         return too_long
-    if original_status in (400, 422) and refuses_system_role(original_message):
-        return SystemRoleRefused(container_message)
-    if original_status == 429:  # TGI's queue is full: transient, like throttling.
+    if status in (400, 422) and refuses_system_role(body):
+        return SystemRoleRefused(message)
+    if status == 429 or message.lower().startswith(_OVERLOADED):
         return AppError(
             ErrorCode.MODEL_UNAVAILABLE,
-            f"The model is overloaded: {container_message}",
-            retry_after=5,
-            log_message="The model is overloaded (HTTP 429).",
+            f"The model is overloaded: {message}",
+            retry_after=OVERLOADED_RETRY_AFTER_SECONDS,
+            log_message="The model is overloaded.",
         )
     return AppError(
         ErrorCode.MODEL_ERROR,
-        f"The model rejected the request (HTTP {original_status}): {container_message}",
+        f"The model rejected the request (HTTP {status}): {message}",
         # The container's sentence may quote the request: the caller sees it, the log does not.
-        log_message=f"The model rejected the request (HTTP {original_status}).",
+        log_message=f"The model rejected the request (HTTP {status}).",
     )
+
+
+def stream_error_event(event: dict[str, object]) -> AppError | None:
+    """The AppError of an in-stream error event (TGI's or vLLM's shape), None if it is not one."""
+    error = event.get("error")
+    if error is None:
+        return None
+    status = error.get("http_status_code", error.get("code")) if isinstance(error, dict) else None
+    return engine_error(status, json.dumps(event))
 
 
 def parse_prompt_too_long(message: str) -> PromptTooLong | None:
@@ -271,17 +153,18 @@ def parse_prompt_too_long(message: str) -> PromptTooLong | None:
     return None
 
 
-def refuses_system_role(original_message: object) -> bool:
+def refuses_system_role(body: object) -> bool:
     """The container's chat template refused a system message.
 
-    TGI answers 422 ``{"error_type": "template_error"}``; vLLM a 400 whose message is the
-    template's own ("System role not supported", "Conversation roles must alternate ...").
+    TGI answers 422 ``{"error_type": "template_error"}`` (in a stream, "Template error: ...");
+    vLLM a 400 whose message is the template's own ("System role not supported",
+    "Conversation roles must alternate ...").
     """
-    if not isinstance(original_message, str):
+    if not isinstance(body, str):
         return False
-    lowered = original_message.lower()
+    lowered = body.lower()
     try:
-        parsed = json.loads(original_message)
+        parsed = json.loads(body)
     except ValueError:
         parsed = None
     if isinstance(parsed, dict) and parsed.get("error_type") == "template_error":
@@ -289,48 +172,24 @@ def refuses_system_role(original_message: object) -> bool:
     return "system role" in lowered or ("roles must alternate" in lowered)
 
 
-def safe_container_message(original: object) -> str | None:
-    """The container's sentence from its error body (an in-stream error event's too), without
-    ARNs or account ids."""
-    message = _container_message(original)
-    return None if message is None else _safe(message)
-
-
-def _container_message(original: object) -> str | None:
+def container_message(body: object) -> str | None:
     """The container's own sentence from its error body.
 
-    TGI answers {"error": "...", "error_type": "..."}; vLLM's OpenAI server answers
-    {"error": {"message": "...", "type": "...", "code": 400}}.
+    TGI answers {"error": "...", "error_type": "..."} (in a stream {"error": {"message"}});
+    vLLM's OpenAI server answers {"error": {"message": "...", "type": "...", "code": 400}}.
     """
-    if not isinstance(original, str) or not original:
+    if not isinstance(body, str) or not body:
         return None
     try:
-        parsed = json.loads(original)
+        parsed = json.loads(body)
     except ValueError:
-        return original
+        return body
     error = parsed.get("error") if isinstance(parsed, dict) else None
     if isinstance(error, dict):
         error = error.get("message")
-    return error if isinstance(error, str) else original
+    return error if isinstance(error, str) else body
 
 
-def _safe(text: str) -> str:
+def safe(text: str) -> str:
     """`text` without ARNs or account ids."""
     return _ACCOUNT_ID.sub("<account>", _ARN.sub("<arn>", text))
-
-
-@contextmanager
-def sagemaker_errors_mapped(
-    endpoint_name: str, logger: Logger, *, log_prompts: bool = False
-) -> Iterator[None]:
-    """Turn the SageMaker runtime's and the network's failures inside into AppErrors."""
-    try:
-        yield
-    except ClientError as error:
-        log_client_error(logger, error, log_prompts=log_prompts)
-        raise translate_client_error(error, endpoint_name) from error
-    except BotoCoreError as error:
-        translated = translate_transport_error(error, endpoint_name)
-        if translated is None:
-            raise
-        raise translated from error
