@@ -5,16 +5,18 @@ a public URL (NONE) continues only ids it issued. With `accept: text/event-strea
 `"stream": true`) the answer streams (llm_app.http.edge).
 
 Two front doors serve `ROUTES`: `handler`, the buffered Lambda handler
-(`chat.handler.handler`), and the ASGI app `python -m llm_app.http.web chat.handler` that the zip's
-`run.sh` starts behind the Lambda Web Adapter (response_streaming = true).
+(`chat.handler.handler`), and the ASGI app (llm_app.http.web) that the zip's `run.sh` starts
+with `python -m llm_app.http.server chat.handler` behind the Lambda Web Adapter
+(response_streaming = true).
 """
 
 from __future__ import annotations
 
-# First: makes the init cheaper (pauses the cyclic GC, defers unused package inits; see init_phase).
+# ruff: noqa: E402 - the imports below run inside the init phase begun first
 from llm_app.runtime import init_phase
 
-# isort: split
+init_phase.begin()  # cheaper imports (llm_app.runtime.init_phase); the last line ends it
+
 from collections.abc import Mapping
 
 from aws_lambda_powertools import Logger
@@ -69,4 +71,4 @@ ROUTES: Mapping[str, Route] = {"POST": ask, "DELETE": forget}
 handler = function_url_handler(ROUTES, SETTINGS, logger)
 
 
-init_phase.finish()  # the last line of the init
+init_phase.end()  # the last line of the init

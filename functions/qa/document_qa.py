@@ -1,7 +1,7 @@
 """Document question answering: the request, its documents, and the chain that answers it.
 
 `answer_question` is the domain call both front doors make: it returns an `Answer` whose
-items come from the chain's thread (llm_app.model.answer, qa.chains.stream_before_deadline):
+items come from the chain's thread (llm_app.model.answer, qa.guard.stream_before_deadline):
 `Progress` after each map or refine call, then the final call's text, streamed when the
 caller asked for a stream, then `Done`: `chain_type`, `chunks`, the final call's
 `finish_reason` and the `usage` summed over every call. The chain and its final call go
@@ -27,19 +27,15 @@ from qa.chains import (
     MAP_PROMPT,
     MIN_CHUNK_TOKENS,
     REFINE_PROMPT,
-    CallGuard,
-    CallTally,
     ChainType,
-    Deadline,
-    Generate,
     map_reduce,
     refine,
     room_for_text,
     split_documents,
-    stream_before_deadline,
     stuff_messages,
 )
 from qa.documents import DocumentStore, is_s3_uri, parse_s3_uri
+from qa.guard import CallGuard, CallTally, Deadline, Generate, stream_before_deadline
 
 # The seed's example document, answered over when the caller sends none.
 EXAMPLE_DOCUMENT = (

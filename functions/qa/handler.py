@@ -3,16 +3,17 @@
 With `accept: text/event-stream` (or `"stream": true`) the answer streams (llm_app.http.edge):
 progress while map_reduce and refine run, then the final call's tokens. Two front doors serve
 `ROUTES`: `handler`, the buffered Lambda handler (`qa.handler.handler`), and the ASGI app
-`python -m llm_app.http.web qa.handler` that the zip's `run.sh` starts behind the Lambda Web
+`python -m llm_app.http.server qa.handler` that the zip's `run.sh` starts behind the Lambda Web
 Adapter (response_streaming = true).
 """
 
 from __future__ import annotations
 
-# First: makes the init cheaper (pauses the cyclic GC, defers unused package inits; see init_phase).
+# ruff: noqa: E402 - the imports below run inside the init phase begun first
 from llm_app.runtime import init_phase
 
-# isort: split
+init_phase.begin()  # cheaper imports (llm_app.runtime.init_phase); the last line ends it
+
 from collections.abc import Mapping
 
 from aws_lambda_powertools import Logger
@@ -25,9 +26,9 @@ from llm_app.model.answer import Answer
 from llm_app.model.endpoint import Endpoint
 from llm_app.runtime import metrics, tracing
 from llm_app.runtime.snap_start import register_restore_hooks
-from qa.chains import Deadline
 from qa.document_qa import QaRequest, answer_question, load_documents, parse_qa_request
 from qa.documents import DocumentStore, build_s3_client
+from qa.guard import Deadline
 
 # Built once per container, reused by every request it serves.
 logger = Logger()
@@ -59,4 +60,4 @@ ROUTES: Mapping[str, Route] = {"POST": answer}
 handler = function_url_handler(ROUTES, SETTINGS, logger)
 
 
-init_phase.finish()  # the last line of the init
+init_phase.end()  # the last line of the init

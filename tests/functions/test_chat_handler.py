@@ -26,18 +26,13 @@ def test_seed_curl_body_gets_the_answer(chat, fake_endpoint, lambda_context):
     body = response_json(response)
     # Today's fields in today's order, then what the model reported (fields added, none removed).
     assert list(body) == ["answer", "session_id", "memory", "finish_reason", "usage"]
-    prompt_tokens = fake_endpoint.backend.count_tokens(fake_endpoint.backend.calls[-1].prompt)
     assert body == {
         "answer": "Paris.",
         "session_id": None,
         "memory": "disabled",
         "finish_reason": "stop",
         # The scripted model counts tokens as a Llama tokenizer does (roughly).
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": 1,
-            "total_tokens": prompt_tokens + 1,
-        },
+        "usage": fake_endpoint.usage_of_last_call(completion_tokens=1),
     }
     assert fake_endpoint.last_request == {
         "messages": [

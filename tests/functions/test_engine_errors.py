@@ -16,39 +16,33 @@ import json
 import pytest
 
 from llm_app.http.web import FunctionApp
-from tests.support.environment import create_history_table
 from tests.support.events import function_url_event
-from tests.support.moto import moto_client
 from tests.support.web import SseReader, forwarded, open_stream, parse_sse, serving, text_of
 from tools.model_server.backend import InvocationTimeout
 from tools.model_server.protocol import ContainerError
 
 SSE = "text/event-stream"
 JSON = "application/json"
-TABLE = "engine-errors-history"
-PLACES = {
-    "tgi-before": ("tgi", False),
-    "tgi-in-stream": ("tgi", True),
-    "vllm-before": ("vllm", False),
-    "vllm-in-stream": ("vllm", True),
+# engine, where it reports a streamed request's errors, what the caller accepts. A JSON request's
+# model call is buffered: its errors are HTTP errors whatever the engine does with streams.
+CASES = {
+    "tgi-json": ("tgi", False, JSON),
+    "tgi-sse": ("tgi", False, SSE),
+    "tgi-sse-in-stream": ("tgi", True, SSE),
+    "vllm-json": ("vllm", False, JSON),
+    "vllm-sse": ("vllm", False, SSE),
+    "vllm-sse-in-stream": ("vllm", True, SSE),
 }
 
 
-@pytest.fixture(params=sorted(PLACES))
-def engine(request, fake_endpoint):
-    name, in_stream = PLACES[request.param]
+@pytest.fixture(params=sorted(CASES))
+def case(request, fake_endpoint) -> str:
+    """The fake endpoint as the case's engine; returns what the request accepts."""
+    name, in_stream, accept = CASES[request.param]
     fake_endpoint.use_engine(name)
     if in_stream:
         fake_endpoint.report_errors_in_stream()
-    return fake_endpoint
-
-
-@pytest.fixture
-def history_table(moto_url):
-    client = moto_client("dynamodb", moto_url)
-    create_history_table(client, TABLE)
-    yield client
-    client.delete_table(TableName=TABLE)
+    return accept
 
 
 def door(load_handler, module: str, **env: str) -> FunctionApp:
@@ -68,13 +62,11 @@ def answer_text(accept: str, body: bytes) -> str:
     return text_of(parse_sse(body))
 
 
-@pytest.mark.parametrize("accept", [JSON, SSE])
 def test_a_chat_on_a_tighter_container_lets_older_turns_give_way(
-    load_handler, engine, moto_url, history_table, accept
+    load_handler, fake_endpoint, memory, case
 ):
-    chat = door(
-        load_handler, "chat.handler", HISTORY_TABLE_NAME=TABLE, AWS_ENDPOINT_URL_DYNAMODB=moto_url
-    )
+    engine, accept = fake_endpoint, case
+    chat = door(load_handler, "chat.handler", **memory)
     engine.backend.respond_with(lambda _prompt: "Noted, " + "and more " * 30)
     with serving(chat) as address:
         response, body = ask(address, ["Remember this: " + "a fact " * 40], JSON)
@@ -92,8 +84,8 @@ def test_a_chat_on_a_tighter_container_lets_older_turns_give_way(
     assert answered["messages"][-1] == refused["messages"][-1]  # the question stays
 
 
-@pytest.mark.parametrize("accept", [JSON, SSE])
-def test_qa_on_a_tighter_container_retries_smaller_once(load_handler, engine, accept):
+def test_qa_on_a_tighter_container_retries_smaller_once(load_handler, fake_endpoint, case):
+    engine, accept = fake_endpoint, case
     engine.limit_input_tokens(300)
     engine.backend.respond_with(lambda _prompt: "Three days.")
     document = " ".join(["Peter stayed with Elizabeth at the hospital."] * 60)
@@ -105,9 +97,9 @@ def test_qa_on_a_tighter_container_retries_smaller_once(load_handler, engine, ac
     assert refused == 1  # the stuff prompt; every smaller one fitted
 
 
-@pytest.mark.parametrize("accept", [JSON, SSE])
 @pytest.mark.parametrize("module", ["chat.handler", "qa.handler"])
-def test_a_prompt_the_container_refuses_twice_is_413(load_handler, engine, accept, module):
+def test_a_prompt_the_container_refuses_twice_is_413(load_handler, fake_endpoint, case, module):
+    engine, accept = fake_endpoint, case
     engine.backend.count_tokens_with(lambda text: 20 * len(text))  # far denser than any estimate
     payload = {
         "chat.handler": ["Hi there"],
@@ -148,7 +140,12 @@ def test_the_timeout_advice_says_stream_only_to_a_request_that_did_not(
     assert ("text/event-stream" in message) is advice
 
 
-def test_a_failure_after_the_first_piece_stays_the_streams_last_event(load_handler, engine):
+@pytest.mark.parametrize("engine_name", ["tgi", "vllm"])
+def test_a_failure_after_the_first_piece_stays_the_streams_last_event(
+    load_handler, fake_endpoint, engine_name
+):
+    engine = fake_endpoint
+    engine.use_engine(engine_name)
     """The mapping is for errors before any text: one mid-stream stays a 200 stream's end."""
     engine.stream_reply(["Paris", " is"], fail_after=1, engine_error=True)
     with serving(door(load_handler, "chat.handler")) as address:

@@ -1,5 +1,6 @@
 import base64
 import json
+import re
 
 import pytest
 from aws_lambda_powertools import Logger
@@ -9,7 +10,8 @@ from llm_app.http.edge import RequestRecord
 from llm_app.http.lambda_handler import lambda_response
 from llm_app.http.renderers import json_body
 from llm_app.http.request import parse_json, read_request
-from tests.support.events import function_url_event, load_event
+from tests.support.events import function_url_event, load_event, response_json
+from tools.paths import REPO_ROOT
 
 
 def test_reads_the_saved_event():
@@ -98,3 +100,16 @@ def test_a_control_character_in_a_string_is_named_once():
     assert caught.value.code is ErrorCode.INVALID_JSON
     assert "Invalid control character at line 1 column 26" in caught.value.message
     assert "at at" not in caught.value.message
+
+
+API_DOC = (REPO_ROOT / "docs" / "api.md").read_text()
+
+
+@pytest.mark.parametrize("function", ["chat", "qa"])
+def test_the_api_tables_200_body_shows_every_field(load_handler, lambda_context, function):
+    """docs/api.md's table of requests and responses names each field of each 200 body."""
+    [row] = [line for line in API_DOC.splitlines() if line.startswith(f"| {function} | `[")]
+    documented = set(re.findall(r'"(\w+)":', row.split(" | ")[-1]))
+    handler = load_handler(f"{function}.handler")
+    body = response_json(handler.handler(function_url_event('["Why?"]'), lambda_context))
+    assert documented == set(body) | set(body["usage"])

@@ -22,7 +22,7 @@ from uvicorn.config import STARTUP_FAILURE
 
 from llm_app.http.web import FunctionApp
 from tests.support.aws_calls import recording_function_calls
-from tests.support.environment import create_history_table, function_env
+from tests.support.environment import HISTORY_TABLE, function_env
 from tests.support.events import (
     ALICE,
     BOB,
@@ -31,7 +31,6 @@ from tests.support.events import (
     function_url_event,
     response_json,
 )
-from tests.support.moto import moto_client
 from tests.support.web import (
     SseReader,
     adapter_headers,
@@ -47,7 +46,7 @@ from tools.paths import REPO_ROOT
 
 SSE = "text/event-stream"
 SEED_BODY = '["What is the capital of France?"]'
-TABLE = "stream-history"
+TABLE = HISTORY_TABLE
 
 
 def door(module) -> FunctionApp:
@@ -329,18 +328,8 @@ def test_a_json_answer_cut_at_max_new_tokens_says_length(
 # Chat memory: a turn is stored only when the model finished
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture
-def dynamodb(moto_url: str):
-    client = moto_client("dynamodb", moto_url)
-    create_history_table(client, TABLE)
-    yield client
-    client.delete_table(TableName=TABLE)
-
-
-@pytest.fixture
-def memory_url(load_handler, moto_url, dynamodb):
-    chat = load_handler(
-        "chat.handler", HISTORY_TABLE_NAME=TABLE, AWS_ENDPOINT_URL_DYNAMODB=moto_url
-    )
+def memory_url(load_handler, memory, dynamodb):
+    chat = load_handler("chat.handler", **memory)
     with serving(door(chat)) as address:
         yield address
 
@@ -373,13 +362,11 @@ def test_a_failed_stream_stores_nothing(memory_url, fake_endpoint, dynamodb):
 
 
 def test_a_client_that_leaves_mid_stream_stores_nothing(
-    load_handler, moto_url, dynamodb, fake_endpoint
+    load_handler, memory, dynamodb, fake_endpoint
 ):
     """Driven through the ASGI interface itself, so the disconnect arrives at a known point:
     right after the first token was sent."""
-    chat = load_handler(
-        "chat.handler", HISTORY_TABLE_NAME=TABLE, AWS_ENDPOINT_URL_DYNAMODB=moto_url
-    )
+    chat = load_handler("chat.handler", **memory)
     gate = fake_endpoint.stream_reply(["Paris", " is", " nice."], gated=True)
     event = function_url_event(accept=SSE)
     sent: list[dict] = []
@@ -443,7 +430,7 @@ def test_the_start_command_fails_loudly_when_its_port_is_taken(fake_endpoint):
         holder.listen()
         port = holder.getsockname()[1]
         started = subprocess.run(
-            [sys.executable, "-m", "llm_app.http.web", "chat.handler", "--port", str(port)],
+            [sys.executable, "-m", "llm_app.http.server", "chat.handler", "--port", str(port)],
             env={
                 **function_env(fake_endpoint.url),
                 "PATH": os.environ["PATH"],
@@ -542,11 +529,9 @@ def test_qa_that_runs_out_of_time_mid_stream_ends_with_deadline_exceeded(
 
 
 def test_door_2_knows_the_caller_only_from_the_adapters_request_context(
-    load_handler, moto_url, dynamodb, fake_endpoint
+    load_handler, memory, dynamodb, fake_endpoint
 ):
-    chat = load_handler(
-        "chat.handler", HISTORY_TABLE_NAME=TABLE, AWS_ENDPOINT_URL_DYNAMODB=moto_url
-    )
+    chat = load_handler("chat.handler", **memory)
     fake_endpoint.reply("Paris.", "Who knows?")
     with serving(door(chat)) as address:
         alice = ask(address, caller=ALICE)

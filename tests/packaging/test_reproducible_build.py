@@ -157,7 +157,7 @@ def test_the_start_script_runs_the_functions_asgi_app_on_loopback(
         script = archive.read("run.sh").decode()
     assert script.startswith("#!/bin/sh\n")
     assert "@FUNCTION@" not in script
-    assert f"exec python3 -m llm_app.http.web {name}.handler" in script
+    assert f"exec python3 -m llm_app.http.server {name}.handler" in script
     assert '--host 127.0.0.1 --port "${AWS_LWA_PORT:-${PORT:-8080}}"' in script
     assert 'PYTHONPATH="/opt/python:${task_root}' in script
 

@@ -177,6 +177,16 @@ class FakeEndpoint:
             raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
         self.server.engine = engine
 
+    def usage_of_last_call(self, completion_tokens: int) -> dict[str, int]:
+        """The `usage` an answer reports for the last call: the prompt's tokens as the backend
+        counted them, and `completion_tokens`, in OpenAI's names."""
+        prompt_tokens = self.backend.count_tokens(self.backend.calls[-1].prompt)
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+
     @property
     def last_request(self) -> dict[str, Any]:
         assert self.invocations, "the endpoint received no request"

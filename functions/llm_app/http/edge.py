@@ -15,7 +15,7 @@
 The result is an `HttpResponse` whose body is an iterator of bytes: door 1 (llm_app.http.
 lambda_handler) joins it into a Function URL response, door 2 (llm_app.http.web) sends each
 chunk as it comes. A new route is one more entry in a function's ROUTES; a new wire format is
-one more Renderer, chosen in `renderer_for`.
+one more Renderer, chosen by `respond`'s `choose` (default `renderer_for`).
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ from llm_app.redaction import exception_summary, loggable_message
 from llm_app.runtime import metrics, tracing
 
 Route = Callable[[HttpRequest], Answer | Reply]
+# Which wire format an answer goes out in: the request, whether the answer streams, settings.
+ChooseRenderer = Callable[[HttpRequest, bool, Settings], Renderer]
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,10 @@ def respond(
     routes: Mapping[str, Route],
     settings: Settings,
     logger: Logger,
+    choose: ChooseRenderer | None = None,
 ) -> HttpResponse:
-    """Answer one request (see the module docstring); never raises."""
+    """Answer one request (see the module docstring); never raises. `choose` picks the
+    renderer (default `renderer_for`: JSON, or SSE/text as `accept` asks)."""
     record = RequestRecord(logger, log_prompts=settings.log_prompts)
     items: Iterator[Item] | None = None
     try:
@@ -74,7 +78,7 @@ def respond(
         if isinstance(result, Reply):
             return record.whole(200, JSON_HEADERS, json_body(result.body))
         record.question = result.question
-        renderer = renderer_for(request, result.streamed, settings)
+        renderer = (choose or renderer_for)(request, result.streamed, settings)
         items = iter(result.items)
         first = _first_bytes(items, renderer, record)
         if not result.streamed:

@@ -116,6 +116,31 @@ def request_from_context(
     )
 
 
+class LambdaContextHeader:
+    """The Lambda context as LWA forwards it (JSON), with the runtime context's attributes."""
+
+    def __init__(self, raw: str | None) -> None:
+        try:
+            context = json.loads(raw) if raw else {}
+        except ValueError:
+            context = {}
+        if not isinstance(context, dict):
+            context = {}
+        env = context.get("env_config")
+        if not isinstance(env, dict):
+            env = {}
+        self.aws_request_id = str(context.get("request_id", ""))
+        self.invoked_function_arn = str(context.get("invoked_function_arn", ""))
+        self.function_name = str(env.get("function_name", ""))
+        self.memory_limit_in_mb = str(env.get("memory", ""))
+        self.function_version = str(env.get("version", ""))
+        deadline_ms = context.get("deadline")
+        # time.time() seconds; LWA sends milliseconds since the epoch.
+        self.deadline = deadline_ms / 1000 if isinstance(deadline_ms, int | float) else None
+        trace = context.get("xray_trace_id")
+        self.xray_trace_id = trace if isinstance(trace, str) and trace else None
+
+
 def check_body_size(size: int, max_body_bytes: int) -> None:
     if size > max_body_bytes:
         raise AppError(

@@ -1,9 +1,8 @@
 """Door 2: the function as an ASGI app behind AWS's Lambda Web Adapter (response streaming).
 
-    python -m llm_app.http.web chat.handler --port 8080     # what the zip's run.sh runs
-
-The adapter (LWA, /opt/bootstrap) starts the zip's `run.sh`, polls `GET /` until it answers,
-then forwards each Function URL request as HTTP to 127.0.0.1 and streams the response back.
+The adapter (LWA, /opt/bootstrap) starts the zip's `run.sh` (llm_app.http.server serves this
+app), polls `GET /` until it answers, then forwards each Function URL request as HTTP to
+127.0.0.1 and streams the response back.
 This module serves a function module's `ROUTES` (the same routes, settings and logger as its
 buffered `handler`) through `llm_app.http.edge.respond`: HTTP in, the same `HttpRequest`; the
 `HttpResponse` body sent chunk by chunk as the domain yields it. It decides nothing else.
@@ -19,35 +18,29 @@ buffered `handler`) through `llm_app.http.edge.respond`: HTTP in, the same `Http
 - The domain's work blocks (boto3): it runs on worker threads, one `next()` at a time, never
   on the event loop. A client that disconnects stops the answer at its next piece (chat then
   stores nothing).
-- uvicorn (h11, asyncio; no lifespan, no websockets): the buffered handler never imports this
-  module, so it never loads uvicorn or asyncio.
+- The buffered handler never imports this module, so it never loads asyncio.
 """
 
 from __future__ import annotations
 
-# First: pauses the cyclic garbage collector and defers unused package inits while uvicorn,
-# this module and the function's handler module import; the handler module's last line
-# resumes collecting (see init_phase).
-from llm_app.runtime import init_phase  # noqa: F401  # imported for its effect
-
-# isort: split
-import argparse
 import asyncio
-import importlib
 import json
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aws_lambda_powertools import Logger
-from uvicorn.config import STARTUP_FAILURE, Config
-from uvicorn.server import Server
 
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.http.edge import HttpResponse, Route, respond
 from llm_app.http.renderers import error_body, error_headers
-from llm_app.http.request import HttpRequest, check_body_size, request_from_context
+from llm_app.http.request import (
+    HttpRequest,
+    LambdaContextHeader,
+    check_body_size,
+    request_from_context,
+)
 from llm_app.model.answer import close_iterator
 from llm_app.runtime.snap_start import reseed_random
 
@@ -58,31 +51,6 @@ Send = Callable[[Message], Awaitable[None]]
 
 REQUEST_CONTEXT_HEADER = "x-amzn-request-context"
 LAMBDA_CONTEXT_HEADER = "x-amzn-lambda-context"
-
-
-class LambdaContextHeader:
-    """The Lambda context as LWA forwards it (JSON), with the runtime context's attributes."""
-
-    def __init__(self, raw: str | None) -> None:
-        try:
-            context = json.loads(raw) if raw else {}
-        except ValueError:
-            context = {}
-        if not isinstance(context, dict):
-            context = {}
-        env = context.get("env_config")
-        if not isinstance(env, dict):
-            env = {}
-        self.aws_request_id = str(context.get("request_id", ""))
-        self.invoked_function_arn = str(context.get("invoked_function_arn", ""))
-        self.function_name = str(env.get("function_name", ""))
-        self.memory_limit_in_mb = str(env.get("memory", ""))
-        self.function_version = str(env.get("version", ""))
-        deadline_ms = context.get("deadline")
-        # time.time() seconds; LWA sends milliseconds since the epoch.
-        self.deadline = deadline_ms / 1000 if isinstance(deadline_ms, int | float) else None
-        trace = context.get("xray_trace_id")
-        self.xray_trace_id = trace if isinstance(trace, str) and trace else None
 
 
 class FunctionApp:
@@ -218,49 +186,3 @@ async def _send_response(response: HttpResponse, receive: Receive, send: Send) -
 
 def _raw(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
     return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
-
-
-def function_app(module: str) -> FunctionApp:
-    """Import a function's handler module (its init) and serve its routes."""
-    function = importlib.import_module(module)
-    return FunctionApp(function.ROUTES, function.SETTINGS, function.logger)
-
-
-def uvicorn_server(app: Any, host: str, port: int) -> Server:
-    """uvicorn as the start script runs it: HTTP/1.1 (h11) on asyncio, nothing else.
-
-    uvicorn's Config and Server, as its docs show for running it from code: uvicorn.run would
-    import uvicorn.main and, with it, the command line's click and the reloader.
-    """
-    config = Config(
-        app,
-        host=host,
-        port=port,
-        http="h11",
-        loop="asyncio",
-        ws="none",
-        lifespan="off",
-        interface="asgi3",
-        access_log=False,
-        # Powertools owns the logging: uvicorn configures none (its warnings reach stderr).
-        log_config=None,
-        log_level="warning",
-        server_header=False,
-    )
-    return Server(config)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m llm_app.http.web", description=__doc__)
-    parser.add_argument("module", help="the function's handler module, e.g. chat.handler")
-    parser.add_argument("--host", default="127.0.0.1", help="only the adapter may connect")
-    parser.add_argument("--port", type=int, default=8080)
-    args = parser.parse_args(argv)
-    server = uvicorn_server(function_app(args.module), args.host, args.port)
-    server.run()
-    if not server.started:  # e.g. the port is taken: exit non-zero, as uvicorn.run does
-        raise SystemExit(STARTUP_FAILURE)
-
-
-if __name__ == "__main__":
-    main()
