@@ -288,3 +288,45 @@ def test_a_stream_that_ends_before_the_model_finished_is_bad_model_output():
     with pytest.raises(AppError) as caught:
         list(generation)
     assert caught.value.code is ErrorCode.BAD_MODEL_OUTPUT
+
+
+@pytest.mark.parametrize(
+    ("event", "code"),
+    [
+        # TGI 3.x: 422 whatever the error (router/src/infer/mod.rs, into_openai_event).
+        (
+            {"error": {"message": "Model is overloaded", "http_status_code": 422}},
+            "model_unavailable",
+        ),
+        (
+            {
+                "error": {
+                    "message": "Input validation error: `inputs` must have less than 1348 "
+                    "tokens. Given: 1400",
+                    "http_status_code": 422,
+                }
+            },
+            "context_too_long",
+        ),
+        # vLLM's ErrorResponse, wrapped (ErrorInfo) and flat (older releases).
+        (
+            {
+                "error": {
+                    "message": "boom",
+                    "type": "InternalServerError",
+                    "param": None,
+                    "code": 500,
+                }
+            },
+            "model_error",
+        ),
+        (
+            {"object": "error", "message": "slow down", "type": "x", "code": 429},
+            "model_unavailable",
+        ),
+    ],
+)
+def test_an_in_stream_error_event_maps_as_its_http_error_would(event, code):
+    with pytest.raises(AppError) as caught:
+        MessagesApiContentHandler().transform_output(line(event))
+    assert caught.value.code.value == code

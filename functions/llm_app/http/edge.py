@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -31,12 +30,12 @@ from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.http.renderers import (
     JSON_HEADERS,
+    HttpResponse,
     JsonAnswer,
     PlainText,
     Renderer,
     ServerSentEvents,
-    error_body,
-    error_headers,
+    error_response,
     json_body,
 )
 from llm_app.http.request import HttpRequest, plain_text_preferred
@@ -47,14 +46,6 @@ from llm_app.runtime import metrics, tracing
 Route = Callable[[HttpRequest], Answer | Reply]
 # Which wire format an answer goes out in: the request, whether the answer streams, settings.
 ChooseRenderer = Callable[[HttpRequest, bool, Settings], Renderer]
-
-
-@dataclass(frozen=True)
-class HttpResponse:
-    status: int
-    headers: Mapping[str, str]
-    # Sent chunk by chunk by the streaming door; joined by the buffered one.
-    body: Iterator[bytes]
 
 
 def respond(
@@ -195,7 +186,7 @@ class RequestRecord:
         if error.status >= 500:
             self.logger.warning("request failed upstream", extra=self._error_message(error))
         self.write(error.status, error, streamed=False)
-        return HttpResponse(error.status, error_headers(error), iter((error_body(error),)))
+        return error_response(error)
 
     def streamed(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
         error: AppError | None = None

@@ -16,7 +16,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from llm_app.config import Settings
-from llm_app.http.edge import HttpResponse, Route, respond
+from llm_app.http.edge import Route, respond
+from llm_app.http.renderers import HttpResponse
 from llm_app.http.request import read_request
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]

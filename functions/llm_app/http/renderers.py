@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +37,14 @@ TEXT_HEADERS: Mapping[str, str] = {
     "content-type": "text/plain; charset=utf-8",
     "cache-control": "no-cache",
 }
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str]
+    # Sent chunk by chunk by the streaming door; joined by the buffered one.
+    body: Iterator[bytes]
 
 
 class Renderer(Protocol):
@@ -134,8 +142,9 @@ def error_body(error: AppError) -> bytes:
     return json_body({"error": {"code": error.code.value, "message": error.message}})
 
 
-def error_headers(error: AppError) -> dict[str, str]:
+def error_response(error: AppError) -> HttpResponse:
+    """An error before the first byte: its code's status, its headers, `{"error": ...}`."""
     headers = {**JSON_HEADERS, **error.headers}
     if error.retry_after is not None:
         headers["retry-after"] = str(error.retry_after)
-    return headers
+    return HttpResponse(error.status, headers, iter((error_body(error),)))

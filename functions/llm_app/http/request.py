@@ -86,7 +86,7 @@ def read_request(
 
 
 def request_from_context(
-    request_context: object,
+    header: str,
     *,
     body: bytes,
     query: Mapping[str, str],
@@ -97,6 +97,10 @@ def request_from_context(
     """The request as the Lambda Web Adapter forwards it: the URL event's `requestContext`
     (the `x-amzn-request-context` header, which only the adapter can set) says who called
     and which request this is; method, query and body are the HTTP request's own."""
+    try:  # JSON in UTF-8 (ASGI hands header values over as bytes, read as latin-1)
+        request_context = json.loads(header.encode("latin-1"))
+    except ValueError:
+        request_context = None
     method = _dig(request_context, "http", "method")
     if not isinstance(method, str):
         raise AppError(

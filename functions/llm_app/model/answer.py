@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
@@ -167,17 +167,12 @@ def relay(call: Iterator[ModelItem]) -> Generator[Text, None, tuple[str, Finish]
 
 def read_whole(call: Iterator[ModelItem]) -> tuple[str, Finish]:
     """A model call consumed: its text (stripped) and its `Finish`."""
-    pieces: list[str] = []
-    finish = Finish(FINISH_STOP, Usage())
-    try:
-        for item in call:
-            if isinstance(item, Text):
-                pieces.append(item.text)
-            else:
-                finish = item
-    finally:
-        close_iterator(call)
-    return "".join(pieces).strip(), finish
+    relaying = relay(call)
+    while True:
+        try:
+            next(relaying)
+        except StopIteration as finished:
+            return cast(tuple[str, Finish], finished.value)
 
 
 def close_iterator(iterator: object) -> None:

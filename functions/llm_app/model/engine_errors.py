@@ -129,7 +129,12 @@ def engine_error(status: object, body: object) -> AppError:
 
 
 def stream_error_event(event: dict[str, object]) -> AppError | None:
-    """The AppError of an in-stream error event (TGI's or vLLM's shape), None if it is not one."""
+    """The AppError of an in-stream error event (TGI's or vLLM's shape), None if it is not one.
+
+    vLLM before its ErrorInfo wrapper sent the ErrorResponse flat: `{"object": "error",
+    "message", "type", "param", "code"}` (vllm/entrypoints/openai/protocol.py)."""
+    if event.get("object") == "error":
+        event = {"error": {key: event.get(key) for key in ("message", "type", "code")}}
     error = event.get("error")
     if error is None:
         return None
