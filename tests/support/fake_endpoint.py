@@ -126,10 +126,21 @@ class FakeEndpoint:
         self.server.invoke = self._errors_in_stream  # type: ignore[method-assign]
 
     def _errors_in_stream(
-        self, endpoint_name: str, body: bytes, content_type: str | None, *, response_stream: bool
+        self,
+        endpoint_name: str,
+        body: bytes,
+        content_type: str | None,
+        *,
+        response_stream: bool = False,
+        **options: Any,
     ) -> Response:
         response = SageMakerTGIServer.invoke(
-            self.server, endpoint_name, body, content_type, response_stream=response_stream
+            self.server,
+            endpoint_name,
+            body,
+            content_type,
+            response_stream=response_stream,
+            **options,
         )
         if not response_stream or response.headers.get("x-amzn-ErrorType") != "ModelError":
             return response
