@@ -7,9 +7,9 @@
 # streams the response back. `make package` writes it into each function's zip (mode 0755)
 # with the function's package (chat or qa) filled in below.
 #
-# The app is the function's own routes (llm_app/web.py) served by uvicorn from the layer
-# (/opt/python), run by the Lambda runtime's Python (python3 on the runtime's PATH), and
-# reachable only from inside the execution environment (127.0.0.1).
+# The app is the function's own routes (llm_app/http/web.py) served by uvicorn
+# (llm_app/http/server.py) from the layer (/opt/python), run by the Lambda runtime's Python
+# (python3 on the runtime's PATH), and reachable only from inside the execution environment (127.0.0.1).
 set -eu
 task_root="${LAMBDA_TASK_ROOT:-$(cd "$(dirname "$0")" && pwd)}"
 port="${AWS_LWA_PORT:-${PORT:-8080}}"
@@ -48,5 +48,5 @@ listening() {
 # Powertools prints each request's metrics (EMF); unbuffered, they reach CloudWatch as the
 # request ends, not when a later line or the shutdown flushes a buffer.
 ulimit -c 0 # SIGABRT above: the stacks in the log, no core file
-exec python3 -u -X faulthandler -m llm_app.web @FUNCTION@.handler \
+exec python3 -u -X faulthandler -m llm_app.http.server @FUNCTION@.handler \
   --host 127.0.0.1 --port "$port"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.support.environment import function_env
+from tests.support.environment import HISTORY_TABLE, create_history_table, function_env
 from tests.support.events import lambda_context as new_lambda_context
 from tools.lambda_sandbox.runtime import LambdaContext
 from tools.paths import REPO_ROOT
@@ -67,7 +67,24 @@ def load_handler(
 
     yield load
     purge_function_modules()
-    gc.enable()  # a handler whose init failed never resumed it (llm_app.init_phase)
+    gc.enable()  # a handler whose init failed never resumed it (llm_app.runtime.init_phase)
+
+
+@pytest.fixture
+def dynamodb(moto_url: str) -> Iterator[Any]:
+    """A fresh chat history table on moto, with the schema Terraform creates; its client."""
+    from tests.support.moto import moto_client  # a plugin: imported once pytest registered it
+
+    client = moto_client("dynamodb", moto_url)
+    create_history_table(client, HISTORY_TABLE)
+    yield client
+    client.delete_table(TableName=HISTORY_TABLE)
+
+
+@pytest.fixture
+def memory(moto_url: str, dynamodb: Any) -> dict[str, str]:
+    """The settings of a chat that remembers, on `dynamodb`'s table."""
+    return {"HISTORY_TABLE_NAME": HISTORY_TABLE, "AWS_ENDPOINT_URL_DYNAMODB": moto_url}
 
 
 @pytest.fixture(scope="session")

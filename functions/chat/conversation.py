@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,11 +21,19 @@ from chat.history import (
 from llm_app.arguments import bind_arguments, require_flag, require_question
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.generation import Answer, Generation, answer_with
-from llm_app.model import Endpoint
+from llm_app.model.answer import (
+    Answer,
+    Done,
+    Facts,
+    Item,
+    ModelItem,
+    relay,
+)
+from llm_app.model.budget import within_budget
+from llm_app.model.endpoint import Endpoint
+from llm_app.model.tokens import count_messages_tokens, estimate_prompt_tokens
 from llm_app.redaction import session_tag
-from llm_app.sagemaker_errors import PromptTooLong
-from llm_app.tokens import count_messages_tokens, estimate_prompt_tokens
+from llm_app.runtime.metrics import HISTORY_TURNS
 
 CHAT_PROMPT = ChatPromptTemplate.from_messages(
     [
@@ -96,37 +104,6 @@ def build_chat_messages(
     )
 
 
-def generate_within_budget(
-    endpoint: Endpoint,
-    settings: Settings,
-    history: Sequence[BaseMessage],
-    question: str,
-    *,
-    stream: bool = False,
-) -> tuple[Generation, list[BaseMessage]]:
-    """The model's answer, and the prompt that got it.
-
-    When the endpoint counts more tokens than the estimate did (a tokenizer denser than
-    expected), older turns leave by the ratio it reports and the question is asked once more;
-    a second refusal is the caller's 413. A streamed call's refusal arrives before its
-    first piece (`Endpoint.generate` reads up to it), so streamed chats retry the same way.
-    """
-    messages = build_chat_messages(settings, history, question)
-    try:
-        return endpoint.generate(messages, stream=stream), messages
-    except PromptTooLong as refused:
-        budget = refused.shrink(estimate_prompt_tokens(messages))
-        if budget < 1:
-            raise
-        try:
-            messages = build_chat_messages(
-                replace(settings, max_input_tokens=budget), history, question
-            )
-        except AppError:
-            raise refused from None  # the question alone is too long: the endpoint's figures
-        return endpoint.generate(messages, stream=stream), messages
-
-
 def chat(
     endpoint: Endpoint,
     settings: Settings,
@@ -141,18 +118,19 @@ def chat(
     With history, the exchange is saved only once the model finished its answer (a stream
     cut by an error or a client that left saves nothing). The owner's session only: another
     caller's id reads as a new, empty session, so nothing says whether it exists. On a public
-    URL an id without turns is refused instead. `stream`: the model call streams (see
-    llm_app.model); the session is known before the first piece, for the x-session-id header.
+    URL an id without turns is refused instead. The model is called (through the budget
+    policy, llm_app.model.budget) before this returns: the session is known before the
+    first piece, for the x-session-id header.
     """
     memory = "enabled" if open_history is not None else "disabled"
     if open_history is None or owner is None:
-        generation, _messages = generate_within_budget(
-            endpoint, settings, [], request.question, stream=stream
+        messages, call = _ask_within_budget(endpoint, settings, [], request.question, stream)
+        return Answer(
+            _answer_items(call, {"session_id": None, "memory": memory}),
+            streamed=stream,
+            facts=Facts(metrics={HISTORY_TURNS: 0}, log={"history_turns": 0}),
+            question=request.question,
         )
-        fields: dict[str, Any] = {"session_id": None, "memory": memory}
-        stateless = answer_with(generation, fields, streamed=stream)
-        stateless.log_keys.update(history_turns=0)
-        return stateless
 
     history: BaseChatMessageHistory
     if request.session_id is None:
@@ -168,22 +146,52 @@ def chat(
         # they expire or are deleted; a guessed or invented id has none.
         if owner.issued_ids_only and not past:
             raise unknown_session()
-    generation, messages = generate_within_budget(
-        endpoint, settings, past, request.question, stream=stream
-    )
+    messages, call = _ask_within_budget(endpoint, settings, past, request.question, stream)
 
     def store_turn(answer: str) -> None:
         history.add_messages([HumanMessage(request.question), AIMessage(answer)])
 
-    answer = answer_with(
-        generation,
-        {"session_id": session_id, "memory": memory},
+    turns = (len(messages) - 2) // 2
+    return Answer(
+        _answer_items(call, {"session_id": session_id, "memory": memory}, store_turn),
         streamed=stream,
         headers={SESSION_HEADER: session_id},
-        on_complete=store_turn,
+        # Never the id itself: on a public URL it is the conversation's only credential.
+        facts=Facts(
+            log={"session_tag": session_tag(owner.key, session_id), "history_turns": turns},
+            metrics={HISTORY_TURNS: turns},
+        ),
+        question=request.question,
     )
-    # Never the id itself: on a public URL it is the conversation's only credential.
-    answer.log_keys.update(
-        session_tag=session_tag(owner.key, session_id), history_turns=(len(messages) - 2) // 2
-    )
-    return answer
+
+
+def _ask_within_budget(
+    endpoint: Endpoint,
+    settings: Settings,
+    history: Sequence[BaseMessage],
+    question: str,
+    stream: bool,
+) -> tuple[list[BaseMessage], Iterator[ModelItem]]:
+    """The prompt that the model took, and its call (read up to the first piece): older turns
+    give way when the engine finds the prompt too long."""
+
+    def attempt(budget: int) -> tuple[list[BaseMessage], Iterator[ModelItem]]:
+        messages = build_chat_messages(
+            replace(settings, max_input_tokens=budget), history, question
+        )
+        return messages, endpoint.generate(messages, stream=stream)
+
+    return within_budget(attempt, settings.max_input_tokens)
+
+
+def _answer_items(
+    call: Iterator[ModelItem],
+    fields: dict[str, Any],
+    on_complete: Callable[[str], None] | None = None,
+) -> Iterator[Item]:
+    """The call's text, then Done. `on_complete(text)` runs once the model finished, before
+    Done: chat stores the turn there, so an answer cut off by an error is never remembered."""
+    text, finish = yield from relay(call)
+    if on_complete is not None:
+        on_complete(text)
+    yield Done(finish.finish_reason, finish.usage, fields)

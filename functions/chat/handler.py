@@ -2,42 +2,44 @@
 
 DELETE `?session_id=...` forgets a session. Sessions belong to the signed caller (AWS_IAM);
 a public URL (NONE) continues only ids it issued. With `accept: text/event-stream` (or
-`"stream": true`) the answer streams (llm_app.service).
+`"stream": true`) the answer streams (llm_app.http.edge).
 
 Two front doors serve `ROUTES`: `handler`, the buffered Lambda handler
-(`chat.handler.handler`), and the ASGI app `python -m llm_app.web chat.handler` that the zip's
-`run.sh` starts behind the Lambda Web Adapter (response_streaming = true).
+(`chat.handler.handler`), and the ASGI app (llm_app.http.web) that the zip's `run.sh` starts
+with `python -m llm_app.http.server chat.handler` behind the Lambda Web Adapter
+(response_streaming = true).
 """
 
 from __future__ import annotations
 
-# First: makes the init cheaper (pauses the cyclic GC, defers unused package inits; see init_phase).
-from llm_app import init_phase
+# ruff: noqa: E402 - the imports below run inside the init phase begun first
+from llm_app.runtime import init_phase
 
-# isort: split
+init_phase.begin()  # cheaper imports (llm_app.runtime.init_phase); the last line ends it
+
 from collections.abc import Mapping
-from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chat.conversation import chat, parse_chat_request
 from chat.history import history_opener, require_issued, session_owner, validate_session_id
-from llm_app import tracing
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.function_url import HttpRequest, parse_json, streaming_requested
-from llm_app.generation import Answer, tap
-from llm_app.model import Endpoint
+from llm_app.http.edge import Route
+from llm_app.http.lambda_handler import function_url_handler
+from llm_app.http.request import HttpRequest, parse_json, streaming_requested
+from llm_app.model.answer import Answer, Facts, Reply
+from llm_app.model.endpoint import Endpoint
 from llm_app.redaction import session_tag
-from llm_app.service import Route, deadline_of, serve
-from llm_app.snap_start import register_restore_hooks
+from llm_app.runtime import metrics, tracing
+from llm_app.runtime.snap_start import register_restore_hooks
 
 # Built once per container, reused by every request it serves.
 logger = Logger()
 SETTINGS = Settings.from_env()
 ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
 OPEN_HISTORY = history_opener(SETTINGS)  # None: memory is off
+metrics.start(SETTINGS)  # EMF lines in the deployment's namespace
 tracing.start(SETTINGS)  # X-Ray subsegments, only when tracing is on
 register_restore_hooks()  # SnapStart: what a restored copy must redo
 
@@ -46,17 +48,10 @@ def ask(request: HttpRequest) -> Answer:
     chat_request = parse_chat_request(parse_json(request.body), SETTINGS)
     owner = session_owner(request.caller, SETTINGS) if OPEN_HISTORY is not None else None
     stream = streaming_requested(request.accept, chat_request.stream)
-    answer = chat(ENDPOINT, SETTINGS, chat_request, OPEN_HISTORY, owner, stream=stream)
-    if SETTINGS.log_prompts:
-
-        def log_exchange(text: str) -> None:
-            logger.info("exchange", extra={"question": chat_request.question, "answer": text})
-
-        answer.parts = tap(answer.parts, log_exchange)
-    return answer
+    return chat(ENDPOINT, SETTINGS, chat_request, OPEN_HISTORY, owner, stream=stream)
 
 
-def forget(request: HttpRequest) -> Mapping[str, Any]:
+def forget(request: HttpRequest) -> Reply:
     if OPEN_HISTORY is None:
         raise AppError(
             ErrorCode.INVALID_REQUEST, "Conversation memory is disabled; no session to forget."
@@ -66,18 +61,14 @@ def forget(request: HttpRequest) -> Mapping[str, Any]:
     require_issued(owner, session_id)
     # Only the caller's own session: another caller's id deletes nothing and says 0.
     deleted = OPEN_HISTORY(owner, session_id).clear_counting()
-    logger.append_keys(session_tag=session_tag(owner.key, session_id), deleted_turns=deleted)
-    return {"session_id": session_id, "deleted_turns": deleted}
-
-
-ROUTES: Mapping[str, Route] = {"POST": ask, "DELETE": forget}
-
-
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return serve(
-        event, routes=ROUTES, settings=SETTINGS, logger=logger, deadline=deadline_of(context)
+    return Reply(
+        {"session_id": session_id, "deleted_turns": deleted},
+        Facts(log={"session_tag": session_tag(owner.key, session_id), "deleted_turns": deleted}),
     )
 
 
-init_phase.finish()  # the last line of the init
+ROUTES: Mapping[str, Route] = {"POST": ask, "DELETE": forget}
+handler = function_url_handler(ROUTES, SETTINGS, logger)
+
+
+init_phase.end()  # the last line of the init

@@ -33,10 +33,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from llm_app.aws import aws_client
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.identity import scoped_caller
+from llm_app.runtime.aws import aws_client
 
 if TYPE_CHECKING:  # the stubs are a development dependency, not shipped
     from mypy_boto3_dynamodb import DynamoDBClient

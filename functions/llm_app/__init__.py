@@ -1,9 +1,16 @@
-"""Code shared by the chat and document-QA functions.
+"""Code shared by the chat and document-QA functions, in three layers whose imports point only
+down (docs/architecture.md draws them):
 
-Each module has one job: `config` reads the environment once, `errors` is the error table,
-`function_url` reads Function URL requests, `model` binds LangChain to the TGI endpoint,
-`generation` holds what the domain returns (an answer's text as it comes, then its fields),
-`tokens` budgets prompts against the model's input limit, `service` runs one request and
-renders its answer (JSON, Server-Sent Events or text) for both front doors: the buffered
-Lambda handlers and `web`, the ASGI app the start script serves behind the Lambda Web Adapter.
+- `http`: the edge (`edge.respond`: route, render, map errors, log, metrics, trace), the wire
+  formats (`renderers`), the requests (`request`) and the two front doors, each a converter:
+  `lambda_handler` (the buffered Lambda handler) and `web` (the ASGI app `server` runs behind
+  the Lambda Web Adapter);
+- `model`: the typed items an answer is made of (`answer`), the endpoint (`endpoint`,
+  `messages_api`), the mapping of its errors (`engine_errors`, `sagemaker_errors`), the budget
+  policy every call goes through (`budget`), the chat template and the token estimate;
+- `runtime`: the process (`init_phase`, `deferred_packages`, `snap_start`), AWS clients
+  (`aws`), metrics and tracing.
+
+Below them all: `config` (settings, read from the environment here only), `errors` (the one
+table of error codes and statuses), `arguments`, `identity` and `redaction`.
 """

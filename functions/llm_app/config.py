@@ -67,13 +67,22 @@ class Settings:
     # Chat, AWS_IAM only: whose conversations a signed request reaches. "caller": the account
     # and userId; "role": the account and an assumed role's unique id, whatever its session name.
     chat_session_scope: str = "caller"
-    # Terraform: tracing_mode = "Active". Only then is the X-Ray SDK imported (llm_app.tracing).
+    # Terraform: tracing_mode = "Active". Only then is the X-Ray SDK imported
+    # (llm_app.runtime.tracing).
     tracing_enabled: bool = False
     # Set by Terraform with the Lambda Web Adapter (response_streaming = true): model calls for
     # a streamed answer then stream too (InvokeEndpointWithResponseStream). The buffered door
     # ("buffered", no adapter) renders a requested stream from one InvokeEndpoint call, so a
     # buffered deployment calls, and is granted, exactly what it was before streaming existed.
     aws_lwa_invoke_mode: str = "buffered"
+    # The adapter's paths that never reach the routes (llm_app.http.web): its readiness check,
+    # and SnapStart's hooks when Terraform sets them (empty: none).
+    aws_lwa_readiness_check_path: str = "/"
+    aws_lwa_snapstart_before_checkpoint_path: str = ""
+    aws_lwa_snapstart_after_restore_path: str = ""
+    # Powertools' names, set by Terraform: the function (chat or qa) and the metrics' namespace.
+    powertools_service_name: str = "llm_app"
+    powertools_metrics_namespace: str = "LLMApp"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -85,6 +85,14 @@ class AppError(Exception):
         self.retry_after = retry_after
         self.headers = dict(headers or {})
 
+    def again(self) -> AppError:
+        """A fresh exception with the same facts: one exception object is raised in one
+        place only (a chain that stops after a failure raises its twin in other threads)."""
+        twin = self.__class__.__new__(self.__class__)
+        twin.__dict__.update(self.__dict__)
+        twin.args = self.args
+        return twin
+
     @property
     def status(self) -> int:
         return HTTP_STATUS[self.code]

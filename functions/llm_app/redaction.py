@@ -62,8 +62,9 @@ def exception_summary(error: BaseException, *, log_prompts: bool) -> str:
 class _DropLangChainSageMakerRecords(logging.Filter):
     """langchain-aws logs the endpoint's errors (quoting the container's sentence, so maybe the
     request), a failed stream's traceback and, at DEBUG, the messages sent and received: on
-    its module's logger (llm_app.model raises that one to CRITICAL) and, for a buffered call's
-    error, on the root logger (`logging.error`), which only this filter keeps quiet."""
+    its module's logger (llm_app.model.endpoint raises that one to CRITICAL) and, for a
+    buffered call's error, on the root logger (`logging.error`), which only this filter keeps
+    quiet."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.module == "sagemaker_endpoint" and "langchain_aws" in record.pathname)
@@ -72,8 +73,8 @@ class _DropLangChainSageMakerRecords(logging.Filter):
 def keep_library_logs_free_of_user_data(*, log_prompts: bool) -> None:
     """Unless log_prompts, drop langchain-aws's SageMaker log records (once per container).
 
-    Called where the chat model is built (llm_app.model), so both front doors have it.
-    Nothing is lost: Endpoint maps the same errors to AppErrors, which llm_app.service logs
+    Called where the chat model is built (llm_app.model.endpoint), so both front doors have it.
+    Nothing is lost: Endpoint maps the same errors to AppErrors, which llm_app.http.edge logs
     safely, streamed or not.
     """
     if log_prompts:

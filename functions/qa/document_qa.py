@@ -1,15 +1,16 @@
 """Document question answering: the request, its documents, and the chain that answers it.
 
 `answer_question` is the domain call both front doors make: it returns an `Answer` whose
-parts come from the chain's thread (llm_app.generation, qa.chains.stream_before_deadline):
+items come from the chain's thread (llm_app.model.answer, qa.guard.stream_before_deadline):
 `Progress` after each map or refine call, then the final call's text, streamed when the
-caller asked for a stream; the fields are `chain_type`, `chunks`, `finish_reason` (the final
-call's) and `usage` (summed over every call).
+caller asked for a stream, then `Done`: `chain_type`, `chunks`, the final call's
+`finish_reason` and the `usage` summed over every call. The chain and its final call go
+through the budget policy (llm_app.model.budget) as one attempt.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,25 +19,23 @@ from langchain_core.messages import BaseMessage
 from llm_app.arguments import bind_arguments, require_flag, require_question
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.generation import Answer, Generation, Part, close_fields
-from llm_app.sagemaker_errors import PromptTooLong
-from llm_app.tokens import estimate_prompt_tokens
+from llm_app.model.answer import Answer, Done, Facts, Item, ModelItem, relay
+from llm_app.model.budget import within_budget
+from llm_app.model.tokens import estimate_prompt_tokens
+from llm_app.runtime.metrics import QA_CHUNKS
 from qa.chains import (
     MAP_PROMPT,
     MIN_CHUNK_TOKENS,
     REFINE_PROMPT,
-    CallGuard,
     ChainType,
-    Deadline,
-    Generate,
     map_reduce,
     refine,
     room_for_text,
     split_documents,
-    stream_before_deadline,
     stuff_messages,
 )
 from qa.documents import DocumentStore, is_s3_uri, parse_s3_uri
+from qa.guard import CallGuard, CallTally, Deadline, Generate, stream_before_deadline
 
 # The seed's example document, answered over when the caller sends none.
 EXAMPLE_DOCUMENT = (
@@ -149,74 +148,33 @@ def answer_question(
     stream: bool,
 ) -> Answer:
     """Answer over the request's documents (see the module docstring); `load` reads them."""
-    guard = CallGuard(generate, deadline)
-    answer = Answer(iter(()), streamed=stream)
-    answer.log_keys.update(documents=len(request.documents))
+    tally = CallTally(deadline)
 
-    def produce(emit: Callable[[Part], None]) -> None:
-        guard.on_progress = emit
-        try:
-            documents = load(request)
-            final, generation = generate_within_budget(
-                request.question, documents, request.chain_type, guard, settings, stream=stream
-            )
-            answer.fields.update(chain_type=final.chain_type.value, chunks=final.chunks)
-            answer.log_keys.update(chain_type=final.chain_type.value, chunks=final.chunks)
-            for piece in generation:
-                if guard.stopped:  # the reader left or gave up: stop reading the endpoint
-                    generation.close()
-                    return
-                emit(piece)
-        finally:
-            answer.log_keys.update(model_calls=guard.calls)
-        close_fields(answer.fields, generation.finish_reason, guard.usage + generation.usage)
+    def produce() -> Iterator[Item]:
+        documents = load(request)
 
-    answer.parts = stream_before_deadline(produce, guard)
-    return answer
+        def attempt(budget: int) -> tuple[FinalCall, Iterator[ModelItem]]:
+            guard = CallGuard(generate, tally)
+            smaller = replace(settings, max_input_tokens=budget)
+            final = prepare_chain(request.question, documents, request.chain_type, guard, smaller)
+            return final, guard.final(final.messages, stream=stream)
 
-
-def generate_within_budget(
-    question: str,
-    documents: tuple[str, ...],
-    chain_type: ChainType | None,
-    guard: CallGuard,
-    settings: Settings,
-    *,
-    stream: bool,
-) -> tuple[FinalCall, Generation]:
-    """Run the chain up to its final call's first piece; once more with smaller prompts if
-    the endpoint finds one too long (its tokenizer denser than the estimate), by the ratio it
-    reports. A streamed final call's refusal arrives before its first piece, so it retries
-    the same way; a second refusal is the caller's 413."""
-    try:
-        return _prepare_and_generate(
-            question, documents, chain_type, guard, settings, stream=stream
+        final, call = within_budget(attempt, settings.max_input_tokens)
+        _text, finish = yield from relay(call)
+        chain = {"chain_type": final.chain_type.value, "chunks": final.chunks}
+        yield Done(
+            finish.finish_reason,
+            tally.usage + finish.usage,
+            chain,
+            Facts(log={**chain, "model_calls": tally.calls}, metrics={QA_CHUNKS: final.chunks}),
         )
-    except PromptTooLong as refused:
-        budget = refused.shrink(refused.sent_estimate or settings.max_input_tokens)
-        guard.resume_after(refused)
-        smaller = replace(settings, max_input_tokens=budget)
-        try:
-            return _prepare_and_generate(
-                question, documents, chain_type, guard, smaller, stream=stream
-            )
-        except AppError as again:
-            if again.code is ErrorCode.CONTEXT_TOO_LONG and not isinstance(again, PromptTooLong):
-                raise refused from None  # the endpoint's figures say more than our estimate
-            raise
 
-
-def _prepare_and_generate(
-    question: str,
-    documents: tuple[str, ...],
-    chain_type: ChainType | None,
-    guard: CallGuard,
-    settings: Settings,
-    *,
-    stream: bool,
-) -> tuple[FinalCall, Generation]:
-    final = prepare_chain(question, documents, chain_type, guard, settings)
-    return final, guard.final(final.messages, stream=stream)
+    return Answer(
+        stream_before_deadline(produce, tally),
+        streamed=stream,
+        facts=Facts(log={"documents": len(request.documents)}),
+        question=request.question,
+    )
 
 
 def prepare_chain(

@@ -15,9 +15,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from llm_app.aws import aws_client
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
+from llm_app.runtime.aws import aws_client
 
 S3_SCHEME = "s3://"
 # S3's bucket naming rules (3-63 characters of lower-case letters, digits, dots and hyphens).

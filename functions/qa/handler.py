@@ -1,34 +1,34 @@
 """Lambda handler for document QA: POST `["question", ["document", ...]]` -> {"answer": ...}.
 
-With `accept: text/event-stream` (or `"stream": true`) the answer streams (llm_app.service):
+With `accept: text/event-stream` (or `"stream": true`) the answer streams (llm_app.http.edge):
 progress while map_reduce and refine run, then the final call's tokens. Two front doors serve
 `ROUTES`: `handler`, the buffered Lambda handler (`qa.handler.handler`), and the ASGI app
-`python -m llm_app.web qa.handler` that the zip's `run.sh` starts behind the Lambda Web
+`python -m llm_app.http.server qa.handler` that the zip's `run.sh` starts behind the Lambda Web
 Adapter (response_streaming = true).
 """
 
 from __future__ import annotations
 
-# First: makes the init cheaper (pauses the cyclic GC, defers unused package inits; see init_phase).
-from llm_app import init_phase
+# ruff: noqa: E402 - the imports below run inside the init phase begun first
+from llm_app.runtime import init_phase
 
-# isort: split
+init_phase.begin()  # cheaper imports (llm_app.runtime.init_phase); the last line ends it
+
 from collections.abc import Mapping
-from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from llm_app import tracing
 from llm_app.config import Settings
-from llm_app.function_url import HttpRequest, parse_json, streaming_requested
-from llm_app.generation import Answer, tap
-from llm_app.model import Endpoint
-from llm_app.service import Route, deadline_of, serve
-from llm_app.snap_start import register_restore_hooks
-from qa.chains import Deadline
+from llm_app.http.edge import Route
+from llm_app.http.lambda_handler import function_url_handler
+from llm_app.http.request import HttpRequest, parse_json, streaming_requested
+from llm_app.model.answer import Answer
+from llm_app.model.endpoint import Endpoint
+from llm_app.runtime import metrics, tracing
+from llm_app.runtime.snap_start import register_restore_hooks
 from qa.document_qa import QaRequest, answer_question, load_documents, parse_qa_request
 from qa.documents import DocumentStore, build_s3_client
+from qa.guard import Deadline
 
 # Built once per container, reused by every request it serves.
 logger = Logger()
@@ -36,6 +36,7 @@ SETTINGS = Settings.from_env()
 ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
 # The S3 client is built on the first S3 document only (see DocumentStore).
 DOCUMENTS = DocumentStore(SETTINGS.document_buckets, lambda: build_s3_client(SETTINGS))
+metrics.start(SETTINGS)  # EMF lines in the deployment's namespace
 tracing.start(SETTINGS)  # X-Ray subsegments, only when tracing is on
 register_restore_hooks()  # SnapStart: what a restored copy must redo
 # Where no deadline is known (a request without a Lambda context): Lambda's longest timeout.
@@ -52,24 +53,11 @@ def answer(request: HttpRequest) -> Answer:
         return load_documents(qa, DOCUMENTS, SETTINGS)
 
     stream = streaming_requested(request.accept, qa_request.stream)
-    result = answer_question(qa_request, load, ENDPOINT.generate, deadline, SETTINGS, stream=stream)
-    if SETTINGS.log_prompts:
-
-        def log_exchange(text: str) -> None:
-            logger.info("exchange", extra={"question": qa_request.question, "answer": text})
-
-        result.parts = tap(result.parts, log_exchange)
-    return result
+    return answer_question(qa_request, load, ENDPOINT.generate, deadline, SETTINGS, stream=stream)
 
 
 ROUTES: Mapping[str, Route] = {"POST": answer}
+handler = function_url_handler(ROUTES, SETTINGS, logger)
 
 
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return serve(
-        event, routes=ROUTES, settings=SETTINGS, logger=logger, deadline=deadline_of(context)
-    )
-
-
-init_phase.finish()  # the last line of the init
+init_phase.end()  # the last line of the init

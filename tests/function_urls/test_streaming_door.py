@@ -207,9 +207,10 @@ def test_a_start_that_never_gets_ready_fails_the_init_with_the_apps_stack(
         script.external_attr = 0o100755 << 16
         archive.writestr(script, start_script("chat"))
         archive.writestr("llm_app/__init__.py", "")
+        archive.writestr("llm_app/http/__init__.py", "")
         # An init that never ends, e.g. a call without a timeout at import time.
         archive.writestr(
-            "llm_app/web.py",
+            "llm_app/http/server.py",
             "import time\n\ndef wait_forever():\n"
             "    while True:\n        time.sleep(1)\n\nwait_forever()\n",
         )

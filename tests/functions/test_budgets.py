@@ -16,17 +16,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from llm_app.web import FunctionApp
+from llm_app.http.web import FunctionApp
 from tests.support.canned_http import Canned, answering
-from tests.support.environment import ENDPOINT_NAME, create_history_table
+from tests.support.environment import ENDPOINT_NAME, HISTORY_TABLE
 from tests.support.events import function_url_event, response_json
-from tests.support.moto import moto_client
 from tests.support.web import SseReader, forwarded, open_stream, serving, text_of
 from tools.model_server.backend import InvocationTimeout, SageMakerError, access_denied
 from tools.model_server.scripted_backend import ScriptedStream
 
 ACCOUNT_ID = "123456789012"
-TABLE = "test-budget-history"
+TABLE = HISTORY_TABLE
 _ARN = re.compile(r"arn:aws")
 
 
@@ -106,21 +105,11 @@ def test_the_retry_is_budgeted_by_the_endpoints_own_figures(
     assert refused == 1  # the stuff prompt; every smaller one fitted
 
 
-@pytest.fixture
-def history_table(moto_url):
-    client = moto_client("dynamodb", moto_url)
-    create_history_table(client, TABLE)
-    yield client
-    client.delete_table(TableName=TABLE)
-
-
 @pytest.mark.parametrize("count", [None, utf8_bytes], ids=["llama", "one-token-a-byte"])
 def test_a_chat_session_with_numeric_turns_keeps_answering(
-    load_handler, fake_endpoint, lambda_context, moto_url, history_table, count
+    load_handler, fake_endpoint, lambda_context, memory, dynamodb, count
 ):
-    chat = load_handler(
-        "chat.handler", HISTORY_TABLE_NAME=TABLE, AWS_ENDPOINT_URL_DYNAMODB=moto_url
-    )
+    chat = load_handler("chat.handler", **memory)
     if count is not None:
         fake_endpoint.backend.count_tokens_with(count)
     fake_endpoint.backend.respond_with(lambda _prompt: numeric_csv(25))  # ~600 characters
@@ -290,7 +279,7 @@ def test_the_history_client_has_short_timeouts_and_standard_retries(monkeypatch)
 
 def streamed_door(load_handler, module: str, **env: str):
     loaded = load_handler(module, AWS_LWA_INVOKE_MODE="response_stream", **env)
-    return FunctionApp(loaded.ROUTES, loaded.SETTINGS, loaded.logger, env={})
+    return FunctionApp(loaded.ROUTES, loaded.SETTINGS, loaded.logger)
 
 
 def ask_streamed(address: str, payload) -> http.client.HTTPResponse:

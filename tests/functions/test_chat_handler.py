@@ -32,12 +32,7 @@ def test_seed_curl_body_gets_the_answer(chat, fake_endpoint, lambda_context):
         "memory": "disabled",
         "finish_reason": "stop",
         # The scripted model counts tokens as a Llama tokenizer does (roughly).
-        "usage": {
-            "input_tokens": fake_endpoint.backend.count_tokens(
-                fake_endpoint.backend.calls[-1].prompt
-            ),
-            "output_tokens": 1,
-        },
+        "usage": fake_endpoint.usage_of_last_call(completion_tokens=1),
     }
     assert fake_endpoint.last_request == {
         "messages": [

@@ -11,33 +11,21 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
 from chat.history import DynamoDBTurnHistory
-from tests.support.environment import create_history_table
+from tests.support.environment import HISTORY_TABLE
 from tests.support.events import ALICE, BOB, function_url_event, response_json
-from tests.support.moto import moto_client
 from tools.lambda_sandbox.events import iam_authorizer
 from tools.model_server.backend import SageMakerError
 
-TABLE = "test-chat-history"
+TABLE = HISTORY_TABLE
 SESSION = "session-0001"
 
 
 @pytest.fixture
-def dynamodb(moto_url: str):
-    """A fresh table with the schema Terraform creates (modules' chat history table)."""
-    client = moto_client("dynamodb", moto_url)
-    create_history_table(client, TABLE)
-    yield client
-    client.delete_table(TableName=TABLE)
-
-
-@pytest.fixture
-def load_chat(load_handler, moto_url, dynamodb):
+def load_chat(load_handler, memory, dynamodb):
     """A fresh chat handler on the test table, with further settings."""
 
     def load(**settings: str):
-        return load_handler(
-            "chat.handler", HISTORY_TABLE_NAME=TABLE, AWS_ENDPOINT_URL_DYNAMODB=moto_url, **settings
-        )
+        return load_handler("chat.handler", **memory, **settings)
 
     return load
 
@@ -96,12 +84,7 @@ def test_second_turn_sends_the_first_exchange_to_the_model(
         "session_id": session_id,
         "memory": "enabled",
         "finish_reason": "stop",
-        "usage": {
-            "input_tokens": fake_endpoint.backend.count_tokens(
-                fake_endpoint.backend.calls[-1].prompt
-            ),
-            "output_tokens": 3,
-        },
+        "usage": fake_endpoint.usage_of_last_call(completion_tokens=3),
     }
     assert fake_endpoint.last_request["messages"][1:] == [
         {"role": "user", "content": "What is the capital of France?"},

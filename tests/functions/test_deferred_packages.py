@@ -1,5 +1,6 @@
-"""Deferred package inits (llm_app.deferred_packages): a package's submodules import without its
-`__init__`, and the first name read from the package runs it, once, with the same result."""
+"""Deferred package inits (llm_app.runtime.deferred_packages): a package's submodules
+import without its `__init__`, and the first name read from the package runs it, once, with
+the same result."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_app.deferred_packages import DeferredInitFinder
+from llm_app.runtime.deferred_packages import DeferredInitFinder
 
 # The package's __init__ counts its runs in a module outside it, and imports every submodule,
 # as LangSmith's generated `types` package does.

@@ -1,11 +1,17 @@
 import base64
 import json
+import re
 
 import pytest
+from aws_lambda_powertools import Logger
 
 from llm_app.errors import AppError, ErrorCode
-from llm_app.function_url import error_response, json_response, parse_json, read_request
-from tests.support.events import function_url_event, load_event
+from llm_app.http.edge import RequestRecord
+from llm_app.http.lambda_handler import lambda_response
+from llm_app.http.renderers import json_body
+from llm_app.http.request import parse_json, read_request
+from tests.support.events import function_url_event, load_event, response_json
+from tools.paths import REPO_ROOT
 
 
 def test_reads_the_saved_event():
@@ -69,7 +75,9 @@ def test_parse_json_accepts_utf8_and_utf16():
 
 def test_error_response_shape_and_headers():
     error = AppError(ErrorCode.MODEL_UNAVAILABLE, "busy", retry_after=5, headers={"x-a": "b"})
-    response = error_response(error)
+    response = lambda_response(
+        RequestRecord(Logger(service="test"), log_prompts=False).refused(error)
+    )
     assert response["statusCode"] == 503
     assert response["headers"] == {
         "content-type": "application/json",
@@ -81,5 +89,27 @@ def test_error_response_shape_and_headers():
     }
 
 
-def test_json_response_keeps_unicode_readable():
-    assert json_response(200, {"answer": "東京"})["body"] == '{"answer": "東京"}'
+def test_json_keeps_unicode_readable():
+    assert json_body({"answer": "東京"}) == '{"answer": "東京"}'.encode()
+
+
+def test_a_control_character_in_a_string_is_named_once():
+    """The shell form `-d "[\"...\", \"$(cat notes.txt)\"]"` puts raw newlines in a string."""
+    with pytest.raises(AppError) as caught:
+        parse_json(b'["What is it?", "line one\nline two"]')
+    assert caught.value.code is ErrorCode.INVALID_JSON
+    assert "Invalid control character at line 1 column 26" in caught.value.message
+    assert "at at" not in caught.value.message
+
+
+API_DOC = (REPO_ROOT / "docs" / "api.md").read_text()
+
+
+@pytest.mark.parametrize("function", ["chat", "qa"])
+def test_the_api_tables_200_body_shows_every_field(load_handler, lambda_context, function):
+    """docs/api.md's table of requests and responses names each field of each 200 body."""
+    [row] = [line for line in API_DOC.splitlines() if line.startswith(f"| {function} | `[")]
+    documented = set(re.findall(r'"(\w+)":', row.split(" | ")[-1]))
+    handler = load_handler(f"{function}.handler")
+    body = response_json(handler.handler(function_url_event('["Why?"]'), lambda_context))
+    assert documented == set(body) | set(body["usage"])

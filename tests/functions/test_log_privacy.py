@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from llm_app.errors import ErrorCode
-from llm_app.generation import Answer
-from llm_app.web import FunctionApp
+from llm_app.http.web import FunctionApp
+from llm_app.model.answer import Answer, Item, Text
 from tests.support.canned_http import Canned, answering
 from tests.support.environment import create_history_table
 from tests.support.events import function_url_event, lambda_context, response_json
@@ -120,7 +120,7 @@ def through_the_adapter(
         **adapter_headers(url_event, seconds_left=seconds_left),
     }
     query = url_event["rawQueryString"]
-    app = FunctionApp(function.ROUTES, function.SETTINGS, function.logger, env={})
+    app = FunctionApp(function.ROUTES, function.SETTINGS, function.logger)
     with serving(app) as address:
         reply = send(
             address,
@@ -228,8 +228,8 @@ def fail_mid_stream(world: World) -> dict:
     qa = world.qa()
 
     def half_an_answer(*_args: object, **_kwargs: object) -> Answer:
-        def parts() -> Iterator[str]:
-            yield "It"
+        def parts() -> Iterator[Item]:
+            yield Text("It")
             broken_chain()
 
         return Answer(parts(), streamed=True)

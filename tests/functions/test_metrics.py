@@ -1,7 +1,7 @@
 """Each request's EMF lines: real handlers, the fake TGI endpoint, the log checked by the spec.
 
 Both front doors: the buffered handler on Function URL events, and the streaming door (the
-ASGI app behind the Lambda Web Adapter, llm_app.web) over HTTP, whose lines are written when
+ASGI app behind the Lambda Web Adapter, llm_app.http.web) over HTTP, whose lines are written when
 the stream ends."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from llm_app import metrics
-from llm_app.web import FunctionApp
+from llm_app.http.web import FunctionApp
+from llm_app.runtime import metrics
 from tests.support.documents import FACT, QUESTION, answer_like_a_reader
 from tests.support.emf import dimension_sets, emf_problems, emf_records, metric_values
 from tests.support.events import function_url_event, response_json
@@ -29,7 +29,7 @@ def logged_records(capsys: pytest.CaptureFixture[str]) -> list[dict]:
 def test_a_chat_answer_logs_tokens_latency_and_its_status_class(
     load_handler, fake_endpoint, lambda_context, capsys
 ):
-    # The namespace and service dimension are read once per process, when llm_app.metrics is
+    # The namespace and service dimension are read once per process, when llm_app.runtime.metrics is
     # first imported: the packaged-function tests check their values from the environment.
     chat = load_handler("chat.handler")
     capsys.readouterr()

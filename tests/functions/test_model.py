@@ -8,12 +8,10 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 
 from llm_app.errors import AppError, ErrorCode
-from llm_app.model import Endpoint, TgiMessagesContentHandler
-from llm_app.sagemaker_errors import (
-    SystemRoleRefused,
-    parse_prompt_too_long,
-    translate_client_error,
-)
+from llm_app.model.endpoint import Endpoint
+from llm_app.model.engine_errors import SystemRoleRefused, parse_prompt_too_long
+from llm_app.model.messages_api import MessagesApiContentHandler
+from llm_app.model.sagemaker_errors import translate_client_error
 
 
 def client_error(code: str, message: str, **extra: object) -> ClientError:
@@ -21,7 +19,7 @@ def client_error(code: str, message: str, **extra: object) -> ClientError:
 
 
 def test_request_is_a_messages_api_body():
-    body = TgiMessagesContentHandler().transform_input(
+    body = MessagesApiContentHandler().transform_input(
         [{"role": "user", "content": "hi"}], {"max_tokens": 5, "temperature": 0.5}
     )
     assert json.loads(body) == {
@@ -43,7 +41,7 @@ def test_completion_becomes_a_message_with_usage():
         ],
         "usage": {"prompt_tokens": 30, "completion_tokens": 3, "total_tokens": 33},
     }
-    message = TgiMessagesContentHandler().transform_output(
+    message = MessagesApiContentHandler().transform_output(
         io.BytesIO(json.dumps(completion).encode())
     )
     assert message.content == "Paris."
@@ -63,7 +61,7 @@ def test_completion_becomes_a_message_with_usage():
 )
 def test_unreadable_output_is_bad_model_output(raw):
     with pytest.raises(AppError) as caught:
-        TgiMessagesContentHandler().transform_output(io.BytesIO(raw))
+        MessagesApiContentHandler().transform_output(io.BytesIO(raw))
     assert caught.value.code is ErrorCode.BAD_MODEL_OUTPUT
 
 
@@ -214,14 +212,14 @@ def line(event: object) -> bytes:
 
 @pytest.mark.parametrize("raw", [b"", b": keep-alive", b"event: message", b"data: [DONE]"])
 def test_lines_without_a_chunk_carry_no_text(raw):
-    chunk = TgiMessagesContentHandler().transform_output(raw)
+    chunk = MessagesApiContentHandler().transform_output(raw)
     assert chunk.content == ""
     assert chunk.usage_metadata is None
 
 
 def test_a_token_line_is_its_delta():
     raw = line({"choices": [{"index": 0, "delta": {"content": " Paris"}, "finish_reason": None}]})
-    chunk = TgiMessagesContentHandler().transform_output(raw)
+    chunk = MessagesApiContentHandler().transform_output(raw)
     assert chunk.content == " Paris"
     assert chunk.response_metadata == {}
 
@@ -229,21 +227,21 @@ def test_a_token_line_is_its_delta():
 def test_the_finish_chunk_keeps_its_reason_even_without_text_or_usage():
     """langchain-aws drops chunks with neither text nor usage: this one carries zero usage."""
     raw = line({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]})
-    chunk = TgiMessagesContentHandler().transform_output(raw)
+    chunk = MessagesApiContentHandler().transform_output(raw)
     assert chunk.response_metadata == {"finish_reason": "length"}
     assert chunk.usage_metadata == {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
 
 
 def test_vllms_usage_chunk_has_no_choices():
     raw = line({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2}})
-    chunk = TgiMessagesContentHandler().transform_output(raw)
+    chunk = MessagesApiContentHandler().transform_output(raw)
     assert chunk.usage_metadata == {"input_tokens": 9, "output_tokens": 2, "total_tokens": 11}
 
 
 def test_an_in_stream_error_event_is_a_model_error():
     raw = line({"error": "Request failed during generation: CUDA OOM", "error_type": "generation"})
     with pytest.raises(AppError) as caught:
-        TgiMessagesContentHandler().transform_output(raw)
+        MessagesApiContentHandler().transform_output(raw)
     assert caught.value.code is ErrorCode.MODEL_ERROR
     assert "CUDA OOM" in caught.value.message
 
@@ -251,7 +249,7 @@ def test_an_in_stream_error_event_is_a_model_error():
 @pytest.mark.parametrize("raw", [b"data: {not json", b"data: [1, 2]"])
 def test_a_data_line_that_is_not_a_chunk_is_bad_model_output(raw):
     with pytest.raises(AppError) as caught:
-        TgiMessagesContentHandler().transform_output(raw)
+        MessagesApiContentHandler().transform_output(raw)
     assert caught.value.code is ErrorCode.BAD_MODEL_OUTPUT
 
 
@@ -276,7 +274,7 @@ def test_a_mid_stream_model_stream_error_is_a_model_error_without_aws_words():
 def test_an_in_stream_error_event_shows_no_arn_or_account():
     raw = line({"error": "failed at arn:aws:sagemaker:us-east-1:123456789012:endpoint/ep"})
     with pytest.raises(AppError) as caught:
-        TgiMessagesContentHandler().transform_output(raw)
+        MessagesApiContentHandler().transform_output(raw)
     assert "arn:" not in caught.value.message
     assert "123456789012" not in caught.value.message
 
@@ -290,3 +288,45 @@ def test_a_stream_that_ends_before_the_model_finished_is_bad_model_output():
     with pytest.raises(AppError) as caught:
         list(generation)
     assert caught.value.code is ErrorCode.BAD_MODEL_OUTPUT
+
+
+@pytest.mark.parametrize(
+    ("event", "code"),
+    [
+        # TGI 3.x: 422 whatever the error (router/src/infer/mod.rs, into_openai_event).
+        (
+            {"error": {"message": "Model is overloaded", "http_status_code": 422}},
+            "model_unavailable",
+        ),
+        (
+            {
+                "error": {
+                    "message": "Input validation error: `inputs` must have less than 1348 "
+                    "tokens. Given: 1400",
+                    "http_status_code": 422,
+                }
+            },
+            "context_too_long",
+        ),
+        # vLLM's ErrorResponse, wrapped (ErrorInfo) and flat (older releases).
+        (
+            {
+                "error": {
+                    "message": "boom",
+                    "type": "InternalServerError",
+                    "param": None,
+                    "code": 500,
+                }
+            },
+            "model_error",
+        ),
+        (
+            {"object": "error", "message": "slow down", "type": "x", "code": 429},
+            "model_unavailable",
+        ),
+    ],
+)
+def test_an_in_stream_error_event_maps_as_its_http_error_would(event, code):
+    with pytest.raises(AppError) as caught:
+        MessagesApiContentHandler().transform_output(line(event))
+    assert caught.value.code.value == code

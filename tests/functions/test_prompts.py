@@ -8,7 +8,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from chat.conversation import build_chat_messages, parse_chat_request
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.tokens import estimate_tokens, truncate_to_tokens
+from llm_app.model.tokens import estimate_tokens, truncate_to_tokens
 from qa.document_qa import EXAMPLE_DOCUMENT, build_qa_messages, parse_qa_request
 from tools.model_server.scripted_backend import llama_like_token_count
 

@@ -35,12 +35,7 @@ def test_seed_curl_body_without_query_string_answers_from_the_example_document(
         "chunks": 1,
         "finish_reason": "stop",
         # The scripted model counts tokens as a Llama tokenizer does (roughly).
-        "usage": {
-            "input_tokens": fake_endpoint.backend.count_tokens(
-                fake_endpoint.backend.calls[-1].prompt
-            ),
-            "output_tokens": 4,
-        },
+        "usage": fake_endpoint.usage_of_last_call(completion_tokens=4),
     }
     request = fake_endpoint.last_request
     assert request == {

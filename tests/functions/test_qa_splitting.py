@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llm_app.config import ConfigError, Settings
-from llm_app.tokens import estimate_tokens
+from llm_app.model.tokens import estimate_tokens
 from qa.chains import SUMMARY_SEPARATOR, pack_summaries, split_documents, truncate_to_tokens
 from tests.support.documents import FACT, long_document
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from llm_app import snap_start
+from llm_app.runtime import snap_start
 
 hooks = pytest.importorskip("snapshot_restore_py")
 

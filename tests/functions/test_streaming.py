@@ -1,6 +1,6 @@
 """Streamed answers through both front doors, against the fake endpoint's real response stream.
 
-Door 2 is the ASGI app (llm_app.web) served by uvicorn on a loopback port and called over
+Door 2 is the ASGI app (llm_app.http.web) served by uvicorn on a loopback port and called over
 HTTP as the Lambda Web Adapter calls it; door 1 is the buffered handler on Function URL
 events. Incremental delivery is proven with the gated fake endpoint: a token exists only
 after the test has read the one before it, so no timing is involved.
@@ -20,9 +20,9 @@ import time
 import pytest
 from uvicorn.config import STARTUP_FAILURE
 
-from llm_app.web import FunctionApp
+from llm_app.http.web import FunctionApp
 from tests.support.aws_calls import recording_function_calls
-from tests.support.environment import create_history_table, function_env
+from tests.support.environment import HISTORY_TABLE, function_env
 from tests.support.events import (
     ALICE,
     BOB,
@@ -31,7 +31,6 @@ from tests.support.events import (
     function_url_event,
     response_json,
 )
-from tests.support.moto import moto_client
 from tests.support.web import (
     SseReader,
     adapter_headers,
@@ -47,12 +46,12 @@ from tools.paths import REPO_ROOT
 
 SSE = "text/event-stream"
 SEED_BODY = '["What is the capital of France?"]'
-TABLE = "stream-history"
+TABLE = HISTORY_TABLE
 
 
-def door(module, **env: str) -> FunctionApp:
-    """Door 2 of a loaded handler module, as `python -m llm_app.web <module>` builds it."""
-    return FunctionApp(module.ROUTES, module.SETTINGS, module.logger, env=env)
+def door(module) -> FunctionApp:
+    """Door 2 of a loaded handler module, as `python -m llm_app.http.web <module>` builds it."""
+    return FunctionApp(module.ROUTES, module.SETTINGS, module.logger)
 
 
 @pytest.fixture
@@ -241,8 +240,11 @@ def test_the_adapters_readiness_check_is_answered_without_the_function(chat_url,
     assert fake_endpoint.invocations == []
 
 
-def test_the_after_restore_hook_reseeds_random_and_only_for_the_adapter(chat, fake_endpoint):
-    app = door(chat, AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH="/_lwa/after-restore")
+def test_the_after_restore_hook_reseeds_random_and_only_for_the_adapter(
+    load_handler, fake_endpoint
+):
+    chat = load_handler("chat.handler", AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH="/_lwa/after-restore")
+    app = door(chat)
     with serving(app) as address:
         random.seed(42)
         expected_if_not_reseeded = random.random()
@@ -319,25 +321,15 @@ def test_a_json_answer_cut_at_max_new_tokens_says_length(
     body = response_json(chat.handler(function_url_event(), lambda_context))
     assert body["answer"] == "Paris is"
     assert body["finish_reason"] == "length"
-    assert body["usage"]["output_tokens"] == 2
+    assert body["usage"]["completion_tokens"] == 2
 
 
 # ---------------------------------------------------------------------------------------------
 # Chat memory: a turn is stored only when the model finished
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture
-def dynamodb(moto_url: str):
-    client = moto_client("dynamodb", moto_url)
-    create_history_table(client, TABLE)
-    yield client
-    client.delete_table(TableName=TABLE)
-
-
-@pytest.fixture
-def memory_url(load_handler, moto_url, dynamodb):
-    chat = load_handler(
-        "chat.handler", HISTORY_TABLE_NAME=TABLE, AWS_ENDPOINT_URL_DYNAMODB=moto_url
-    )
+def memory_url(load_handler, memory, dynamodb):
+    chat = load_handler("chat.handler", **memory)
     with serving(door(chat)) as address:
         yield address
 
@@ -370,13 +362,11 @@ def test_a_failed_stream_stores_nothing(memory_url, fake_endpoint, dynamodb):
 
 
 def test_a_client_that_leaves_mid_stream_stores_nothing(
-    load_handler, moto_url, dynamodb, fake_endpoint
+    load_handler, memory, dynamodb, fake_endpoint
 ):
     """Driven through the ASGI interface itself, so the disconnect arrives at a known point:
     right after the first token was sent."""
-    chat = load_handler(
-        "chat.handler", HISTORY_TABLE_NAME=TABLE, AWS_ENDPOINT_URL_DYNAMODB=moto_url
-    )
+    chat = load_handler("chat.handler", **memory)
     gate = fake_endpoint.stream_reply(["Paris", " is", " nice."], gated=True)
     event = function_url_event(accept=SSE)
     sent: list[dict] = []
@@ -440,7 +430,7 @@ def test_the_start_command_fails_loudly_when_its_port_is_taken(fake_endpoint):
         holder.listen()
         port = holder.getsockname()[1]
         started = subprocess.run(
-            [sys.executable, "-m", "llm_app.web", "chat.handler", "--port", str(port)],
+            [sys.executable, "-m", "llm_app.http.server", "chat.handler", "--port", str(port)],
             env={
                 **function_env(fake_endpoint.url),
                 "PATH": os.environ["PATH"],
@@ -498,8 +488,8 @@ def test_qa_json_usage_is_summed_over_the_chain(load_handler, fake_endpoint, lam
     calls = len(fake_endpoint.invocations)
     assert calls > 1
     assert list(answer) == ["answer", "chain_type", "chunks", "finish_reason", "usage"]
-    assert answer["usage"]["output_tokens"] == 2 * calls
-    assert answer["usage"]["input_tokens"] == sum(
+    assert answer["usage"]["completion_tokens"] == 2 * calls
+    assert answer["usage"]["prompt_tokens"] == sum(
         fake_endpoint.backend.count_tokens(call.prompt) for call in fake_endpoint.backend.calls
     )
 
@@ -539,11 +529,9 @@ def test_qa_that_runs_out_of_time_mid_stream_ends_with_deadline_exceeded(
 
 
 def test_door_2_knows_the_caller_only_from_the_adapters_request_context(
-    load_handler, moto_url, dynamodb, fake_endpoint
+    load_handler, memory, dynamodb, fake_endpoint
 ):
-    chat = load_handler(
-        "chat.handler", HISTORY_TABLE_NAME=TABLE, AWS_ENDPOINT_URL_DYNAMODB=moto_url
-    )
+    chat = load_handler("chat.handler", **memory)
     fake_endpoint.reply("Paris.", "Who knows?")
     with serving(door(chat)) as address:
         alice = ask(address, caller=ALICE)

@@ -178,16 +178,17 @@ def test_requests_it_cannot_honour_are_refused_with_a_reason(endpoint, body, phr
 
 def test_the_functions_read_the_vllm_answer_and_its_errors(endpoint) -> None:
 
-    from llm_app.model import TgiMessagesContentHandler
-    from llm_app.sagemaker_errors import PromptTooLong, translate_client_error
+    from llm_app.model.engine_errors import PromptTooLong
+    from llm_app.model.messages_api import MessagesApiContentHandler
+    from llm_app.model.sagemaker_errors import translate_client_error
 
     client, _ = endpoint
-    body = TgiMessagesContentHandler().transform_input(
+    body = MessagesApiContentHandler().transform_input(
         [{"role": "user", "content": "What is the capital of France?"}],
         {"max_tokens": 5, "temperature": 0.0},
     )
     raw = client.invoke_endpoint(EndpointName=ENDPOINT, Body=body, ContentType="application/json")
-    message = TgiMessagesContentHandler().transform_output(raw["Body"])
+    message = MessagesApiContentHandler().transform_output(raw["Body"])
     assert message.content == "Paris is the capital ."
     assert message.usage_metadata is not None
     assert message.usage_metadata["output_tokens"] == 5

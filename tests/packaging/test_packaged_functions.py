@@ -95,7 +95,7 @@ def test_packaged_chat_keeps_its_memory_in_dynamodb(
 
 def test_every_aws_service_the_functions_call_keeps_its_botocore_model() -> None:
     """The layer keeps botocore models only for LAYER_POLICY's services: a new client("x")
-    (or llm_app.aws's aws_client("x")) in the function code must be added there, or it would
+    (or llm_app.runtime.aws's aws_client("x")) in the function code must be added there, or it would
     fail only once deployed."""
     named = set()
     for source in Path(package.REPO_ROOT, "functions").rglob("*.py"):

@@ -158,7 +158,7 @@ def test_the_start_script_runs_the_functions_asgi_app_on_loopback(
     assert script.startswith("#!/bin/sh\n")
     assert "@FUNCTION@" not in script
     # Unbuffered (-u): each request's EMF lines reach the log as it ends.
-    assert f"exec python3 -u -X faulthandler -m llm_app.web {name}.handler" in script
+    assert f"exec python3 -u -X faulthandler -m llm_app.http.server {name}.handler" in script
     assert 'port="${AWS_LWA_PORT:-${PORT:-8080}}"' in script
     assert '--host 127.0.0.1 --port "$port"' in script
     assert 'PYTHONPATH="/opt/python:${task_root}' in script

@@ -248,7 +248,7 @@ def test_behind_the_adapter_a_streamed_request_is_traced_under_the_invocations_i
 # A streamed body is sent by another thread than the one that began the request.
 ENDED_ON_ANOTHER_THREAD = """
 import threading
-from llm_app import tracing
+from llm_app.runtime import tracing
 from llm_app.config import Settings
 
 tracing.start(Settings.from_env())

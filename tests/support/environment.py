@@ -8,6 +8,8 @@ ENDPOINT_NAME = "tgi-test-endpoint"
 # The fake endpoint's limits, as Terraform sets them for TinyLlama (2048 context, 700 new).
 MAX_INPUT_TOKENS = 1348
 MAX_TOTAL_TOKENS = 2048
+# The chat history table the function tests create on moto (tests/conftest.py's `dynamodb`).
+HISTORY_TABLE = "test-chat-history"
 
 
 def function_env(endpoint_url: str, **overrides: str) -> dict[str, str]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from llm_app.web import uvicorn_server
+from llm_app.http.server import uvicorn_server
 from tests.support.events import FUNCTION_NAME, REQUEST_ID
 from tools.lambda_sandbox import artifacts as sandbox
 

@@ -453,7 +453,7 @@ def exercise_qa(qa: Any, context: Any, live: Any) -> None:
 EXERCISES = {"chat": exercise_chat, "qa": exercise_qa}
 
 
-# Through the door the adapter calls (functions/llm_app/web.py, served as run.sh serves it):
+# Through the door the adapter calls (functions/llm_app/http/web.py, served as run.sh serves it):
 # JSON requests read the model's whole answer, streamed ones its stream.
 def stream_chat(address: str, web: Any, live: Stack) -> None:
     """Every route of streaming chat: a JSON answer starting a session, a streamed answer
@@ -570,13 +570,15 @@ def test_each_streaming_role_grants_exactly_what_its_code_calls(
     stack: Stack, function: str, load_handler
 ) -> None:
     """As the buffered test below, through the door the adapter calls: the app run.sh serves."""
-    pytest.importorskip("llm_app.web", reason="the functions' streaming door is not in this tree")
+    pytest.importorskip(
+        "llm_app.http.web", reason="the functions' streaming door is not in this tree"
+    )
     web = pytest.importorskip("tests.support.web", reason="its test helpers are not either")
 
     def exercise(handler: Any, environment: dict[str, str], live: Stack) -> None:
         # Imported after the handler, from the same fresh modules (load_handler re-imports them).
-        door = importlib.import_module("llm_app.web")
-        app = door.FunctionApp(handler.ROUTES, handler.SETTINGS, handler.logger, env=environment)
+        door = importlib.import_module("llm_app.http.web")
+        app = door.FunctionApp(handler.ROUTES, handler.SETTINGS, handler.logger)
         with web.serving(app) as address:
             STREAMING_EXERCISES[function](address, web, live)
 

@@ -798,7 +798,7 @@ def test_the_utilisation_alarm_follows_the_instance(
 def test_the_functions_trace_their_aws_calls_only_when_tracing_is_active(
     monitoring_plans: dict[str, dict[str, Any]], name: str, enabled: str
 ) -> None:
-    # TRACING_ENABLED decides whether llm_app.tracing imports the X-Ray SDK at all.
+    # TRACING_ENABLED decides whether llm_app.runtime.tracing imports the X-Ray SDK at all.
     for environment in monitoring_plans[name]["environments"].values():
         assert environment["TRACING_ENABLED"] == enabled
         assert environment["POWERTOOLS_METRICS_NAMESPACE"] == "LLMApp/plan-test"

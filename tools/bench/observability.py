@@ -1,6 +1,6 @@
 """What the functions' metrics and tracing cost: cold imports, each request, the layer.
 
-- metrics: importing Powertools Metrics and `llm_app.metrics` after the app's other imports
+- metrics: importing Powertools Metrics and `llm_app.runtime.metrics` after the app's other imports
   (what they add to a cold start), and writing one request's EMF lines (what they add to each);
 - tracing off: proof that the X-Ray SDK is never imported (so it costs nothing), from a real
   request through the packaged chat function;
@@ -30,12 +30,12 @@ from langchain_core.prompts import ChatPromptTemplate
 """
 METRICS_IMPORT = """
 from aws_lambda_powertools.metrics import Metrics, MetricUnit, single_metric
-import llm_app.metrics
+import llm_app.runtime.metrics
 """
 EMF_REQUESTS = 1000
 EMF_LINES = f"""
 import contextlib, io
-from llm_app import metrics
+from llm_app.runtime import metrics
 with contextlib.redirect_stdout(io.StringIO()):
     for _ in range({EMF_REQUESTS}):
         metrics.model_call(120.0, input_tokens=40, output_tokens=8, finish_reason="stop")
@@ -92,7 +92,7 @@ def section(
         raise RuntimeError(f"tracing is off, yet these were imported: {loaded}")
     zipped, unzipped = layer_bytes(build_dir / "layer.zip")
     return [
-        ("metrics: Powertools Metrics + llm_app.metrics, cold", _ms(metrics["import"])),
+        ("metrics: Powertools Metrics + llm_app.runtime.metrics, cold", _ms(metrics["import"])),
         ("metrics: one request's EMF lines, warm", f"{metrics['emf'] / EMF_REQUESTS * 1e6:.0f} us"),
         ("tracing off: X-Ray SDK imported", "never (0 ms)"),
         ("tracing on: X-Ray SDK import + botocore patch, cold", _ms(tracing["import"])),

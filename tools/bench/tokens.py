@@ -1,8 +1,8 @@
 """How the functions' token estimate compares with real tokenizers (a `make bench` section).
 
-The functions budget prompts with llm_app.tokens' estimate, which must never count fewer tokens
-than the model's tokenizer. This measures it, offline, against the real tokenizer at hand: the
-embedded model's (SmolLM2, a byte-level BPE that, like Llama's, gives each digit a token), on
+The functions budget prompts with llm_app.model.tokens' estimate, which must never count fewer
+tokens than the model's tokenizer. This measures it, offline, against the real tokenizer at hand:
+the embedded model's (SmolLM2, a byte-level BPE that, like Llama's, gives each digit a token), on
 English, Markdown, code, CSV, JSON and CJK text. The counting runs in the model server's venv
 (transformers, tokenizers) with `functions` on its path, as Lambda's /var/task is:
 
@@ -86,7 +86,7 @@ def _tokenizer() -> tuple[str, object]:
 
 def measure() -> dict[str, object]:
     """Rows of the table (run in the model server's venv, `functions` on the path)."""
-    from llm_app.tokens import estimate_tokens
+    from llm_app.model.tokens import estimate_tokens
 
     name, tokenizer = _tokenizer()
     rows = []
@@ -128,7 +128,7 @@ def section() -> tuple[str, list[tuple[str, ...]]]:
         return "Token estimate against a real tokenizer", [(f"failed: {last}", *[""] * 5)]
     measured = json.loads(result.stdout)
     title = (
-        f"Token estimate (llm_app.tokens) against {measured['tokenizer']}'s tokenizer "
+        f"Token estimate (llm_app.model.tokens) against {measured['tokenizer']}'s tokenizer "
         "(goal: estimate / real >= 1 on every row)"
     )
     return title, [tuple(row) for row in measured["rows"]]

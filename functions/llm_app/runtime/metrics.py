@@ -1,7 +1,8 @@
 """Request metrics as CloudWatch embedded metric format (EMF) log lines, via Powertools Metrics.
 
 CloudWatch turns each line into metrics without an API call (no PutMetricData, no grant). One
-namespace per deployment (POWERTOOLS_METRICS_NAMESPACE, set by Terraform) and few dimensions,
+namespace per deployment (POWERTOOLS_METRICS_NAMESPACE, set by Terraform and read by
+llm_app.config like every setting; `start(settings)` at init) and few dimensions,
 so the metric count stays small: `service` (chat or qa) on every metric, `status_class` on
 Requests, `error_code` on Errors. A request adds to its set as it goes (model calls, history,
 QA chunks); `request_finished`, called when the answer ends (a streamed one after its last
@@ -17,24 +18,34 @@ Requests by status class and Errors by code are how failures show (docs/operatio
 
 from __future__ import annotations
 
-import os
 import threading
 
 from aws_lambda_powertools.metrics import Metrics, MetricUnit, single_metric
 
-NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
-# Outside Terraform's environment (tests, make local) the lines still validate.
-DEFAULT_NAMESPACE = "LLMApp"
-NAMESPACE = os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE
-# chat or qa (Terraform sets it; the Logger reads it too).
-SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "llm_app"
+from llm_app.config import Settings
 
-_metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+# Counts an answer's facts name (llm_app.model.answer.Facts.metrics), emitted as they are.
+HISTORY_TURNS = "HistoryTurns"  # chat: earlier turns of the session that went into the prompt
+QA_CHUNKS = "QaChunks"  # QA: chunks the documents split into (each one model call at most)
+
+# Outside Terraform's environment (tests, make local) the lines still validate.
+_metrics = Metrics(namespace=Settings.powertools_metrics_namespace, service="llm_app")
+NAMESPACE = Settings.powertools_metrics_namespace
+SERVICE = "llm_app"
 # QA's map step calls the model from several threads at once.
 _lock = threading.Lock()
 # Module state survives between requests of a container, and a SnapStart snapshot is taken
 # before any request: the first request of each container or restored copy sees True.
 _cold_start = True
+
+
+def start(settings: Settings) -> None:
+    """At init: the deployment's namespace and the function's service (chat or qa)."""
+    global _metrics, NAMESPACE, SERVICE  # noqa: PLW0603 - once per container, at init
+    with _lock:
+        NAMESPACE = settings.powertools_metrics_namespace
+        SERVICE = settings.powertools_service_name
+        _metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
 def model_call(
@@ -66,16 +77,10 @@ def first_token(latency_ms: float) -> None:
         )
 
 
-def history_turns(turns: int) -> None:
-    """Chat: how many earlier turns of the session went into the prompt."""
+def count(name: str, value: float) -> None:
+    """One of an answer's counts, by its metric's name (HISTORY_TURNS, QA_CHUNKS)."""
     with _lock:
-        _metrics.add_metric(name="HistoryTurns", unit=MetricUnit.Count, value=turns)
-
-
-def qa_chain(*, chunks: int) -> None:
-    """QA: how many chunks the documents split into (each one model call at most)."""
-    with _lock:
-        _metrics.add_metric(name="QaChunks", unit=MetricUnit.Count, value=chunks)
+        _metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 def status_class(status: int) -> str:

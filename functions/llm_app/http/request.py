@@ -1,8 +1,9 @@
 """Lambda Function URL requests in (payload format 2.0 events, or LWA's HTTP requests).
 
-`HttpRequest` is what both front doors hand the shared request loop (llm_app.service):
+`HttpRequest` is what both front doors hand the edge (llm_app.http.edge):
 `read_request` builds it from a URL event (the buffered handler), `request_from_context` from
-the URL event's `requestContext` that the Lambda Web Adapter forwards as a header (llm_app.web).
+the URL event's `requestContext` that the Lambda Web Adapter forwards as a header
+(llm_app.http.web).
 `streaming_requested` and `plain_text_preferred` read the `accept` header: the one place the
 response format is negotiated.
 """
@@ -19,8 +20,6 @@ from typing import Any
 
 from llm_app.errors import AppError, ErrorCode
 from llm_app.identity import iam_caller
-
-JSON_HEADERS = {"content-type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ def read_request(
 
 
 def request_from_context(
-    request_context: object,
+    header: str,
     *,
     body: bytes,
     query: Mapping[str, str],
@@ -98,6 +97,10 @@ def request_from_context(
     """The request as the Lambda Web Adapter forwards it: the URL event's `requestContext`
     (the `x-amzn-request-context` header, which only the adapter can set) says who called
     and which request this is; method, query and body are the HTTP request's own."""
+    try:  # JSON in UTF-8 (ASGI hands header values over as bytes, read as latin-1)
+        request_context = json.loads(header.encode("latin-1"))
+    except ValueError:
+        request_context = None
     method = _dig(request_context, "http", "method")
     if not isinstance(method, str):
         raise AppError(
@@ -115,6 +118,31 @@ def request_from_context(
         deadline=deadline,
         trace_header=trace_header,
     )
+
+
+class LambdaContextHeader:
+    """The Lambda context as LWA forwards it (JSON), with the runtime context's attributes."""
+
+    def __init__(self, raw: str | None) -> None:
+        try:
+            context = json.loads(raw) if raw else {}
+        except ValueError:
+            context = {}
+        if not isinstance(context, dict):
+            context = {}
+        env = context.get("env_config")
+        if not isinstance(env, dict):
+            env = {}
+        self.aws_request_id = str(context.get("request_id", ""))
+        self.invoked_function_arn = str(context.get("invoked_function_arn", ""))
+        self.function_name = str(env.get("function_name", ""))
+        self.memory_limit_in_mb = str(env.get("memory", ""))
+        self.function_version = str(env.get("version", ""))
+        deadline_ms = context.get("deadline")
+        # time.time() seconds; LWA sends milliseconds since the epoch.
+        self.deadline = deadline_ms / 1000 if isinstance(deadline_ms, int | float) else None
+        trace = context.get("xray_trace_id")
+        self.xray_trace_id = trace if isinstance(trace, str) and trace else None
 
 
 def check_body_size(size: int, max_body_bytes: int) -> None:
@@ -156,30 +184,13 @@ def parse_json(body: bytes) -> Any:
     except json.JSONDecodeError as error:
         raise AppError(
             ErrorCode.INVALID_JSON,
-            f"The request body is not valid JSON ({error.msg} at line {error.lineno} "
-            f'column {error.colno}); send e.g. ["What is the capital of France?"].',
+            # json's own message may end in "at" ("Invalid control character at"): say it once.
+            f"The request body is not valid JSON ({error.msg.removesuffix(' at')} at line "
+            f"{error.lineno} column {error.colno}); send e.g. "
+            '["What is the capital of France?"].',
         ) from None
     except RecursionError:
         raise AppError(ErrorCode.INVALID_JSON, "The request body is nested too deeply.") from None
-
-
-def json_response(
-    status: int, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {**JSON_HEADERS, **(headers or {})},
-        "body": json.dumps(payload, ensure_ascii=False),
-    }
-
-
-def error_response(error: AppError) -> dict[str, Any]:
-    headers = dict(error.headers)
-    if error.retry_after is not None:
-        headers["retry-after"] = str(error.retry_after)
-    return json_response(
-        error.status, {"error": {"code": error.code.value, "message": error.message}}, headers
-    )
 
 
 def _dig(value: object, *keys: str) -> object:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from llm_app.sagemaker_errors import SystemRoleRefused
+from llm_app.model.engine_errors import SystemRoleRefused
 
 PLACEMENTS = ("auto", "system", "user")
 

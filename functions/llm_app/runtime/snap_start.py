@@ -17,7 +17,7 @@ The buffered handlers register the reseed with `snapshot_restore_py`, which AWS'
 runtime ships; elsewhere (tests, the local stack: no snapshot is ever restored there) there is
 nothing to register. Behind the Lambda Web Adapter (response_streaming = true) that runtime
 never runs: the adapter calls the HTTP path named by AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH
-instead, and llm_app.web answers it with the same `reseed_random`.
+instead, and llm_app.http.web answers it with the same `reseed_random`.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ So the estimate counts one token per digit, per punctuation mark or symbol, per 
 character not absorbed by the word after it, one token per 3 letters of a word, and for a
 non-ASCII character its UTF-8 length less one (at least one). The endpoint still validates
 exactly; when it refuses a prompt as too long, the functions learn the real count from its
-error and trim (see llm_app.sagemaker_errors.PromptTooLong).
+error and trim (see llm_app.model.engine_errors.PromptTooLong).
 """
 
 from __future__ import annotations

@@ -6,15 +6,15 @@ path import far more there than the functions use:
 - `langsmith.types`: its `__init__` imports all of LangSmith's generated API types (about 230
   modules of pydantic models). langsmith.run_trees imports one enum from
   `langsmith.types.run_select_field`, and langchain-core's tracers import langsmith.run_trees
-  on every chat model's path: about 0.27 s of each init here (docs/performance.md), with
-  tracing off.
+  on every chat model's path: a large part of each init (docs/performance.md), with tracing
+  off.
 - `langchain_aws` and `langchain_aws.chat_models`: their `__init__` files import the Bedrock
   chat models and LLMs (and tenacity, langchain-protocol) before the functions reach
-  `langchain_aws.chat_models.sagemaker_endpoint`, the one module they use: about 60 ms. The
+  `langchain_aws.chat_models.sagemaker_endpoint`, the one module they use. The
   same `__init__` wraps `boto3.client` so that every client's user agent says
   `x-client-framework:langchain-aws`; deferred, the functions' clients do not carry that tag.
 - `uvicorn` (the streaming door only): its `__init__` imports `uvicorn.main`, the command line,
-  with click and the reloader; llm_app.web runs `uvicorn.config.Config` and
+  with click and the reloader; llm_app.http.server runs `uvicorn.config.Config` and
   `uvicorn.server.Server` from code.
 
 For the packages in `DEFERRED`, the finder below hands the import system the package's own
