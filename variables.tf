@@ -682,6 +682,13 @@ variable "snap_start" {
   nullable    = false
 }
 
+variable "wait_for_published_version" {
+  description = "Whether, with snap_start, the apply waits with the AWS CLI until each function's new version is Active before its URL serves it, and fails with the version's StateReason when the app's init failed (docs/operations.md); false for a machine without the AWS CLI."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
 # -----------------------------------------------------------------------------
 # Monitoring: alarms and dashboard (docs/operations.md)
 # -----------------------------------------------------------------------------
