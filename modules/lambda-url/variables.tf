@@ -272,7 +272,7 @@ variable "response_streaming" {
 }
 
 variable "adapter_layer_arn" {
-  description = "Lambda Web Adapter layer version to run instead of AWS's published one: required where none is published (GovCloud, me-south-1, me-central-1), or for a copy in your account; null for the LWA 1.1.0 layer of the region and architecture. Used with response_streaming."
+  description = "Lambda Web Adapter layer version to run instead of AWS's published one: required where the module knows no published version of it (GovCloud, me-south-1, mx-central-1, arm64 in China: web-adapter-layers.json), or for a copy in your account; null for the LWA 1.1.0 layer of the region and architecture. Used with response_streaming."
   type        = string
   default     = null
 

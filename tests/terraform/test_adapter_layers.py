@@ -76,3 +76,17 @@ def test_regions_without_a_published_layer_are_absent():
     for region in ("me-south-1", "us-gov-west-1", "us-gov-east-1"):
         assert region not in ACCOUNTS
     assert all(re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region) for region in ACCOUNTS)
+
+
+def test_the_readme_names_the_same_regions_without_function_urls_with_source_and_date():
+    readme = " ".join((REPO_ROOT / "README.md").read_text(encoding="utf-8").split())
+    claim = re.search(
+        r'\("Creating and managing Lambda function URLs", read (\d{4}-\d{2}-\d{2})\) lists'
+        r" (\d+) regions where Function URLs do not exist: ([a-z0-9, -]+?)\.",
+        readme,
+    )
+    assert claim is not None
+    assert claim[1] == "2026-12-07"
+    named = set(re.findall(r"[a-z]{2}-[a-z]+-\d", claim[3]))
+    assert named == WITHOUT_FUNCTION_URLS
+    assert int(claim[2]) == len(WITHOUT_FUNCTION_URLS)
