@@ -263,3 +263,20 @@ def check_role_against_calls(
         if not any(a == c.action and fnmatchcase(c.resource, r) for c in calls)
     )
     assert unused == [], f"{function}'s role grants what its code never calls"
+
+
+@contextmanager
+def documents_in_buckets(live: Stack) -> Iterator[list[str]]:
+    """A small document in each bucket QA may read, as s3:// URIs; removed afterwards."""
+    s3 = live.client("s3")
+    uris = []
+    for bucket in DOCUMENT_BUCKETS:
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_object(Bucket=bucket, Key="notes.txt", Body=b"Peter is here.")
+        uris.append(f"s3://{bucket}/notes.txt")
+    try:
+        yield uris
+    finally:
+        for bucket in DOCUMENT_BUCKETS:
+            s3.delete_object(Bucket=bucket, Key="notes.txt")
+            s3.delete_bucket(Bucket=bucket)

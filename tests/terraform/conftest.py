@@ -34,14 +34,19 @@ from tests.support.tools import missing_tool
 from tools.devstack import MotoServer, aws_env, stage_tree, terraform_env
 
 
+def tool_on_path(name: str, reason: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        missing_tool(reason)
+    return path
+
+
 @pytest.fixture(scope="session")
 def terraform_bin() -> str:
-    path = shutil.which("terraform")
-    if path is None:
-        missing_tool(
-            "the terraform CLI is not on PATH (https://developer.hashicorp.com/terraform/install)"
-        )
-    return path
+    return tool_on_path(
+        "terraform",
+        "the terraform CLI is not on PATH (https://developer.hashicorp.com/terraform/install)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -128,13 +133,11 @@ def adapter_layer(moto: MotoServer) -> Iterator[Callable[[str], str]]:
 @pytest.fixture(scope="session")
 def aws_cli() -> str:
     """The AWS CLI, which the stack's apply runs to wait for each SnapStart version."""
-    path = shutil.which("aws")
-    if path is None:
-        missing_tool(
-            "the AWS CLI is not on PATH: with snap_start, apply waits with it for each published"
-            " version (https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html)"
-        )
-    return path
+    return tool_on_path(
+        "aws",
+        "the AWS CLI is not on PATH: with snap_start, apply waits with it for each published"
+        " version (https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html)",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from tests.support.stack import (
     Stack,
     as_list,
     check_role_against_calls,
+    documents_in_buckets,
     function_configuration,
     grants,
     model_grants,
@@ -181,13 +182,7 @@ def stream_chat(address: str, web: Any, live: Stack) -> None:
 def stream_qa(address: str, web: Any, live: Stack) -> None:
     """Every route of streaming QA: the seed's document as JSON, and documents from each
     bucket it may read, streamed."""
-    s3 = live.client("s3")
-    uris = []
-    for bucket in DOCUMENT_BUCKETS:
-        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-        s3.put_object(Bucket=bucket, Key="notes.txt", Body=b"Peter is here.")
-        uris.append(f"s3://{bucket}/notes.txt")
-    try:
+    with documents_in_buckets(live) as uris:
         event = function_url_event('["How long was Elizabeth hospitalized?"]')
         answer = web.send(address, event["body"], web.forwarded(event))
         assert answer.status == 200, answer.body
@@ -195,10 +190,6 @@ def stream_qa(address: str, web: Any, live: Stack) -> None:
         stream = web.open_stream(address, event["body"], web.forwarded(event))
         events = web.SseReader(stream).events()
         assert events[-1] == (None, "[DONE]"), events
-    finally:
-        for bucket in DOCUMENT_BUCKETS:
-            s3.delete_object(Bucket=bucket, Key="notes.txt")
-            s3.delete_bucket(Bucket=bucket)
 
 
 STREAMING_EXERCISES = {"chat": stream_chat, "qa": stream_qa}

@@ -12,12 +12,11 @@ import pytest
 from tests.support.events import function_url_event
 from tests.support.stack import (
     ALIAS,
-    DOCUMENT_BUCKETS,
     EXPECTED_ENV,
     NAME,
-    REGION,
     Stack,
     check_role_against_calls,
+    documents_in_buckets,
     function_configuration,
     model_grants,
 )
@@ -73,25 +72,14 @@ def exercise_chat(chat: Any, context: Any, live: Any) -> None:
 def exercise_qa(qa: Any, context: Any, live: Any) -> None:
     """Every route of QA: the seed's document, documents sent in the body, and a document
     in each bucket the function may read."""
-    s3 = live.client("s3")
-    uris = []
-    for bucket in DOCUMENT_BUCKETS:
-        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-        s3.put_object(Bucket=bucket, Key="notes.txt", Body=b"Peter is here.")
-        uris.append(f"s3://{bucket}/notes.txt")
-    bodies = [
-        '["How long was Elizabeth hospitalized?"]',
-        '["Who?", ["Peter is here."]]',
-        json.dumps(["Who?", uris]),
-    ]
-    try:
-        for body in bodies:
+    with documents_in_buckets(live) as uris:
+        for body in [
+            '["How long was Elizabeth hospitalized?"]',
+            '["Who?", ["Peter is here."]]',
+            json.dumps(["Who?", uris]),
+        ]:
             response = qa.handler(function_url_event(body), context)
             assert response["statusCode"] == 200, response["body"]
-    finally:
-        for bucket in DOCUMENT_BUCKETS:
-            s3.delete_object(Bucket=bucket, Key="notes.txt")
-            s3.delete_bucket(Bucket=bucket)
 
 
 EXERCISES = {"chat": exercise_chat, "qa": exercise_qa}
