@@ -83,13 +83,15 @@ def test_function_url_requires_iam_and_is_not_public(stack: Stack, function: str
 def test_the_url_serves_an_alias_of_the_published_version(stack: Stack, function: str) -> None:
     client = stack.live().client("lambda")
     name = f"{NAME}-{function}"
-    deployed = stack.tf.state_resources()[
-        f'module.functions["{function}"].aws_lambda_function.this'
-    ]
+    state = stack.tf.state_resources()
+    deployed = state[f'module.functions["{function}"].aws_lambda_function.this']
     alias = client.get_alias(FunctionName=name, Name=ALIAS)
 
     assert deployed["publish"] is True
     assert alias["FunctionVersion"] == deployed["version"] != "$LATEST"
+    # With SnapStart the alias takes the version only once the wait has seen it Active.
+    waited = state[f'module.functions["{function}"].terraform_data.published_version[0]']
+    assert waited["output"] == deployed["version"]
     assert stack.outputs[f"{function}_alias_arn"] == alias["AliasArn"]
     assert alias["AliasArn"].endswith(f":function:{name}:{ALIAS}")
     url = client.get_function_url_config(FunctionName=name, Qualifier=ALIAS)
