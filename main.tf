@@ -312,6 +312,7 @@ module "functions" {
   timeout                        = var.function_timeout
   reserved_concurrent_executions = var.function_reserved_concurrency
   snap_start                     = var.snap_start
+  wait_for_published_version     = var.wait_for_published_version
   tracing_mode                   = var.tracing_mode
   authorization_type             = var.url_authorization_type
   cors                           = var.url_cors

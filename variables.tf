@@ -341,7 +341,7 @@ variable "system_prompt" {
 
   validation {
     condition     = length(var.system_prompt) >= 1 && length(var.system_prompt) <= 2000
-    error_message = "system_prompt must be 1-2000 characters (Lambda caps all environment variables at 4 KB together)."
+    error_message = "system_prompt must be 1-2000 characters (Lambda also caps the whole environment at 4 KB of UTF-8 bytes, which the plan checks)."
   }
 }
 
@@ -530,7 +530,7 @@ variable "response_streaming" {
 }
 
 variable "adapter_layer_arn" {
-  description = "Lambda Web Adapter layer version the functions run instead of AWS's published one: required where none is published (GovCloud, me-south-1, me-central-1), or for a copy in your account; null for the LWA 1.1.0 layer of the region. Used with response_streaming."
+  description = "Lambda Web Adapter layer version the functions run instead of AWS's published one: required where the module knows no published version of it (GovCloud, me-south-1, mx-central-1), or for a copy in your account; null for the LWA 1.1.0 layer of the region. Used with response_streaming."
   type        = string
   default     = null
 
@@ -677,6 +677,13 @@ variable "qa_map_concurrency" {
 
 variable "snap_start" {
   description = "Whether Lambda SnapStart snapshots each function's published version after its init, so cold starts restore it instead of importing LangChain again (billed per GB cached and restored, see README; unavailable in Asia Pacific (New Zealand) and (Taipei): set false there)."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "wait_for_published_version" {
+  description = "Whether, with snap_start, the apply waits with the AWS CLI until each function's new version is Active before its URL serves it, and fails with the version's StateReason when the app's init failed (docs/operations.md); false for a machine without the AWS CLI."
   type        = bool
   default     = true
   nullable    = false

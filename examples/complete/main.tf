@@ -200,8 +200,8 @@ module "langchain_tgi" {
   log_retention_in_days         = 90
 
   # URLs: IAM-authenticated; callers need the policy below. Answers stream through AWS's
-  # Lambda Web Adapter layer of the region (the default); where AWS publishes none (GovCloud,
-  # me-south-1, me-central-1), name a copy of the layer in your account.
+  # Lambda Web Adapter layer of the region (the default); where the module knows no version of
+  # it (GovCloud, me-south-1, mx-central-1), name one, or a copy in your account.
   url_authorization_type = "AWS_IAM"
   chat_session_scope     = "caller" # "role": every session of one role shares its conversations
   response_streaming     = true

@@ -38,7 +38,7 @@ variable "documents_force_destroy" {
 }
 
 variable "adapter_layer_arn" {
-  description = "A copy of the Lambda Web Adapter layer for regions where AWS publishes none (GovCloud, me-south-1, me-central-1); null for AWS's layer of the region."
+  description = "The Lambda Web Adapter layer version to run where the module knows none (GovCloud, me-south-1, mx-central-1), or a copy in your account; null for AWS's layer of the region."
   type        = string
   default     = null
 }

@@ -1,4 +1,5 @@
 data "aws_partition" "current" {}
+
 data "aws_region" "current" {}
 
 locals {
@@ -7,13 +8,33 @@ locals {
   # SnapStart for Python needs 3.12 or later (python3.10 and 3.11 have none).
   snap_start_runtimes = ["python3.12", "python3.13"]
 
+  # The regions where AWS's Lambda guide ("Creating and managing Lambda function URLs", read
+  # 2026-12-07) says Function URLs do not exist; each maps to a nearby region that has them.
+  nearby_function_url_regions = {
+    "ap-east-2"      = "ap-east-1"
+    "ap-south-2"     = "ap-south-1"
+    "ap-southeast-4" = "ap-southeast-2"
+    "ap-southeast-5" = "ap-southeast-1"
+    "ap-southeast-6" = "ap-southeast-2"
+    "ap-southeast-7" = "ap-southeast-1"
+    "ca-west-1"      = "ca-central-1"
+    "eu-central-2"   = "eu-central-1"
+    "eu-south-2"     = "eu-west-3"
+    "il-central-1"   = "eu-central-1"
+    "me-central-1"   = "eu-central-1"
+  }
+  without_function_urls = contains(keys(local.nearby_function_url_regions), local.region)
+
   # Response streaming: the managed Python runtime cannot stream, so the function runs behind
-  # AWS's Lambda Web Adapter. Its layers by region come from LWA's release pipeline
-  # (web-adapter-layers.json); GovCloud, me-south-1 and me-central-1 have none.
+  # AWS's Lambda Web Adapter. Layer versions are numbered per region, so the table
+  # (web-adapter-layers.json) lists only the regions where LWA's release pipeline shows that
+  # its version exists; elsewhere adapter_layer_arn must name one.
   # `id` is the region name in provider 5.x and 6.x alike.
-  region          = data.aws_region.current.id
-  adapter_layers  = jsondecode(file("${path.module}/web-adapter-layers.json"))
-  adapter_account = lookup(local.adapter_layers.accounts, local.region, null)
+  region         = data.aws_region.current.id
+  adapter_layers = jsondecode(file("${path.module}/web-adapter-layers.json"))
+  adapter_account = (
+    var.architecture == "arm64" && contains(local.adapter_layers.x86_64_only, local.region)
+  ) ? null : lookup(local.adapter_layers.accounts, local.region, null)
   published_adapter_layer_arn = local.adapter_account == null ? null : format(
     "arn:%s:lambda:%s:%s:layer:%s:%d",
     data.aws_partition.current.partition, local.region, local.adapter_account,
@@ -31,6 +52,25 @@ locals {
     AWS_LWA_INVOKE_MODE     = "response_stream"
   }) : {}
   environment = merge(var.environment_variables, local.adapter_environment)
+
+  # Lambda limits the environment to 4 KB (of 1,024 bytes), "for all environment variables
+  # associated with the function, in aggregate" (Lambda quotas), and measures the variables as
+  # one JSON object, keys and values in UTF-8 ("String measured: {...}" in its refusal).
+  # length() counts characters, so bytes are base64's length less its padding; jsonencode
+  # escapes <, > and & where Lambda's JSON does not, so those are put back first.
+  environment_json = replace(replace(replace(jsonencode(local.environment),
+  "\\u003c", "<"), "\\u003e", ">"), "\\u0026", "&")
+  environment_base64 = base64encode(local.environment_json)
+  environment_bytes  = length(local.environment_base64) / 4 * 3 - length(regexall("=", local.environment_base64))
+  environment_limit  = 4096
+  # The three largest variables (name and value bytes), named when the whole is too large.
+  variable_base64 = { for name, value in local.environment : name => base64encode("${name}${value}") }
+  variable_sizes = sort([for name, encoded in local.variable_base64 :
+    format("%08d %s", length(encoded) / 4 * 3 - length(regexall("=", encoded)), name)
+  ])
+  largest_variables = [for entry in slice(reverse(local.variable_sizes), 0, min(3, length(local.variable_sizes))) :
+    format("%s (%d bytes)", split(" ", entry)[1], tonumber(split(" ", entry)[0]))
+  ]
   invoke_mode = var.response_streaming ? "RESPONSE_STREAM" : "BUFFERED"
 }
 
@@ -172,17 +212,57 @@ resource "aws_lambda_function" "this" {
   depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this]
 
   lifecycle {
+    # First, and alone when it fails: nothing else matters in a region without Function URLs.
+    # Checked at plan time (the region is known then), so in the root the plan fails before
+    # the model endpoint is started. (A postcondition on data.aws_region would defer the read
+    # to apply in the root, and the check with it.)
+    precondition {
+      condition     = !local.without_function_urls
+      error_message = "${var.function_name}: Lambda Function URLs do not exist in ${local.region} (AWS Lambda Developer Guide, \"Creating and managing Lambda function URLs\"), and this module serves the function through one; response_streaming = false still creates a URL. Deploy the stack in a region with Function URLs, e.g. ${lookup(local.nearby_function_url_regions, local.region, "eu-central-1")}."
+    }
     precondition {
       condition     = !var.snap_start || contains(local.snap_start_runtimes, var.runtime)
       error_message = "snap_start needs a Python runtime of 3.12 or later (${join(", ", local.snap_start_runtimes)}); set snap_start = false for ${var.runtime}."
     }
     precondition {
-      condition     = local.adapter_layer_arn != null || !var.response_streaming
-      error_message = "${var.function_name}: no Lambda Web Adapter layer is published in ${local.region} (AWS publishes LWA 1.1.0 in ${length(local.adapter_layers.accounts)} commercial and China regions; none in GovCloud, me-south-1 or me-central-1). Set adapter_layer_arn to a copy of the layer in your account, or response_streaming = false for a buffered function."
+      condition     = local.adapter_layer_arn != null || !var.response_streaming || local.without_function_urls
+      error_message = "${var.function_name}: this module knows no Lambda Web Adapter layer version for ${local.region} (${var.architecture}). Layer versions are numbered per region: LWA 1.1.0 is version ${local.adapter_layers.layer_version} in the ${length(local.adapter_layers.accounts)} regions of modules/lambda-url/web-adapter-layers.json, AWS publishes none in GovCloud or me-south-1, and where its release pipeline arrived later (mx-central-1, arm64 in China) that version is not known to exist. Set adapter_layer_arn to the adapter's layer version in ${local.region} or to a copy in your account, or response_streaming = false for a buffered function."
+    }
+    precondition {
+      condition     = local.environment_bytes <= local.environment_limit
+      error_message = "${var.function_name}: the environment variables take ${local.environment_bytes} bytes, Lambda allows ${local.environment_limit} (4 KB, keys and values in UTF-8, measured as one JSON object). Largest: ${join(", ", local.largest_variables)}. Shorten them; a character outside ASCII takes 2-4 bytes (a Chinese one 3), so system_prompt's 2,000-character limit is not enough on its own."
     }
     precondition {
       condition     = length(local.layers) <= 5
       error_message = "The function would have ${length(local.layers)} layers, Lambda allows 5: with response_streaming the adapter takes one, so pass at most 4 in layers."
+    }
+  }
+}
+
+# With SnapStart the app's init runs when a version is published: the version stays Pending
+# until its snapshot is taken, then turns Active, or Failed when the init failed. Provider 5.x
+# returns at once (6.x waits on updates only), so the alias would move to a version that may
+# fail. This waits for Active, and on Failed fails the apply with Lambda's reason, before the
+# alias moves; a failed version is replaced on the next apply, so it is waited for again.
+resource "terraform_data" "published_version" {
+  count = var.snap_start && var.wait_for_published_version ? 1 : 0
+
+  input            = aws_lambda_function.this.version
+  triggers_replace = [aws_lambda_function.this.version]
+
+  provisioner "local-exec" {
+    command = <<-EOT
+      aws lambda wait published-version-active --region "$REGION" --function-name "$FUNCTION" --qualifier "$VERSION" && exit 0
+      echo "$FUNCTION version $VERSION is not Active, so its URL stays on the previous version:" >&2
+      aws lambda get-function-configuration --region "$REGION" --function-name "$FUNCTION" --qualifier "$VERSION" \
+        --query '[State, StateReasonCode, StateReason]' --output text >&2
+      echo "The app's own error is in the log group /aws/lambda/$FUNCTION (docs/operations.md)." >&2
+      exit 1
+    EOT
+    environment = {
+      REGION   = local.region
+      FUNCTION = aws_lambda_function.this.function_name
+      VERSION  = aws_lambda_function.this.version
     }
   }
 }
@@ -193,7 +273,7 @@ resource "aws_lambda_alias" "this" {
   name             = var.alias_name
   description      = "The version the Function URL serves"
   function_name    = aws_lambda_function.this.function_name
-  function_version = aws_lambda_function.this.version
+  function_version = try(terraform_data.published_version[0].output, aws_lambda_function.this.version)
 }
 
 # -----------------------------------------------------------------------------

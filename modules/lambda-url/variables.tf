@@ -177,6 +177,13 @@ variable "snap_start" {
   nullable    = false
 }
 
+variable "wait_for_published_version" {
+  description = "Whether the apply waits until each published version is Active before the alias (and so the URL) moves to it, with the AWS CLI on the applying machine (`aws lambda wait published-version-active`, up to 26 minutes), and fails naming the version's StateReason when its init failed; used with snap_start, whose init runs at publish time. false: the alias moves at once, as provider 5.x does not wait, and a version whose init fails is served."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
 variable "alias_name" {
   description = "Name of the alias that points at the latest published version; the Function URL and its permissions are on it."
   type        = string
@@ -265,7 +272,7 @@ variable "response_streaming" {
 }
 
 variable "adapter_layer_arn" {
-  description = "Lambda Web Adapter layer version to run instead of AWS's published one: required where none is published (GovCloud, me-south-1, me-central-1), or for a copy in your account; null for the LWA 1.1.0 layer of the region and architecture. Used with response_streaming."
+  description = "Lambda Web Adapter layer version to run instead of AWS's published one: required where the module knows no published version of it (GovCloud, me-south-1, mx-central-1, arm64 in China: web-adapter-layers.json), or for a copy in your account; null for the LWA 1.1.0 layer of the region and architecture. Used with response_streaming."
   type        = string
   default     = null
 

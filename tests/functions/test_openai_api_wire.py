@@ -29,7 +29,7 @@ from openai import (
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from llm_app.errors import AppError, ErrorCode
-from llm_app.generation import Usage
+from llm_app.model.answer import Usage
 from llm_app.openai_api.request import ModelIds, RequestRefused
 from llm_app.openai_api.wire import (
     ERRORS,
@@ -44,7 +44,7 @@ from llm_app.openai_api.wire import (
 
 MODELS = ModelIds(hub_id="TinyLlama/TinyLlama-1.1B-Chat-v1.0", alias="tinyllama")
 CREATED = 1_765_000_000
-USAGE = Usage(input_tokens=31, output_tokens=4)
+USAGE = Usage(prompt_tokens=31, completion_tokens=4)
 HELLO = [{"role": "user", "content": "What is the capital of France?"}]
 SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8"}
 JSON_HEADERS = {"content-type": "application/json"}

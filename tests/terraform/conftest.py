@@ -1,5 +1,6 @@
-"""Fixtures of the stack tests: the terraform CLI, staged copies of the .tf tree, moto, and a
-stand-in for AWS's Lambda Web Adapter layer in moto.
+"""Fixtures of the stack tests: the terraform CLI, staged copies of the .tf tree, moto, a
+stand-in for AWS's Lambda Web Adapter layer in moto, and the applied stacks the
+test_apply_*.py files share (tests/support/stack.py).
 
 Terraform never runs in the working tree: each fixture stages a copy of the .tf files in a
 temporary folder, so no .terraform/, lock file or state lands in the repository. Providers come
@@ -19,18 +20,33 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.support.stack import (
+    ALARM_TOPIC,
+    DOCUMENT_BUCKETS,
+    NAME,
+    REGION,
+    TAGS,
+    Stack,
+    deploy,
+    package_variables,
+)
 from tests.support.tools import missing_tool
 from tools.devstack import MotoServer, aws_env, stage_tree, terraform_env
 
 
+def tool_on_path(name: str, reason: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        missing_tool(reason)
+    return path
+
+
 @pytest.fixture(scope="session")
 def terraform_bin() -> str:
-    path = shutil.which("terraform")
-    if path is None:
-        missing_tool(
-            "the terraform CLI is not on PATH (https://developer.hashicorp.com/terraform/install)"
-        )
-    return path
+    return tool_on_path(
+        "terraform",
+        "the terraform CLI is not on PATH (https://developer.hashicorp.com/terraform/install)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -106,3 +122,62 @@ def adapter_layer(moto: MotoServer) -> Iterator[Callable[[str], str]]:
     yield arn
     for client, number in published.values():
         client.delete_layer_version(LayerName=ADAPTER_STAND_IN, VersionNumber=number)
+
+
+# -----------------------------------------------------------------------------
+# The applied stacks: one apply each (~15 s), shared by the test_apply_*.py files, which run in
+# name order; test_apply_teardown.py, last, destroys the first and applies the second.
+# -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def aws_cli() -> str:
+    """The AWS CLI, which the stack's apply runs to wait for each SnapStart version."""
+    return tool_on_path(
+        "aws",
+        "the AWS CLI is not on PATH: with snap_start, apply waits with it for each published"
+        " version (https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html)",
+    )
+
+
+@pytest.fixture(scope="session")
+def adapter_layer_arn(adapter_layer) -> str:
+    return str(adapter_layer(REGION))
+
+
+@pytest.fixture(scope="session")
+def stack(
+    staged, moto_env, moto: MotoServer, built_artifacts: Path, adapter_layer_arn: str, aws_cli: str
+) -> Iterator[Stack]:
+    """The default stack, streaming through the Lambda Web Adapter, with SnapStart."""
+    variables = {
+        "name": NAME,
+        "tags": TAGS,
+        **package_variables(built_artifacts),
+        # Off by default; on here so its resources are applied and destroyed too.
+        "autoscaling_enabled": True,
+        "qa_document_buckets": DOCUMENT_BUCKETS,
+        "adapter_layer_arn": adapter_layer_arn,
+        "alarm_actions": [ALARM_TOPIC],
+    }
+    yield from deploy(staged, moto_env, moto, "apply", variables)
+
+
+@pytest.fixture(scope="session")
+def buffered_stack(
+    staged, moto_env, moto: MotoServer, built_artifacts: Path, stack: Stack
+) -> Iterator[Stack]:
+    """The same stack with response_streaming = false, under the same name, once the first is
+    destroyed (by test_apply_teardown.py, or here when its tests run alone)."""
+    if not stack.destroyed:
+        stack.tf.destroy(stack.variables)
+        stack.destroyed = True
+    variables = {
+        "name": NAME,
+        **package_variables(built_artifacts),
+        "qa_document_buckets": DOCUMENT_BUCKETS,
+        "response_streaming": False,
+        # Not the default, so that the variable is seen reaching the function.
+        "chat_session_scope": "role",
+    }
+    yield from deploy(staged, moto_env, moto, "apply-buffered", variables)

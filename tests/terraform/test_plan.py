@@ -31,6 +31,9 @@ VLLM_REGIONS = sorted(
     ]["vllm"]["registries"]
 )
 
+# As long as system_prompt allows (2,000 characters), and three UTF-8 bytes each.
+CHINESE_PROMPT = "你" * 2000
+
 # A copy of the adapter's layer in a GovCloud account, where AWS publishes none.
 GOV_ADAPTER_LAYER = "arn:aws-us-gov:lambda:us-gov-west-1:123456789012:layer:lwa-copy:3"
 
@@ -276,19 +279,58 @@ ROOT_PLANS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         "us-gov-west-1",
         {},
         [
-            f"plan-test-{function}: no Lambda Web Adapter layer is published in us-gov-west-1"
-            " (AWS publishes LWA 1.1.0 in 34 commercial and China regions; none in GovCloud,"
-            " me-south-1 or me-central-1). Set adapter_layer_arn to a copy of the layer in your"
-            " account, or response_streaming = false for a buffered function."
+            f"plan-test-{function}: this module knows no Lambda Web Adapter layer version for"
+            " us-gov-west-1 (x86_64). Layer versions are numbered per region: LWA 1.1.0 is"
+            " version 30 in the 23 regions of modules/lambda-url/web-adapter-layers.json, AWS"
+            " publishes none in GovCloud or me-south-1, and where its release pipeline arrived"
+            " later (mx-central-1, arm64 in China) that version is not known to exist. Set"
+            " adapter_layer_arn to the adapter's layer version in us-gov-west-1 or to a copy in"
+            " your account, or response_streaming = false for a buffered function."
             for function in ("chat", "qa")
         ],
     ),
-    "streaming in me-central-1 without an adapter layer": (
-        "me-central-1",
+    # LWA's pipeline reached mx-central-1 in 2026: its layer's version 30 is not shown to exist.
+    "streaming in mx-central-1 without an adapter layer": (
+        "mx-central-1",
         {},
         [
-            f"plan-test-{function}: no Lambda Web Adapter layer is published in me-central-1"
+            f"plan-test-{function}: this module knows no Lambda Web Adapter layer version for"
+            " mx-central-1 (x86_64)"
             for function in ("chat", "qa")
+        ],
+    ),
+    # Function URLs do not exist there: the plan fails, streaming or not, whatever the layer.
+    **{
+        f"{region} has no Function URLs{label}": (
+            region,
+            overrides,
+            [
+                f"plan-test-{function}: Lambda Function URLs do not exist in {region} (AWS Lambda"
+                ' Developer Guide, "Creating and managing Lambda function URLs"), and this module'
+                " serves the function through one; response_streaming = false still creates a"
+                f" URL. Deploy the stack in a region with Function URLs, e.g. {nearby}."
+                for function in ("chat", "qa")
+            ],
+        )
+        for region, nearby, label, overrides in [
+            ("eu-central-2", "eu-central-1", "", {}),
+            ("me-central-1", "eu-central-1", ", buffered either", {"response_streaming": False}),
+            (
+                "ap-southeast-7",
+                "ap-southeast-1",
+                ", whatever the adapter layer",
+                {"adapter_layer_arn": "arn:aws:lambda:ap-southeast-7:123456789012:layer:lwa:1"},
+            ),
+        ]
+    },
+    # 2,000 characters pass system_prompt's own limit, but in Chinese they take 6,000 bytes.
+    "a system prompt too large for Lambda's environment": (
+        REGION,
+        {"system_prompt": CHINESE_PROMPT},
+        [
+            "bytes, Lambda allows 4096 (4 KB, keys and values in UTF-8, measured as one JSON"
+            f" object). Largest: SYSTEM_PROMPT ({len(('SYSTEM_PROMPT' + CHINESE_PROMPT).encode())}"
+            " bytes), "
         ],
     ),
     "streaming in GovCloud with an adapter layer": (
@@ -445,6 +487,78 @@ def test_lambda_url_module_refuses_adapter_settings_it_owns(
     assert any("other than AWS_LWA_INVOKE_MODE, which response_streaming sets" in e for e in errors)
 
 
+def lambda_url_plan_errors(
+    plan_tree: Path, moto_env, packages: dict[str, str], region: str, **overrides: Any
+) -> list[str]:
+    """The errors of a plan of the lambda-url module alone, streaming by default."""
+    tf = Terraform(plan_tree / "modules" / "lambda-url", moto_env(region))
+    variables = {
+        "function_name": "module-test",
+        "handler": "run.sh",
+        "filename": packages["chat_package_path"],
+        **overrides,
+    }
+    return errors_of(tf.plan_diagnostics(variables, "-refresh=false", "-lock=false"))
+
+
+def lambda_environment_bytes(variables: dict[str, str]) -> int:
+    """What Lambda measures against its 4 KB: the variables as one compact JSON object in
+    UTF-8 (its refusal quotes that string as "String measured")."""
+    return len(json.dumps(variables, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+# The variables the module adds to a streaming function's environment.
+STREAMING_ENV = {
+    "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
+    "AWS_LWA_INVOKE_MODE": "response_stream",
+}
+
+
+@pytest.mark.parametrize("excess", [0, 1])
+def test_the_environment_is_measured_in_bytes_as_lambda_does(
+    plan_tree: Path, moto_env, packages: dict[str, str], excess: int
+) -> None:
+    # Multi-byte characters, and the characters jsonencode escapes but Lambda does not.
+    base = {"GREETING": "<b>Grüß & 你好</b>", "ENDPOINT_NAME": "llm", **STREAMING_ENV}
+    filler = 4096 + excess - lambda_environment_bytes({**base, "PROMPT": ""})
+    variables = {**base, "PROMPT": "x" * (filler % 3) + "你" * (filler // 3)}
+    assert lambda_environment_bytes(variables) == 4096 + excess
+    user_variables = {k: v for k, v in variables.items() if k not in STREAMING_ENV}
+
+    errors = lambda_url_plan_errors(
+        plan_tree, moto_env, packages, REGION, environment_variables=user_variables
+    )
+    if excess == 0:
+        assert errors == []
+    else:
+        assert len(errors) == 1, errors
+        sizes = {name: len((name + value).encode()) for name, value in variables.items()}
+        largest = sorted(sizes, key=sizes.__getitem__, reverse=True)[:3]
+        assert (
+            "module-test: the environment variables take 4097 bytes, Lambda allows 4096 (4 KB,"
+            " keys and values in UTF-8, measured as one JSON object). Largest: "
+            + ", ".join(f"{name} ({sizes[name]} bytes)" for name in largest)
+            + "."
+        ) in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("region", "architecture"), [("mx-central-1", "x86_64"), ("cn-northwest-1", "arm64")]
+)
+def test_where_layer_version_30_is_not_shown_the_module_asks_for_adapter_layer_arn(
+    plan_tree: Path, moto_env, packages: dict[str, str], region: str, architecture: str
+) -> None:
+    errors = lambda_url_plan_errors(
+        plan_tree, moto_env, packages, region, architecture=architecture
+    )
+    assert len(errors) == 1, errors
+    assert (
+        f"module-test: this module knows no Lambda Web Adapter layer version for {region}"
+        f" ({architecture})."
+    ) in errors[0]
+    assert "Set adapter_layer_arn to the adapter's layer version in" in errors[0]
+
+
 # -----------------------------------------------------------------------------
 # The lambda-url module's adapter: its layer by partition, region and architecture
 # -----------------------------------------------------------------------------
@@ -462,10 +576,10 @@ ADAPTER_CASES: dict[str, tuple[str, str, dict[str, Any], str | None]] = {
         f"arn:aws:lambda:us-east-1:{LWA_ACCOUNT}:layer:LambdaAdapterLayerX86:30",
     ),
     "commercial, arm64": (
-        "ap-southeast-7",
+        "sa-east-1",
         "arm64",
         {},
-        f"arn:aws:lambda:ap-southeast-7:{LWA_ACCOUNT}:layer:LambdaAdapterLayerArm64:30",
+        f"arn:aws:lambda:sa-east-1:{LWA_ACCOUNT}:layer:LambdaAdapterLayerArm64:30",
     ),
     "China, Beijing": (
         "cn-north-1",
@@ -473,11 +587,17 @@ ADAPTER_CASES: dict[str, tuple[str, str, dict[str, Any], str | None]] = {
         {},
         "arn:aws-cn:lambda:cn-north-1:041581134020:layer:LambdaAdapterLayerX86:30",
     ),
-    "China, Ningxia, arm64": (
+    "China, Ningxia": (
         "cn-northwest-1",
-        "arm64",
+        "x86_64",
         {},
-        "arn:aws-cn:lambda:cn-northwest-1:069767869989:layer:LambdaAdapterLayerArm64:30",
+        "arn:aws-cn:lambda:cn-northwest-1:069767869989:layer:LambdaAdapterLayerX86:30",
+    ),
+    "China, arm64 with a copy": (
+        "cn-north-1",
+        "arm64",
+        {"adapter_layer_arn": "arn:aws-cn:lambda:cn-north-1:123456789012:layer:lwa-copy:2"},
+        "arn:aws-cn:lambda:cn-north-1:123456789012:layer:lwa-copy:2",
     ),
     "another layer named": (
         "eu-west-1",

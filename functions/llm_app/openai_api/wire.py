@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import Any
 
 from llm_app.errors import AppError, ErrorCode
-from llm_app.generation import FINISH_STOP, Usage
+from llm_app.model.answer import FINISH_STOP, Usage
 from llm_app.openai_api.request import RequestRefused
 
 SSE_DONE = b"data: [DONE]\n\n"
@@ -70,7 +70,7 @@ def chat_completion(
                 "finish_reason": finish_reason or FINISH_STOP,
             }
         ],
-        "usage": usage.as_openai(),
+        "usage": usage.as_json(),
     }
 
 
@@ -120,7 +120,7 @@ class ChunkStream:
         head = b"" if self._started else self.start()
         last = self._delta({}, finish_reason or FINISH_STOP)
         if self.include_usage:
-            last += sse(self._chunk([], usage.as_openai()))
+            last += sse(self._chunk([], usage.as_json()))
         return head + last + SSE_DONE
 
     def error(self, error: AppError) -> bytes:
