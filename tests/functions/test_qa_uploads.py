@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,10 +14,9 @@ from llm_app.http.web import FunctionApp
 from qa.document_qa import MAX_DOCUMENTS, QaRequest, parse_qa_request
 from qa.documents import pdf_text
 from qa.uploads import is_form_upload, parse_upload
-from tests.support.canned_http import Canned, Received, answering
+from tests.support.canned_http import Received, curl_forms
 from tests.support.documents import FACT, minimal_pdf
 from tests.support.events import function_url_event, lambda_context, response_json
-from tests.support.tools import missing_tool
 from tests.support.web import adapter_headers, send, serving
 
 SETTINGS = Settings(endpoint_name="qa-test")
@@ -44,20 +41,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def curl_form(files: Path) -> Iterator[Callable[..., Received]]:
-    """`curl -F ...` run in the files' folder: the request it sends (headers and body), as a
-    loopback server received it."""
-    if shutil.which("curl") is None:
-        missing_tool("curl is not on PATH")
-    received: list[Received] = []
-    with answering(lambda path: Canned(200, "application/json", b"{}"), received) as url:
-
-        def send(*form: str) -> Received:
-            arguments = [argument for field in form for argument in ("-F", field)]
-            subprocess.run(
-                ["curl", "-sS", "-o", "/dev/null", *arguments, url], cwd=files, check=True
-            )
-            return received.pop()
-
+    """`curl -F ...` run in the files' folder: the request it sends (headers and body)."""
+    with curl_forms(files) as send:
         yield send
 
 

@@ -27,11 +27,18 @@ from tools.paths import REPO_ROOT
 
 DEFAULT_PYTHON = REPO_ROOT / ".venv-model-server" / "bin" / "python"
 EMBEDDED = "embedded"  # --model's default: the model that ships in the model server's venv
-# Root module settings that make local deploys unless --var or --max-new-tokens says otherwise.
-# The embedded model decodes about 25 tokens/s on 2 CPU cores (`make bench-model`), so the
-# deployed 700-token cap fits the functions' 70 s wait (READ_TIMEOUT_SECONDS); at 135 M
-# parameters its sampled answers wander, so it decodes greedily (temperature 0).
-EMBEDDED_SETTINGS: dict[str, Any] = {"temperature": 0}
+# Root module settings that make local deploys unless --var or --max-new-tokens says otherwise
+# (docs/local-stack.md has the figures). The model server generates one request at a time, and
+# a QA request's calls run back to back: each must fit the functions' read timeout with its wait
+# in the queue (READ_TIMEOUT_SECONDS), all of them the function's timeout. So QA keeps one map
+# call in flight (more only queue on a CPU), and the cap on new tokens bounds the calls a
+# greedy small model rambles through to it. At 135 M parameters its sampled answers wander,
+# so it decodes greedily (temperature 0).
+EMBEDDED_SETTINGS: dict[str, Any] = {
+    "temperature": 0,
+    "max_new_tokens": 256,
+    "qa_map_concurrency": 1,
+}
 # TinyLlama decodes about 5 tokens/s there: 700 new tokens would time out, 256 take about 50 s.
 HUB_MODEL_SETTINGS: dict[str, Any] = {"max_new_tokens": 256}
 
