@@ -28,19 +28,21 @@ from tools.paths import REPO_ROOT
 DEFAULT_PYTHON = REPO_ROOT / ".venv-model-server" / "bin" / "python"
 EMBEDDED = "embedded"  # --model's default: the model that ships in the model server's venv
 # Root module settings that make local deploys unless --var or --max-new-tokens says otherwise
-# (docs/local-stack.md has the figures). The model server generates one request at a time, and
-# a QA request's calls run back to back: each must fit the functions' read timeout with its wait
-# in the queue (READ_TIMEOUT_SECONDS), all of them the function's timeout. So QA keeps one map
-# call in flight (more only queue on a CPU), and the cap on new tokens bounds the calls a
-# greedy small model rambles through to it. At 135 M parameters its sampled answers wander,
-# so it decodes greedily (temperature 0).
-EMBEDDED_SETTINGS: dict[str, Any] = {
-    "temperature": 0,
-    "max_new_tokens": 256,
+# (docs/local-stack.md has the figures). The model server generates one request at a time on
+# a CPU, where reading a prompt dominates a QA call: QA keeps one map call in flight (more
+# only queue, their wait counted in each call's READ_TIMEOUT_SECONDS), smaller prompts keep
+# each call well inside that wait on a busy machine, and the function's timeout leaves a 10 KB
+# document's calls time to finish when other work shares the cores.
+CPU_SETTINGS: dict[str, Any] = {
+    "max_input_tokens": 1024,
     "qa_map_concurrency": 1,
+    "function_timeout": 600,
 }
-# TinyLlama decodes about 5 tokens/s there: 700 new tokens would time out, 256 take about 50 s.
-HUB_MODEL_SETTINGS: dict[str, Any] = {"max_new_tokens": 256}
+# The cap on new tokens bounds what a greedy small model rambles through; at 135 M parameters
+# its sampled answers wander, so it decodes greedily (temperature 0).
+EMBEDDED_SETTINGS: dict[str, Any] = {"temperature": 0, "max_new_tokens": 256, **CPU_SETTINGS}
+# TinyLlama decodes several times slower: 700 new tokens would not fit the functions' wait.
+HUB_MODEL_SETTINGS: dict[str, Any] = {"max_new_tokens": 256, **CPU_SETTINGS}
 
 
 class ModelServerError(RuntimeError):
