@@ -38,6 +38,9 @@ CPU_SETTINGS: dict[str, Any] = {
     "qa_map_concurrency": 1,
     "function_timeout": 600,
 }
+# Torch's threads spin while they wait for each other: when other work shares the two cores
+# (the functions, moto, a test suite), one thread reads a prompt several times faster than two.
+MODEL_SERVER_THREADS = 1
 # The cap on new tokens bounds what a greedy small model rambles through; at 135 M parameters
 # its sampled answers wander, so it decodes greedily (temperature 0).
 EMBEDDED_SETTINGS: dict[str, Any] = {"temperature": 0, "max_new_tokens": 256, **CPU_SETTINGS}
@@ -100,6 +103,7 @@ class ModelChoice:
 
     def server_arguments(self, endpoint: DeployedEndpoint) -> list[str]:
         arguments = ["--embedded"] if self.embedded else ["--model", self.served(endpoint)]
+        arguments += ["--threads", str(MODEL_SERVER_THREADS)]
         if self.model_dir:
             arguments += ["--model-dir", str(Path(self.model_dir).resolve())]
         if self.offline:
