@@ -37,9 +37,9 @@ def moto_client(service: str, url: str, region: str = REGION) -> Any:
 
 
 @contextmanager
-def api_keys_table(dynamodb: Any) -> Iterator[str]:
+def api_keys_table(dynamodb: Any, name: str = "") -> Iterator[str]:
     """A keys table as auth.tf declares it (one string partition key), removed afterwards."""
-    name = f"api-keys-{uuid.uuid4().hex[:8]}"
+    name = name or f"api-keys-{uuid.uuid4().hex[:8]}"
     dynamodb.create_table(
         TableName=name,
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
