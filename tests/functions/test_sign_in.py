@@ -9,6 +9,9 @@ the credential). The daily quota crosses UTC midnight on the handler's clock (`S
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,11 +20,13 @@ from typing import Any
 import pytest
 
 from llm_app.http.web import FunctionApp
+from tests.support.canned_http import Canned, answering
 from tests.support.events import function_url_event, lambda_context
 from tests.support.moto import api_keys_table, moto_client
 from tests.support.tokens import AUDIENCE, Issuer, claims, refused_tokens, token
-from tests.support.web import adapter_headers, send, serving
+from tests.support.web import adapter_headers, function_url_front, send, serving
 from tools.api_keys.store import create_key, revoke_key
+from tools.function_urls.cors import Cors
 
 CHAT_BODY = '["What is the capital of France?"]'
 QA_BODY = '["What is the capital?", ["Paris is the capital of France."]]'
@@ -225,3 +230,114 @@ def test_two_keys_and_two_users_cannot_read_each_others_conversations(
         assert [m["role"] for m in fake_endpoint.last_request["messages"]] == [
             "system", "user", "assistant", "user",
         ]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# In a browser: a page of another origin signs in and reads the answer as it streams
+# ---------------------------------------------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+# The page's script: POST with a bearer, read Server-Sent Events from fetch's ReadableStream,
+# and show each piece as it arrives.
+PAGE = """<!doctype html><meta charset="utf-8"><pre id="answer"></pre><script>
+async function ask(url, authorization) {
+  const shown = document.getElementById("answer");
+  shown.textContent = "";
+  const response = await fetch(url, {
+    method: "POST",
+    headers: {authorization, "content-type": "application/json", accept: "text/event-stream"},
+    body: JSON.stringify(["What is the capital of France?"]),
+  });
+  if (!response.ok) return `${response.status}`;
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  for (;;) {
+    const {done, value} = await reader.read();
+    if (done) return "done";
+    buffered += decoder.decode(value, {stream: true});
+    const events = buffered.split("\\n\\n");
+    buffered = events.pop();
+    for (const event of events) {
+      const data = event.replace(/^data: /, "");
+      if (data === "[DONE]") continue;
+      const piece = JSON.parse(data).choices[0].delta.content;
+      if (piece) shown.textContent += piece;
+    }
+  }
+}
+</script>"""
+
+
+SHOWN = "shown => document.getElementById('answer').textContent === shown"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Debian's chromium: installed here under CI (make test's setup), else the test skips."""
+    if not os.path.exists(CHROMIUM) and os.environ.get("CI") == "true" and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "update"], check=True, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "chromium"], check=True, capture_output=True)
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no {CHROMIUM}: install Debian's chromium (apt-get install -y chromium)")
+    return CHROMIUM
+
+
+def test_a_page_of_another_origin_signs_in_and_shows_the_answer_piece_by_piece(
+    chromium, signed, fake_endpoint, keys_dynamodb, keys_table, issuer, signing_keys, tmp_path
+):
+    from playwright.sync_api import sync_playwright
+
+    chat = signed("chat.handler", AWS_LWA_INVOKE_MODE="response_stream")
+    door = FunctionApp(chat.ROUTES, chat.SETTINGS, chat.logger, chat.SIGN_IN)
+    key = new_key(keys_dynamodb, keys_table, datetime.now(UTC))
+    jwt = token(claims(issuer), signing_keys["rsa"])
+    pieces = ["Paris", " is", " the", " capital."]
+
+    with (
+        answering(lambda _path: Canned(200, "text/html", PAGE.encode())) as page_url,
+        serving(function_url_front(door, browser_cors(page_url))) as address,
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=chromium, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page()
+            page.goto(page_url)
+            for credential in (key, jwt):
+                gate = fake_endpoint.stream_reply(pieces, gated=True)
+                page.evaluate(
+                    "([url, bearer]) => { window.asked = ask(url, bearer); }",
+                    [f"http://{address}/", f"Bearer {credential}"],
+                )
+                for count in range(1, len(pieces) + 1):
+                    # The page shows each piece before the next one exists.
+                    shown = "".join(pieces[:count])
+                    page.wait_for_function(
+                        "shown => document.getElementById('answer').textContent === shown",
+                        arg=shown,
+                    )
+                    assert gate.sent == count
+                    gate.release()
+                assert page.evaluate("() => window.asked") == "done"
+            refused = page.evaluate(
+                "([url]) => ask(url, 'Bearer llmk_' + 'C'.repeat(43))", [f"http://{address}/"]
+            )
+        finally:
+            browser.close()
+
+    assert refused == "401"  # a refusal the page can read: the URL's CORS headers are on it
+
+
+def browser_cors(page_origin: str) -> Cors:
+    """The URL's cors as a browser app's deployment sets url_cors (auth.tf requires these)."""
+    return Cors(
+        allow_origins=(page_origin,),
+        allow_methods=("POST",),
+        allow_headers=("authorization", "content-type"),
+        expose_headers=("retry-after",),
+    )
