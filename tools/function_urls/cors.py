@@ -26,15 +26,18 @@ class Cors:
     max_age: int = 0
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Cors:
-        """Terraform's `url_cors` object (snake_case names)."""
+    def from_url_config(cls, url_config: Mapping[str, Any]) -> Cors | None:
+        """The `Cors` of Lambda's GetFunctionUrlConfig answer; None when the URL has none."""
+        config = url_config.get("Cors")
+        if not config:
+            return None
         return cls(
-            allow_origins=tuple(config.get("allow_origins") or ()),
-            allow_methods=tuple(config.get("allow_methods") or ()),
-            allow_headers=tuple(config.get("allow_headers") or ()),
-            expose_headers=tuple(config.get("expose_headers") or ()),
-            allow_credentials=bool(config.get("allow_credentials")),
-            max_age=int(config.get("max_age") or 0),
+            allow_origins=tuple(config.get("AllowOrigins") or ()),
+            allow_methods=tuple(config.get("AllowMethods") or ()),
+            allow_headers=tuple(config.get("AllowHeaders") or ()),
+            expose_headers=tuple(config.get("ExposeHeaders") or ()),
+            allow_credentials=bool(config.get("AllowCredentials")),
+            max_age=int(config.get("MaxAge") or 0),
         )
 
     def allows(self, origin: str | None) -> bool:
