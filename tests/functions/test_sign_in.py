@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +21,6 @@ import pytest
 from llm_app.http.web import FunctionApp
 from tests.support.canned_http import Canned, answering
 from tests.support.events import function_url_event, lambda_context
-from tests.support.moto import api_keys_table, moto_client
 from tests.support.tokens import AUDIENCE, Issuer, claims, refused_tokens, token
 from tests.support.web import adapter_headers, function_url_front, send, serving
 from tools.api_keys.store import create_key, revoke_key
@@ -33,17 +31,6 @@ QA_BODY = '["What is the capital?", ["Paris is the capital of France."]]'
 BODIES = {"chat.handler": CHAT_BODY, "qa.handler": QA_BODY}
 NOON = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 BUFFERED, STREAMING = "door1", "door2"
-
-
-@pytest.fixture(scope="module")
-def keys_dynamodb(moto_url: str) -> Any:
-    return moto_client("dynamodb", moto_url)
-
-
-@pytest.fixture(scope="module")
-def keys_table(keys_dynamodb: Any) -> Iterator[str]:
-    with api_keys_table(keys_dynamodb) as name:
-        yield name
 
 
 @pytest.fixture

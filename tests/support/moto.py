@@ -50,3 +50,16 @@ def api_keys_table(dynamodb: Any, name: str = "") -> Iterator[str]:
         yield name
     finally:
         dynamodb.delete_table(TableName=name)
+
+
+@pytest.fixture(scope="module")
+def keys_dynamodb(moto_url: str) -> Any:
+    """A DynamoDB client on the moto server, for API keys tables."""
+    return moto_client("dynamodb", moto_url)
+
+
+@pytest.fixture(scope="module")
+def keys_table(keys_dynamodb: Any) -> Iterator[str]:
+    """An API keys table shared by a module's tests: each names its own keys."""
+    with api_keys_table(keys_dynamodb) as name:
+        yield name
