@@ -15,9 +15,10 @@ import binascii
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from llm_app.auth.caller import Caller
 from llm_app.errors import AppError, ErrorCode
 from llm_app.identity import iam_caller
 
@@ -36,6 +37,10 @@ class HttpRequest:
     deadline: float | None = None
     # The invocation's X-Ray trace header where the process has no _X_AMZN_TRACE_ID (door 2).
     trace_header: str | None = None
+    # The `authorization` header, for the edge's sign-in only: never printed (repr) or logged.
+    authorization: str | None = field(default=None, repr=False)
+    # Who signed in with a bearer (llm_app.auth), set by the edge; None without bearer modes.
+    bearer: Caller | None = None
 
     def seconds_left(self, default: float) -> float:
         """Seconds until the deadline (`default` when none is known)."""
@@ -72,6 +77,7 @@ def read_request(
     # Function URLs omit queryStringParameters when there is no query string.
     query = event.get("queryStringParameters")
     accept = _dig(event, "headers", "accept")
+    authorization = _dig(event, "headers", "authorization")
     return HttpRequest(
         method=method.upper(),
         body=raw,
@@ -82,6 +88,7 @@ def read_request(
         caller=iam_caller(_dig(event, "requestContext", "authorizer", "iam")),
         accept=accept if isinstance(accept, str) else "",
         deadline=deadline,
+        authorization=authorization if isinstance(authorization, str) else None,
     )
 
 
@@ -93,6 +100,7 @@ def request_from_context(
     accept: str,
     deadline: float | None,
     trace_header: str | None = None,
+    authorization: str | None = None,
 ) -> HttpRequest:
     """The request as the Lambda Web Adapter forwards it: the URL event's `requestContext`
     (the `x-amzn-request-context` header, which only the adapter can set) says who called
@@ -117,6 +125,7 @@ def request_from_context(
         accept=accept,
         deadline=deadline,
         trace_header=trace_header,
+        authorization=authorization,
     )
 
 

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl
 
 from aws_lambda_powertools import Logger
 
+from llm_app.auth.sign_in import SignIn
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.http.edge import Route, respond
@@ -49,7 +50,13 @@ LAMBDA_CONTEXT_HEADER = "x-amzn-lambda-context"
 class FunctionApp:
     """The ASGI app of one function: its routes, behind the Lambda Web Adapter."""
 
-    def __init__(self, routes: Mapping[str, Route], settings: Settings, logger: Logger) -> None:
+    def __init__(
+        self,
+        routes: Mapping[str, Route],
+        settings: Settings,
+        logger: Logger,
+        sign_in: SignIn | None = None,
+    ) -> None:
         self.settings = settings
         self.logger = logger
         self.readiness_path = settings.aws_lwa_readiness_check_path or "/"
@@ -61,7 +68,7 @@ class FunctionApp:
 
         @logger.inject_lambda_context(clear_state=True)
         def handle(read: Callable[[], HttpRequest], context: LambdaContextHeader) -> HttpResponse:
-            return respond(read, routes=routes, settings=settings, logger=logger)
+            return respond(read, routes=routes, settings=settings, logger=logger, sign_in=sign_in)
 
         self._handle = handle
 
@@ -86,6 +93,7 @@ class FunctionApp:
                 accept=headers.get("accept", ""),
                 deadline=lambda_context.deadline,
                 trace_header=lambda_context.xray_trace_id,
+                authorization=headers.get("authorization"),
             )
 
         response = await asyncio.to_thread(self._handle, read, lambda_context)
