@@ -29,6 +29,7 @@ pytest_plugins = [
     "tests.support.fake_endpoint",
     "tests.support.model_server",
     "tests.support.moto",
+    "tests.support.tokens",
 ]
 
 # Modules a handler import builds state in; purged so each test gets a fresh "container".

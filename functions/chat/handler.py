@@ -1,7 +1,8 @@
 """Lambda handler for chat: POST `["question", "session-id"?]` -> {"answer", "session_id"}.
 
-DELETE `?session_id=...` forgets a session. Sessions belong to the signed caller (AWS_IAM);
-a public URL (NONE) continues only ids it issued. With `accept: text/event-stream` (or
+DELETE `?session_id=...` forgets a session. Sessions belong to the signed caller (AWS_IAM) or
+the bearer (a key, a token's user: llm_app.auth); a public URL without a bearer mode continues
+only ids it issued. With `accept: text/event-stream` (or
 `"stream": true`) the answer streams (llm_app.http.edge).
 
 Two front doors serve `ROUTES`: `handler`, the buffered Lambda handler
@@ -23,7 +24,8 @@ from aws_lambda_powertools import Logger
 
 from chat.conversation import chat, parse_chat_request
 from chat.history import history_opener, require_issued, session_owner, validate_session_id
-from llm_app.config import Settings
+from llm_app.auth.sign_in import sign_in_from_settings
+from llm_app.config import Settings, auth_settings_from_env
 from llm_app.errors import AppError, ErrorCode
 from llm_app.http.edge import Route
 from llm_app.http.lambda_handler import function_url_handler
@@ -37,6 +39,8 @@ from llm_app.runtime.snap_start import register_restore_hooks
 # Built once per container, reused by every request it serves.
 logger = Logger()
 SETTINGS = Settings.from_env()
+# Bearer sign-in (API keys, tokens) when a mode is on: the edge checks it before any route.
+SIGN_IN = sign_in_from_settings(SETTINGS, auth_settings_from_env())
 ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
 OPEN_HISTORY = history_opener(SETTINGS)  # None: memory is off
 metrics.start(SETTINGS)  # EMF lines in the deployment's namespace
@@ -46,7 +50,7 @@ register_restore_hooks()  # SnapStart: what a restored copy must redo
 
 def ask(request: HttpRequest) -> Answer:
     chat_request = parse_chat_request(parse_json(request.body), SETTINGS)
-    owner = session_owner(request.caller, SETTINGS) if OPEN_HISTORY is not None else None
+    owner = session_owner(request, SETTINGS) if OPEN_HISTORY is not None else None
     stream = streaming_requested(request.accept, chat_request.stream)
     return chat(ENDPOINT, SETTINGS, chat_request, OPEN_HISTORY, owner, stream=stream)
 
@@ -56,7 +60,7 @@ def forget(request: HttpRequest) -> Reply:
         raise AppError(
             ErrorCode.INVALID_REQUEST, "Conversation memory is disabled; no session to forget."
         )
-    owner = session_owner(request.caller, SETTINGS)
+    owner = session_owner(request, SETTINGS)
     session_id = validate_session_id(request.query.get("session_id"))
     require_issued(owner, session_id)
     # Only the caller's own session: another caller's id deletes nothing and says 0.
@@ -68,7 +72,7 @@ def forget(request: HttpRequest) -> Reply:
 
 
 ROUTES: Mapping[str, Route] = {"POST": ask, "DELETE": forget}
-handler = function_url_handler(ROUTES, SETTINGS, logger)
+handler = function_url_handler(ROUTES, SETTINGS, logger, SIGN_IN)
 
 
 init_phase.end()  # the last line of the init

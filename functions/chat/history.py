@@ -11,8 +11,9 @@ TTL deletes it within days.
 Conversations belong to their caller: the partition key (attribute `session_id`, kept so
 existing tables work) is `<owner>#<session id>`, where the owner is the signed IAM caller
 (`iam:<account>:<userId>`; with chat_session_scope = "role", an assumed role's
-`iam:<account>:<role unique id>` for all its sessions) or, on a public URL, `public` with ids
-only the function issues.
+`iam:<account>:<role unique id>` for all its sessions), a bearer (`key:<key id>`,
+`jwt:<issuer>#<sub>`: llm_app.auth) or, on a public URL without one, `public` with ids only
+the function issues.
 The code calls exactly Query, PutItem and DeleteItem; the role grants exactly those
 (tests/terraform checks it against the calls the tests record).
 """
@@ -35,6 +36,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
+from llm_app.http.request import HttpRequest
 from llm_app.identity import scoped_caller
 from llm_app.runtime.aws import aws_client
 
@@ -45,7 +47,7 @@ SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{8,128}")
 # What new_session_id returns: 256 random bits, base64url without padding.
 ISSUED_SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 SECONDS_PER_DAY = 86_400
-# Neither a session id nor an IAM unique id can contain it, so "<owner>#<id>" is unambiguous.
+# No session id can contain it, so "<owner>#<id>" is unambiguous (a token's owner may).
 KEY_SEPARATOR = "#"
 # DynamoDB answers in milliseconds: a few seconds' wait is plenty, and standard retries back
 # off on throttling (botocore's legacy defaults wait 60 s per read).
@@ -71,10 +73,14 @@ class SessionOwner:
 PUBLIC_OWNER = SessionOwner("public", issued_ids_only=True)
 
 
-def session_owner(caller: str | None, settings: Settings) -> SessionOwner:
-    """The signed caller owns its sessions; a public URL has no caller, only issued ids."""
+def session_owner(request: HttpRequest, settings: Settings) -> SessionOwner:
+    """The signed caller or the bearer owns its sessions; a public URL without a bearer has no
+    caller, only issued ids."""
+    if request.bearer is not None:  # "key:<key id>" or "jwt:<issuer>#<sub>", never "iam:..."
+        return SessionOwner(request.bearer.owner, issued_ids_only=False)
     if settings.url_authorization_type == "NONE":
         return PUBLIC_OWNER
+    caller = request.caller
     if caller is None:
         raise AppError(
             ErrorCode.NO_CALLER_IDENTITY,

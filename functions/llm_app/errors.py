@@ -13,6 +13,9 @@ class ErrorCode(StrEnum):
     INVALID_SESSION_ID = "invalid_session_id"
     UNKNOWN_SESSION = "unknown_session"
     NO_CALLER_IDENTITY = "no_caller_identity"
+    UNAUTHORIZED = "unauthorized"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    SIGN_IN_UNAVAILABLE = "sign_in_unavailable"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     REQUEST_TOO_LARGE = "request_too_large"
     CONTEXT_TOO_LONG = "context_too_long"
@@ -38,6 +41,12 @@ HTTP_STATUS: Mapping[ErrorCode, int] = MappingProxyType(
         ErrorCode.INVALID_SESSION_ID: 400,
         ErrorCode.UNKNOWN_SESSION: 400,
         ErrorCode.NO_CALLER_IDENTITY: 403,
+        # A bearer mode is on and the request's bearer is missing or not valid (llm_app.auth).
+        ErrorCode.UNAUTHORIZED: 401,
+        # An API key used its daily tokens; retry-after says when its next UTC day begins.
+        ErrorCode.QUOTA_EXCEEDED: 429,
+        # The token issuer's signing keys could not be read: our upstream, not the caller.
+        ErrorCode.SIGN_IN_UNAVAILABLE: 503,
         ErrorCode.METHOD_NOT_ALLOWED: 405,
         ErrorCode.REQUEST_TOO_LARGE: 413,
         ErrorCode.CONTEXT_TOO_LONG: 413,

@@ -20,7 +20,8 @@ from collections.abc import Mapping
 
 from aws_lambda_powertools import Logger
 
-from llm_app.config import Settings
+from llm_app.auth.sign_in import sign_in_from_settings
+from llm_app.config import Settings, auth_settings_from_env
 from llm_app.http.edge import Route
 from llm_app.http.lambda_handler import function_url_handler
 from llm_app.http.request import HttpRequest, parse_json, streaming_requested
@@ -36,6 +37,8 @@ from qa.uploads import is_form_upload, parse_upload
 # Built once per container, reused by every request it serves.
 logger = Logger()
 SETTINGS = Settings.from_env()
+# Bearer sign-in (API keys, tokens) when a mode is on: the edge checks it before any route.
+SIGN_IN = sign_in_from_settings(SETTINGS, auth_settings_from_env())
 ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
 # The S3 client is built on the first S3 document only (see DocumentStore).
 DOCUMENTS = DocumentStore(SETTINGS.document_buckets, lambda: build_s3_client(SETTINGS))
@@ -63,7 +66,7 @@ def answer(request: HttpRequest) -> Answer:
 
 
 ROUTES: Mapping[str, Route] = {"POST": answer}
-handler = function_url_handler(ROUTES, SETTINGS, logger)
+handler = function_url_handler(ROUTES, SETTINGS, logger, SIGN_IN)
 
 
 init_phase.end()  # the last line of the init

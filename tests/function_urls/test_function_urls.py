@@ -23,6 +23,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from tests.support.events import load_event
+from tools.function_urls.cors import Cors
 from tools.function_urls.server import FunctionUrlServer
 from tools.lambda_sandbox.events import (
     HttpRequest,
@@ -158,13 +159,14 @@ def serve(
 ) -> Iterator[Callable[..., tuple[FunctionUrlServer, Lines]]]:
     servers: list[FunctionUrlServer] = []
 
-    def start(**overrides: Any) -> tuple[FunctionUrlServer, Lines]:
+    def start(cors: Cors | None = None, **overrides: Any) -> tuple[FunctionUrlServer, Lines]:
         lines = Lines()
         server = FunctionUrlServer(
             spec(packages, **overrides),
             base_env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
             work_dir=tmp_path,
             log=lines,
+            cors=cors,
         )
         server.start()
         servers.append(server)
@@ -201,6 +203,48 @@ def probe_call(server: FunctionUrlServer, target: str = "/", **kwargs: Any) -> d
     status, _, data, _ = request(server, target=target, **kwargs)
     assert status == 200, data
     return json.loads(data)
+
+
+# ---------------------------------------------------------------------------
+# CORS
+# ---------------------------------------------------------------------------
+APP = "http://app.example"
+PREFLIGHT = {"origin": APP, "access-control-request-method": "POST"}
+
+
+def test_a_cors_config_answers_preflights_itself_and_sets_every_responses_headers(serve) -> None:
+    cors = Cors(
+        allow_origins=(APP,),
+        allow_methods=("POST",),
+        allow_headers=("authorization", "content-type"),
+        expose_headers=("retry-after",),
+        max_age=60,
+    )
+    server, _ = serve(cors=cors)
+
+    status, preflight, body, _ = request(server, "OPTIONS", headers=PREFLIGHT)
+    answered = request(server, headers={"origin": APP})
+    elsewhere = request(server, headers={"origin": "http://other.example"})
+
+    assert (status, body) == (200, b"")
+    assert preflight["access-control-allow-origin"] == APP
+    assert preflight["access-control-allow-headers"] == "authorization,content-type"
+    assert preflight["access-control-max-age"] == "60"
+    # The preflight never reached the function: the first invocation is the POST.
+    assert json.loads(answered[2])["invocations"] == 1
+    assert answered[1]["access-control-allow-origin"] == APP
+    assert answered[1]["access-control-expose-headers"] == "retry-after"
+    assert "access-control-allow-origin" not in elsewhere[1]
+
+
+def test_without_a_cors_config_a_preflight_reaches_the_function(probe) -> None:
+    server, _ = probe
+
+    status, headers, data, _ = request(server, "OPTIONS", headers=PREFLIGHT)
+
+    assert status == 200
+    assert json.loads(data)["event"]["requestContext"]["http"]["method"] == "OPTIONS"
+    assert "access-control-allow-origin" not in headers
 
 
 # ---------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from tools.paths import REPO_ROOT
 FUNCTIONS = REPO_ROOT / "functions"
 # Lower layers first: a module may import its own layer and the ones before it.
 LAYERS = ("base", "runtime", "model", "http", "domain")
+# Packages of llm_app that belong to a layer without being named after it: sign-in is the edge's.
+SUBPACKAGE_LAYERS = {"auth": "http"}
 MAX_MODULE_LINES = 300
 
 
@@ -32,6 +34,8 @@ def layer(module: str) -> str:
     parts = module.split(".")
     if parts[0] != "llm_app":
         return "domain"  # chat, qa
+    if len(parts) > 1 and parts[1] in SUBPACKAGE_LAYERS:
+        return SUBPACKAGE_LAYERS[parts[1]]
     return parts[1] if len(parts) > 2 and parts[1] in LAYERS else "base"
 
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from llm_app.auth import Authenticator, AuthError, AuthFailure, AuthSettings, QuotaExceeded
-from tests.support.moto import REGION, api_keys_table, moto_client
+from tests.support.moto import REGION
 from tools.api_keys.__main__ import main as api_keys_main
 from tools.api_keys.store import KeyStoreError, create_key, list_keys, revoke_key
 from tools.devstack import aws_env
@@ -26,15 +25,13 @@ NOON = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def dynamodb(moto_url: str) -> Any:
-    return moto_client("dynamodb", moto_url)
+def dynamodb(keys_dynamodb: Any) -> Any:
+    return keys_dynamodb
 
 
 @pytest.fixture(scope="module")
-def table(dynamodb: Any) -> Iterator[str]:
-    """Shared by the module's tests: each names its own keys."""
-    with api_keys_table(dynamodb) as name:
-        yield name
+def table(keys_table: str) -> str:
+    return keys_table
 
 
 @pytest.fixture

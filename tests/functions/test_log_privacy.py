@@ -11,10 +11,13 @@ log record) for the marker and the session ids.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -25,8 +28,9 @@ from llm_app.model.answer import Answer, Item, Text
 from tests.support.canned_http import Canned, answering
 from tests.support.environment import create_history_table
 from tests.support.events import function_url_event, lambda_context, response_json
-from tests.support.moto import moto_client
-from tests.support.web import adapter_headers, parse_sse, send, serving
+from tests.support.moto import api_keys_table, moto_client
+from tests.support.web import adapter_headers, free_port, parse_sse, send, serving
+from tools.api_keys.store import create_key
 from tools.model_server import eventstream
 from tools.model_server.backend import SageMakerError
 from tools.model_server.scripted_backend import ScriptedStream
@@ -39,9 +43,16 @@ REPLY = f"{MARKER} is a marker."
 # A caller-chosen session name, and an id of the shape a public URL issues (never issued).
 SESSION = "session-Zq7Secret"
 UNISSUED = ("Zq7SecretIssued" * 3)[:43]
+# Bearers: a key of the right shape that no one created, and a JWT no issuer could check.
+WRONG_KEY = "llmk_" + (MARKER * 3)[:43]
+UNCHECKABLE_TOKEN = ".".join(
+    base64.urlsafe_b64encode(part).rstrip(b"=").decode()
+    for part in (json.dumps({"alg": "RS256", "kid": MARKER}).encode(), MARKER.encode(), b"sig")
+)
 SECRETS = (MARKER, SESSION, UNISSUED)
 
 TABLE = "privacy-chat-history"
+KEYS_TABLE = "privacy-api-keys"
 BUCKET = "privacy-documents"
 SSE = "text/event-stream"
 BUFFERED, STREAMING = "door1", "door2"
@@ -53,6 +64,8 @@ def aws(moto_url: str) -> Iterator[str]:
     dynamodb = moto_client("dynamodb", moto_url)
     s3 = moto_client("s3", moto_url)
     create_history_table(dynamodb, TABLE)
+    keys_table = ExitStack()
+    keys_table.enter_context(api_keys_table(dynamodb, KEYS_TABLE))
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     s3.put_object(Bucket=BUCKET, Key=f"{MARKER}.txt", Body=DOCUMENT.encode())
     s3.put_object(Bucket=BUCKET, Key=f"{MARKER}.bin", Body=b"\xff\xfe\x00" + MARKER.encode())
@@ -61,6 +74,7 @@ def aws(moto_url: str) -> Iterator[str]:
         s3.delete_object(Bucket=BUCKET, Key=item["Key"])
     s3.delete_bucket(Bucket=BUCKET)
     dynamodb.delete_table(TableName=TABLE)
+    keys_table.close()
 
 
 @pytest.fixture
@@ -93,6 +107,10 @@ class World:
         env.setdefault("HISTORY_TABLE_NAME", TABLE)
         return self.load("chat.handler", AWS_ENDPOINT_URL_DYNAMODB=self.moto_url, **env)
 
+    def signed_chat(self, **env: str) -> Any:
+        """Chat behind API keys (a bearer mode: a NONE URL)."""
+        return self.chat(URL_AUTHORIZATION_TYPE="NONE", API_KEYS_TABLE_NAME=KEYS_TABLE, **env)
+
     def qa(self, **env: str) -> Any:
         env.setdefault("AWS_ENDPOINT_URL_S3", self.moto_url)
         return self.load("qa.handler", QA_DOCUMENT_BUCKETS=BUCKET, **env)
@@ -120,7 +138,7 @@ def through_the_adapter(
         **adapter_headers(url_event, seconds_left=seconds_left),
     }
     query = url_event["rawQueryString"]
-    app = FunctionApp(function.ROUTES, function.SETTINGS, function.logger)
+    app = FunctionApp(function.ROUTES, function.SETTINGS, function.logger, function.SIGN_IN)
     with serving(app) as address:
         reply = send(
             address,
@@ -159,6 +177,27 @@ def fail_internally(world: World) -> dict:
     return world.post(qa, [QUESTION, [DOCUMENT]])
 
 
+def over_quota(world: World) -> dict:
+    """A key's second request of a day whose tokens the first used up."""
+    name = f"privacy-{world.door}"
+    key = create_key(
+        moto_client("dynamodb", world.moto_url), KEYS_TABLE, name, datetime.now(UTC), daily_tokens=1
+    ).key
+    chat = world.signed_chat()
+    world.post(chat, [QUESTION], caller=None, authorization=f"Bearer {key}")
+    return world.post(chat, [QUESTION], caller=None, authorization=f"Bearer {key}")
+
+
+def issuer_down(world: World) -> dict:
+    """Tokens, and the issuer's keys cannot be read: nothing listens where it says it is."""
+    chat = world.chat(
+        URL_AUTHORIZATION_TYPE="NONE",
+        JWT_ISSUER=f"http://127.0.0.1:{free_port()}",
+        JWT_AUDIENCES="web-app",
+    )
+    return world.post(chat, [QUESTION], caller=None, authorization=f"Bearer {UNCHECKABLE_TOKEN}")
+
+
 def slow_reply() -> str:
     time.sleep(1.0)
     return REPLY
@@ -175,6 +214,11 @@ SCENARIOS: dict[ErrorCode, Callable[[World], dict]] = {
         w.chat(URL_AUTHORIZATION_TYPE="NONE"), [QUESTION, UNISSUED], caller=None
     ),
     ErrorCode.NO_CALLER_IDENTITY: lambda w: w.post(w.chat(), [QUESTION, SESSION], caller=None),
+    ErrorCode.UNAUTHORIZED: lambda w: w.post(
+        w.signed_chat(), [QUESTION, SESSION], caller=None, authorization=f"Bearer {WRONG_KEY}"
+    ),
+    ErrorCode.QUOTA_EXCEEDED: over_quota,
+    ErrorCode.SIGN_IN_UNAVAILABLE: issuer_down,
     ErrorCode.METHOD_NOT_ALLOWED: lambda w: w.post(w.chat(), [QUESTION, SESSION], method="PUT"),
     ErrorCode.REQUEST_TOO_LARGE: lambda w: w.post(
         w.qa(MAX_BODY_BYTES="1024"), [QUESTION, [DOCUMENT * 20]]

@@ -46,11 +46,13 @@ def function_url_event(
     content_type: str | None = "application/x-www-form-urlencoded",
     caller: dict[str, Any] | None = ALICE,
     accept: str | None = None,
+    authorization: str | None = None,
 ) -> dict[str, Any]:
     """A curl request's event (curl's default content type) with the parts a test varies.
 
     ``caller``: who signed it (an AWS_IAM URL); None for a request to a public URL.
     ``accept``: the accept header instead of curl's `*/*`.
+    ``authorization``: the header a bearer sends (`Bearer <key or token>`).
     """
     event = request_event(
         body,
@@ -63,6 +65,8 @@ def function_url_event(
     )
     if accept is not None:
         event["headers"]["accept"] = accept
+    if authorization is not None:
+        event["headers"]["authorization"] = authorization
     return event
 
 

@@ -37,9 +37,9 @@ def moto_client(service: str, url: str, region: str = REGION) -> Any:
 
 
 @contextmanager
-def api_keys_table(dynamodb: Any) -> Iterator[str]:
+def api_keys_table(dynamodb: Any, name: str = "") -> Iterator[str]:
     """A keys table as auth.tf declares it (one string partition key), removed afterwards."""
-    name = f"api-keys-{uuid.uuid4().hex[:8]}"
+    name = name or f"api-keys-{uuid.uuid4().hex[:8]}"
     dynamodb.create_table(
         TableName=name,
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
@@ -50,3 +50,16 @@ def api_keys_table(dynamodb: Any) -> Iterator[str]:
         yield name
     finally:
         dynamodb.delete_table(TableName=name)
+
+
+@pytest.fixture(scope="module")
+def keys_dynamodb(moto_url: str) -> Any:
+    """A DynamoDB client on the moto server, for API keys tables."""
+    return moto_client("dynamodb", moto_url)
+
+
+@pytest.fixture(scope="module")
+def keys_table(keys_dynamodb: Any) -> Iterator[str]:
+    """An API keys table shared by a module's tests: each names its own keys."""
+    with api_keys_table(keys_dynamodb) as name:
+        yield name

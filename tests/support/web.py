@@ -23,7 +23,9 @@ from typing import IO, Any
 
 from llm_app.http.server import uvicorn_server
 from tests.support.events import FUNCTION_NAME, REQUEST_ID
+from tools.function_urls.cors import Cors
 from tools.lambda_sandbox import artifacts as sandbox
+from tools.lambda_sandbox import events as sandbox_events
 
 
 def free_port() -> int:
@@ -222,3 +224,41 @@ def text_of(events: list[tuple[str | None, str]]) -> str:
             if "choices" in chunk:
                 pieces.append(chunk["choices"][0]["delta"].get("content", ""))
     return "".join(pieces)
+
+
+def function_url_front(app: Any, cors: Cors) -> Any:
+    """An ASGI app in front of door 2 that adds what AWS adds on the way to it: the URL's CORS
+    (its preflight answered without the function, its headers on each response:
+    tools.function_urls.cors, the stand-in's) and the adapter's two headers."""
+
+    async def front(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        named = {name.lower(): value for name, value in headers}
+        if cors.is_preflight(scope["method"], named):
+            start = {"status": 200, "headers": _raw_headers(cors.preflight(named))}
+            await send({"type": "http.response.start", **start})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        target = scope["path"] + (
+            f"?{scope['query_string'].decode()}" if scope["query_string"] else ""
+        )
+        request = sandbox_events.HttpRequest(scope["method"], target, headers, b"", "127.0.0.1")
+        event = sandbox_events.build_event(request, request_id=REQUEST_ID, url_id="front")
+        added = _raw_headers(adapter_headers(event).items())
+
+        async def send_with_cors(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                sent = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message["headers"]]
+                message = {
+                    **message,
+                    "headers": _raw_headers(cors.response_headers(named.get("origin"), sent)),
+                }
+            await send(message)
+
+        await app({**scope, "headers": [*scope["headers"], *added]}, receive, send_with_cors)
+
+    return front
+
+
+def _raw_headers(headers: Any) -> list[tuple[bytes, bytes]]:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]

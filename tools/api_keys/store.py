@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from functions.llm_app.auth import keys
+from llm_app.auth import keys
 
 NAME_SHAPE: Final = re.compile(r"[A-Za-z0-9._@+-]{1,64}")
 

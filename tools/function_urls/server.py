@@ -15,7 +15,9 @@ side:
   stream's JSON prelude, then the body in HTTP chunks, each written as soon as the function
   wrote it; a failure after the first byte ends the connection without the last chunk, so the
   client sees a truncated transfer, as on AWS; a client that goes away mid-stream does not
-  stop the function, which runs to its end with nobody reading, as on AWS.
+  stop the function, which runs to its end with nobody reading, as on AWS;
+* with a ``cors`` config (``tools.function_urls.cors``) the URL answers browsers' preflights
+  itself and sets the access-control headers of every response, as Lambda does.
 
 One line per request goes to the log: function, method, path, status, milliseconds.
 The command line (``python -m tools.function_urls``) serves one function alone.
@@ -37,6 +39,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol, Self
 from urllib.parse import parse_qsl, urlsplit
 
+from tools.function_urls.cors import Cors
 from tools.http_server import LoopbackHTTPServer, LoopbackService
 from tools.lambda_sandbox.events import (
     BadResponseError,
@@ -71,10 +74,12 @@ class FunctionUrlServer(LoopbackService):
         host: str = "127.0.0.1",
         port: int = 0,
         log: Log = print,
+        cors: Cors | None = None,
         **function_options: Any,
     ) -> None:
         super().__init__(host, port, handler=_Handler, log=log)
         self.spec = spec
+        self.cors = cors
         self.log = log
         self.function = LocalFunction(spec, log=log, **function_options)
         self.url_id = spec.url_id or uuid.uuid5(uuid.NAMESPACE_URL, spec.arn).hex
@@ -95,6 +100,27 @@ class FunctionUrlServer(LoopbackService):
         return self.spec.invoke_mode == "RESPONSE_STREAM" and self.spec.exec_wrapper is not None
 
     def handle(self, request: HttpRequest) -> HttpResponse:
+        response = self._handle(request)
+        headers = self.cors_headers(request, response.headers)
+        return HttpResponse(response.status, headers, response.body)
+
+    def preflight(self, request: HttpRequest) -> HttpResponse | None:
+        """The URL's own answer to a browser's CORS preflight; None: not one (or no cors)."""
+        headers = {name.lower(): value for name, value in request.headers}
+        if self.cors is None or not self.cors.is_preflight(request.method, headers):
+            return None
+        common = [("x-amzn-RequestId", str(uuid.uuid4()))]
+        return HttpResponse(200, [*common, *self.cors.preflight(headers)], b"")
+
+    def cors_headers(
+        self, request: HttpRequest, headers: Sequence[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
+        if self.cors is None:
+            return list(headers)
+        origin = next((v for k, v in request.headers if k.lower() == "origin"), None)
+        return self.cors.response_headers(origin, headers)
+
+    def _handle(self, request: HttpRequest) -> HttpResponse:
         request_id = str(uuid.uuid4())
         common = [("x-amzn-RequestId", request_id)]
         event = self._event(request, request_id)
@@ -116,7 +142,9 @@ class FunctionUrlServer(LoopbackService):
         common = [("x-amzn-RequestId", request_id)]
         event = self._event(request, request_id)
         if event is None:
-            return out.whole(_forbidden(common))
+            forbidden = _forbidden(common)
+            headers = self.cors_headers(request, forbidden.headers)
+            return out.whole(HttpResponse(forbidden.status, headers, forbidden.body))
         started = False
         try:
             with self.function.stream(event, request_id) as invocation:
@@ -128,7 +156,8 @@ class FunctionUrlServer(LoopbackService):
                 else:  # a raw stream: Lambda answers 200 with the stream's content type
                     status, head = 200, [("Content-Type", invocation.content_type)]
                 client = _Client(out, self.log, f"[{self.spec.name}] {request_id}")
-                client.send(lambda: out.start(status, [*common, *head]))
+                headers = self.cors_headers(request, [*common, *head])
+                client.send(lambda: out.start(status, headers))
                 started = True
                 for chunk in itertools.chain([first], chunks):
                     if chunk:
@@ -140,7 +169,9 @@ class FunctionUrlServer(LoopbackService):
             if started:
                 out.abort()  # no last chunk: the client sees the stream cut short
                 return 0
-            return out.whole(_internal_server_error(common))
+            failed = _internal_server_error(common)
+            headers = self.cors_headers(request, failed.headers)
+            return out.whole(HttpResponse(failed.status, headers, failed.body))
 
     def _event(self, request: HttpRequest, request_id: str) -> dict[str, Any] | None:
         """The invocation's event; None for an unsigned request to an AWS_IAM URL (403)."""
@@ -264,12 +295,16 @@ class _Handler(BaseHTTPRequestHandler):
             request = HttpRequest(
                 self.command, self.path, list(self.headers.items()), body, self.client_address[0]
             )
-            if app.streams:
+            preflight = app.preflight(request)
+            if preflight is not None:
+                response = preflight
+            elif app.streams:
                 status = app.relay_stream(request, out=self)
                 elapsed = (time.monotonic() - started) * 1000
                 app.log(f"{app.spec.name} {self.command} {self.path} {status} {elapsed:.0f} ms")
                 return
-            response = app.handle(request)
+            else:
+                response = app.handle(request)
         self.whole(response)
         elapsed = (time.monotonic() - started) * 1000
         app.log(f"{app.spec.name} {self.command} {self.path} {response.status} {elapsed:.0f} ms")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from tools.function_urls.cors import Cors
 from tools.lambda_sandbox.functions import FunctionSpec
 from tools.model_server.protocol import launcher_int
 
@@ -60,6 +61,7 @@ class DeployedFunction:
     label: str  # e.g. "chat", from the Terraform output "chat_url"
     spec: FunctionSpec
     deployed_url: str  # https://<id>.lambda-url.<region>.on.aws/
+    cors: Cors | None = None  # the URL's, which the local URL applies as Lambda does
 
 
 def read_endpoint_choice(sagemaker: Any, outputs: Mapping[str, Any]) -> DeployedEndpoint | None:
@@ -232,7 +234,12 @@ def _deployed_function(
         invoke_mode=invoke_mode,
         url_id=urlsplit(url).hostname.split(".", 1)[0] if urlsplit(url).hostname else None,
     )
-    return DeployedFunction(label=label_of_url.get(url, name), spec=spec, deployed_url=url)
+    return DeployedFunction(
+        label=label_of_url.get(url, name),
+        spec=spec,
+        deployed_url=url,
+        cors=Cors.from_url_config(url_config),
+    )
 
 
 def _one(

@@ -173,6 +173,8 @@ class LocalStack:
             variables[adapter.ROOT_VARIABLE] = self.adapter_layer.arn
         if self.args.max_new_tokens is not None:
             variables["max_new_tokens"] = self.args.max_new_tokens
+        if self.args.sign_in:
+            variables.update(sign_in_variables(self.moto_url))
         for assignment in self.args.var:
             key, _, value = assignment.partition("=")
             variables[key] = value
@@ -282,6 +284,7 @@ class LocalStack:
                 base_env=base_env,
                 work_dir=self.state_dir,
                 log=log,
+                cors=function.cors,
             )
             self.url_servers[function.label] = server
             try:
@@ -323,6 +326,7 @@ class LocalStack:
         urls = {function.label: function for function in self.functions}
         signed = any(function.spec.auth_type == "AWS_IAM" for function in self.functions)
         lines = [f"  export {LOCAL_CREDENTIALS}"] if signed else []
+        lines += self.sign_in_lines()
         if "chat" in urls:
             chat = self.curl(urls["chat"], CHAT_QUESTION)
             lines += [f"  {chat}"]
@@ -338,12 +342,34 @@ class LocalStack:
             ]
         return lines
 
+    def sign_in_lines(self) -> list[str]:
+        """With API keys on: the local AWS for the key command, and a key made with it (the
+        curls send it); with a user pool, where its ids are (README: a token on moto)."""
+        table = self.outputs.get("api_keys_table_name")
+        if not table:
+            return []
+        lines = [
+            f"  export AWS_ENDPOINT_URL={self.moto_url} AWS_REGION={self.args.region} "
+            + LOCAL_CREDENTIALS,
+            f"  KEY=$(python -m tools.api_keys create --table {table} --name me | tail -n 1)",
+        ]
+        pool, client = (
+            self.outputs.get("cognito_user_pool_id"),
+            self.outputs.get("cognito_app_client_id"),
+        )
+        if pool and client:
+            lines.append(f"  # tokens: user pool {pool}, app client {client}")
+        return lines
+
     def curl(self, function: DeployedFunction, body: str) -> str:
         auth = (
             f"{_SIGN_CURL.format(region=self.args.region)} "
             if function.spec.auth_type == "AWS_IAM"
             else ""
         )
+        if self.outputs.get("api_keys_table_name"):
+            auth = '-H "authorization: Bearer $KEY" '
+
         url = self.url_servers[function.label].url
         return f"curl -sS {auth}-H 'content-type: application/json' -d '{body}' {url}"
 
@@ -467,6 +493,21 @@ def _moto_pid(moto: MotoServer | None) -> int | None:
     return process.pid if process is not None else None
 
 
+def sign_in_variables(moto_url: str) -> dict[str, Any]:
+    """Both bearer modes on a public URL: API keys, and tokens of a Cognito user pool on moto.
+
+    The functions fetch the pool's signing keys from moto over loopback http (the issuer's
+    discovery address is AWS's): moto serves the one JWKS it signs every pool's tokens with at
+    /<any pool id>/.well-known/jwks.json.
+    """
+    return {
+        "url_authorization_type": "NONE",
+        "api_keys_enabled": True,
+        "create_cognito_user_pool": True,
+        "jwt_jwks_url": f"{moto_url}/local/.well-known/jwks.json",
+    }
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tools.local.up",
@@ -532,6 +573,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="first function URL port, one per function in name order (0: any free ports)",
     )
     parser.add_argument("--moto-url", help="use this running moto server instead of starting one")
+    parser.add_argument(
+        "--sign-in",
+        action="store_true",
+        help="bearer sign-in instead of SigV4: a NONE URL with API keys and a Cognito user pool",
+    )
     args = parser.parse_args(argv)
     for assignment in args.var:
         if "=" not in assignment:

@@ -6,15 +6,16 @@
     ...                                                 # AuthError -> 401/429/503, reason -> metric
     authenticator.record_usage(caller, input_tokens=..., output_tokens=...)
 
-`keys` holds the key format and table layout that `python -m tools.api_keys` shares; the
-sub-package imports itself relatively so the command can import it as functions.llm_app.auth
-without the functions folder on its path.
+The settings are read with the others, in llm_app.config. The package is the http layer's
+(the edge calls it before any route runs; docs/architecture.md). `keys` holds the key format
+and table layout that `python -m tools.api_keys` shares.
 """
+
+from llm_app.config import AuthConfigError, AuthSettings, auth_settings_from_env
 
 from .authenticator import Authenticator, bearer_credential
 from .caller import Caller
 from .errors import AuthError, AuthFailure, QuotaExceeded
-from .settings import AuthConfigError, AuthSettings, auth_settings_from_env
 
 __all__ = [
     "AuthConfigError",

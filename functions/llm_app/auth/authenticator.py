@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
+from llm_app.config import AuthSettings
+
 from .api_keys import ApiKeyVerifier
 from .caller import Caller
 from .errors import AuthError, AuthFailure
 from .fetch import FetchJson, fetch_json
 from .jwt_tokens import JwtVerifier
 from .keys import KEY_PREFIX
-from .settings import AuthSettings
 
 # Far above any key or token a real issuer signs; refused before any parsing.
 MAX_CREDENTIAL_CHARS: Final = 8192

@@ -9,8 +9,9 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any, Final
 
+from llm_app.config import is_fetchable
+
 from .errors import AuthError, AuthFailure
-from .settings import is_fetchable
 
 FetchJson = Callable[[str], Any]
 

@@ -20,12 +20,15 @@ one more Renderer, chosen by `respond`'s `choose` (default `renderer_for`).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from llm_app.auth.caller import Caller
+from llm_app.auth.sign_in import SignIn
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.http.renderers import (
@@ -55,17 +58,21 @@ def respond(
     settings: Settings,
     logger: Logger,
     choose: ChooseRenderer | None = None,
+    sign_in: SignIn | None = None,
 ) -> HttpResponse:
     """Answer one request (see the module docstring); never raises. `choose` picks the
-    renderer (default `renderer_for`: JSON, or SSE/text as `accept` asks)."""
+    renderer (default `renderer_for`: JSON, or SSE/text as `accept` asks); `sign_in` (a
+    bearer mode on) refuses a request without a valid bearer before its route runs."""
     record = RequestRecord(logger, log_prompts=settings.log_prompts)
     items: Iterator[Item] | None = None
     try:
         request = read()
         tracing.request_started(request.trace_header)
         record.method = request.method
+        if sign_in is not None:
+            request = record.signed_in(sign_in, request)
         result = _route(routes, request.method)(request)
-        record.facts = result.facts
+        record.facts = record.facts + result.facts
         if isinstance(result, Reply):
             return record.whole(200, JSON_HEADERS, json_body(result.body))
         record.question = result.question
@@ -134,8 +141,8 @@ class _StreamFailed(Exception):
 def _streamed_body(
     first: bytes, items: Iterator[Item], renderer: Renderer, record: RequestRecord
 ) -> Iterator[bytes]:
-    """The rest of the answer; closing this iterator (a client gone) closes the items: the
-    domain stops, and chat stores nothing."""
+    """The rest of the answer; closing this iterator (a client gone, where the server sees it:
+    not behind Lambda's adapter) closes the items: the domain stops, and chat stores nothing."""
     try:
         yield first
         for item in items:
@@ -161,19 +168,31 @@ class RequestRecord:
     def __init__(self, logger: Logger, *, log_prompts: bool) -> None:
         self.logger = logger
         self.log_prompts = log_prompts
+        self.sign_in: SignIn | None = None
+        self.bearer: Caller | None = None
         self.started = time.perf_counter()
         self.method = "?"
         self.facts = Facts()
         self.question: str | None = None
         self._text: list[str] = []
 
+    def signed_in(self, sign_in: SignIn, request: HttpRequest) -> HttpRequest:
+        """The request with its bearer caller, whom the line names (a key's name, a token's
+        `sub`; never the credential); a refusal raises its AppError."""
+        self.bearer = sign_in.check(request.authorization)
+        self.sign_in = sign_in
+        self.facts = Facts(log={"caller": self.bearer.label, "sign_in": self.bearer.method})
+        return dataclasses.replace(request, bearer=self.bearer)
+
     def saw(self, item: Item) -> None:
-        """An item on its way out: Done's facts join the line; with log_prompts the exchange
-        is logged once the answer is complete."""
+        """An item on its way out: Done's facts join the line, its usage counts against the
+        bearer's key; with log_prompts the exchange is logged once the answer is complete."""
         if isinstance(item, Text) and self.log_prompts:
             self._text.append(item.text)
         elif isinstance(item, Done):
             self.facts = self.facts + item.facts
+            if self.sign_in is not None and self.bearer is not None:
+                self.sign_in.answered(self.bearer, item.usage)
             if self.log_prompts:
                 answer = "".join(self._text).strip()
                 self.logger.info("exchange", extra={"question": self.question, "answer": answer})

@@ -15,6 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from llm_app.auth.sign_in import SignIn
 from llm_app.config import Settings
 from llm_app.http.edge import Route, respond
 from llm_app.http.renderers import HttpResponse
@@ -24,9 +25,13 @@ LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 def function_url_handler(
-    routes: Mapping[str, Route], settings: Settings, logger: Logger
+    routes: Mapping[str, Route],
+    settings: Settings,
+    logger: Logger,
+    sign_in: SignIn | None = None,
 ) -> LambdaHandler:
-    """The Lambda handler serving `routes`; it never raises, never leaks a stack trace."""
+    """The Lambda handler serving `routes` (behind `sign_in` when a bearer mode is on); it
+    never raises, never leaks a stack trace."""
 
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -36,6 +41,7 @@ def function_url_handler(
             routes=routes,
             settings=settings,
             logger=logger,
+            sign_in=sign_in,
         )
         return lambda_response(response)
 

@@ -15,9 +15,10 @@ import binascii
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from llm_app.auth.caller import Caller
 from llm_app.errors import AppError, ErrorCode
 from llm_app.identity import iam_caller
 
@@ -38,6 +39,10 @@ class HttpRequest:
     deadline: float | None = None
     # The invocation's X-Ray trace header where the process has no _X_AMZN_TRACE_ID (door 2).
     trace_header: str | None = None
+    # The `authorization` header, for the edge's sign-in only: never printed (repr) or logged.
+    authorization: str | None = field(default=None, repr=False)
+    # Who signed in with a bearer (llm_app.auth), set by the edge; None without bearer modes.
+    bearer: Caller | None = None
 
     def seconds_left(self, default: float) -> float:
         """Seconds until the deadline (`default` when none is known)."""
@@ -75,6 +80,7 @@ def read_request(
     query = event.get("queryStringParameters")
     accept = _dig(event, "headers", "accept")
     content_type = _dig(event, "headers", "content-type")
+    authorization = _dig(event, "headers", "authorization")
     return HttpRequest(
         method=method.upper(),
         body=raw,
@@ -86,6 +92,7 @@ def read_request(
         accept=accept if isinstance(accept, str) else "",
         content_type=content_type if isinstance(content_type, str) else "",
         deadline=deadline,
+        authorization=authorization if isinstance(authorization, str) else None,
     )
 
 
@@ -98,6 +105,7 @@ def request_from_context(
     deadline: float | None,
     trace_header: str | None = None,
     content_type: str = "",
+    authorization: str | None = None,
 ) -> HttpRequest:
     """The request as the Lambda Web Adapter forwards it: the URL event's `requestContext`
     (the `x-amzn-request-context` header, which only the adapter can set) says who called
@@ -123,6 +131,7 @@ def request_from_context(
         content_type=content_type,
         deadline=deadline,
         trace_header=trace_header,
+        authorization=authorization,
     )
 
 

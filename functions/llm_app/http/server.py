@@ -22,7 +22,7 @@ def function_app(module: str) -> Any:
     from llm_app.http.web import FunctionApp  # noqa: PLC0415 - inside the init phase
 
     function = importlib.import_module(module)
-    return FunctionApp(function.ROUTES, function.SETTINGS, function.logger)
+    return FunctionApp(function.ROUTES, function.SETTINGS, function.logger, function.SIGN_IN)
 
 
 def uvicorn_server(app: Any, host: str, port: int) -> Any:

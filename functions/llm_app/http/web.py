@@ -10,7 +10,10 @@ streams the response back. A converter only: HTTP in, an `HttpRequest` to
   and overwrites) says who calls. Without it a request is LWA's readiness check, a SnapStart
   hook (after a restore `random` is reseeded, llm_app.runtime.snap_start), or refused (403).
 - `x-amzn-lambda-context` gives the request id, deadline and function, which Powertools'
-  Logger gets as from a Lambda context. A client gone stops the answer at its next piece."""
+  Logger gets as from a Lambda context.
+- Behind the adapter the app never sees a disconnect (LWA reads the whole response and Lambda
+  does not stop a stream); only when uvicorn is called directly does a disconnect stop the
+  answer at its next piece."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from urllib.parse import parse_qsl
 
 from aws_lambda_powertools import Logger
 
+from llm_app.auth.sign_in import SignIn
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
 from llm_app.http.edge import Route, respond
@@ -46,7 +50,13 @@ LAMBDA_CONTEXT_HEADER = "x-amzn-lambda-context"
 class FunctionApp:
     """The ASGI app of one function: its routes, behind the Lambda Web Adapter."""
 
-    def __init__(self, routes: Mapping[str, Route], settings: Settings, logger: Logger) -> None:
+    def __init__(
+        self,
+        routes: Mapping[str, Route],
+        settings: Settings,
+        logger: Logger,
+        sign_in: SignIn | None = None,
+    ) -> None:
         self.settings = settings
         self.logger = logger
         self.readiness_path = settings.aws_lwa_readiness_check_path or "/"
@@ -58,7 +68,7 @@ class FunctionApp:
 
         @logger.inject_lambda_context(clear_state=True)
         def handle(read: Callable[[], HttpRequest], context: LambdaContextHeader) -> HttpResponse:
-            return respond(read, routes=routes, settings=settings, logger=logger)
+            return respond(read, routes=routes, settings=settings, logger=logger, sign_in=sign_in)
 
         self._handle = handle
 
@@ -84,6 +94,7 @@ class FunctionApp:
                 content_type=headers.get("content-type", ""),
                 deadline=lambda_context.deadline,
                 trace_header=lambda_context.xray_trace_id,
+                authorization=headers.get("authorization"),
             )
 
         response = await asyncio.to_thread(self._handle, read, lambda_context)

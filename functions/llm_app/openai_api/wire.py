@@ -166,6 +166,15 @@ ERRORS: Mapping[ErrorCode, ErrorRow] = MappingProxyType(
         ErrorCode.UNKNOWN_SESSION: ErrorRow(400, INVALID_REQUEST),
         ErrorCode.NO_CALLER_IDENTITY: ErrorRow(403, "permission_error", "permission_denied"),
         ErrorCode.METHOD_NOT_ALLOWED: ErrorRow(405, INVALID_REQUEST),
+        # A wrong key or token stays wrong; a key over its daily tokens waits for its next day
+        # (retry-after), longer than an SDK's retries would wait.
+        ErrorCode.UNAUTHORIZED: ErrorRow(
+            401, "authentication_error", "invalid_api_key", retry_helps=False
+        ),
+        ErrorCode.QUOTA_EXCEEDED: ErrorRow(
+            429, "insufficient_quota", "insufficient_quota", retry_helps=False
+        ),
+        ErrorCode.SIGN_IN_UNAVAILABLE: ErrorRow(503, SERVER_ERROR),
         # OpenAI answers a conversation longer than the model takes with a 400 of this code;
         # a body over the function's limit is the same problem, seen earlier.
         ErrorCode.REQUEST_TOO_LARGE: ErrorRow(400, INVALID_REQUEST, "context_length_exceeded"),
