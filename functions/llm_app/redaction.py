@@ -16,6 +16,9 @@ import traceback
 from llm_app.errors import AppError
 
 LANGCHAIN_SAGEMAKER_LOGGER = "langchain_aws.chat_models.sagemaker_endpoint"
+# pypdf's modules log on loggers under this one (pypdf._utils.logger_warning), quoting a
+# malformed PDF's bytes: "invalid pdf header: b'Peter'" is the start of the user's document.
+PYPDF_LOGGER = "pypdf"
 TAG_HEX_CHARS = 16  # 64 bits: enough to tell a function's sessions apart in its logs
 
 
@@ -71,14 +74,17 @@ class _DropLangChainSageMakerRecords(logging.Filter):
 
 
 def keep_library_logs_free_of_user_data(*, log_prompts: bool) -> None:
-    """Unless log_prompts, drop langchain-aws's SageMaker log records (once per container).
+    """Unless log_prompts, drop langchain-aws's SageMaker log records and pypdf's warnings
+    (once per container).
 
     Called where the chat model is built (llm_app.model.endpoint), so both front doors have it.
     Nothing is lost: Endpoint maps the same errors to AppErrors, which llm_app.http.edge logs
-    safely, streamed or not.
+    safely, streamed or not; a PDF pypdf cannot read is the caller's `document_unreadable`.
     """
     if log_prompts:
         return
+    # pypdf's loggers set no level of their own: they inherit this one, above every record's.
+    logging.getLogger(PYPDF_LOGGER).setLevel(logging.CRITICAL + 1)
     for logger in (logging.getLogger(), logging.getLogger(LANGCHAIN_SAGEMAKER_LOGGER)):
         if not any(isinstance(f, _DropLangChainSageMakerRecords) for f in logger.filters):
             logger.addFilter(_DropLangChainSageMakerRecords())

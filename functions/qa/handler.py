@@ -1,5 +1,7 @@
 """Lambda handler for document QA: POST `["question", ["document", ...]]` -> {"answer": ...}.
 
+A `multipart/form-data` body (`curl -F`) asks the same, its files as documents (qa.uploads).
+
 With `accept: text/event-stream` (or `"stream": true`) the answer streams (llm_app.http.edge):
 progress while map_reduce and refine run, then the final call's tokens. Two front doors serve
 `ROUTES`: `handler`, the buffered Lambda handler (`qa.handler.handler`), and the ASGI app
@@ -30,6 +32,7 @@ from llm_app.runtime.snap_start import register_restore_hooks
 from qa.document_qa import QaRequest, answer_question, load_documents, parse_qa_request
 from qa.documents import DocumentStore, build_s3_client
 from qa.guard import Deadline
+from qa.uploads import is_form_upload, parse_upload
 
 # Built once per container, reused by every request it serves.
 logger = Logger()
@@ -47,7 +50,10 @@ NO_DEADLINE_SECONDS = 900.0
 
 
 def answer(request: HttpRequest) -> Answer:
-    qa_request = parse_qa_request(parse_json(request.body), SETTINGS)
+    if is_form_upload(request.content_type):  # `curl -F question=... -F document=@notes.txt`
+        qa_request = parse_upload(request.body, request.content_type, SETTINGS)
+    else:
+        qa_request = parse_qa_request(parse_json(request.body), SETTINGS)
     deadline = Deadline(
         request.seconds_left(NO_DEADLINE_SECONDS) - SETTINGS.qa_deadline_reserve_seconds
     )

@@ -8,12 +8,19 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import re
+import shlex
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from llm_app.config import Settings
+from llm_app.errors import AppError
+from qa.document_qa import MAX_DOCUMENTS
+from qa.uploads import MULTIPART_FORM_DATA, UPLOAD_FIELDS, parse_upload
+from tests.support.canned_http import Received, curl_forms
+from tests.support.documents import minimal_pdf
 from tools.paths import REPO_ROOT as ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -177,3 +184,35 @@ def test_the_readme_stays_the_users_page():
 
 def test_the_readme_shows_the_streaming_curl():
     assert re.search(r"curl -N .*\n(?:.*\\\n)*.*-H 'accept: text/event-stream'", CODE_BLOCKS)
+
+
+# docs/api.md's `curl -F` tables: the fields the QA function reads, and its refusals.
+FORM_FIELDS = doc_table(API, "What it is")
+FORM_REFUSALS = {row.split("`")[0]: cells for row, cells in doc_table(API, "`code`").items()}
+
+
+def test_the_form_fields_are_the_ones_the_qa_function_reads():
+    assert tuple(FORM_FIELDS) == UPLOAD_FIELDS
+    assert f"at most {MAX_DOCUMENTS}" in FORM_FIELDS["document"][0]
+    assert f"`{MULTIPART_FORM_DATA}`" in API
+
+
+@pytest.fixture(scope="module")
+def curl_form(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Received]]:
+    """curl -F in a folder with the files the refusals table sends."""
+    folder = tmp_path_factory.mktemp("form-files")
+    (folder / "notes.txt").write_text("Peter stayed 3 days.\n")
+    (folder / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+    (folder / "scan.pdf").write_bytes(minimal_pdf())  # a page without text
+    (folder / "empty.txt").write_bytes(b"")
+    with curl_forms(folder) as send:
+        yield send
+
+
+@pytest.mark.parametrize("form", sorted(FORM_REFUSALS))
+def test_each_form_refusal_is_the_qa_functions(form: str, curl_form: Callable[..., Received]):
+    sent = curl_form(*shlex.split(form)[1::2])  # the values of `-F value -F value ...`
+    with pytest.raises(AppError) as refused:
+        parse_upload(sent.body, sent.headers["content-type"], Settings(endpoint_name="docs"))
+    status, code = (cell.strip("`") for cell in FORM_REFUSALS[form])
+    assert (refused.value.status, refused.value.code.value) == (int(status), code)

@@ -328,6 +328,7 @@ def test_text_content_types() -> None:
         "application/octet-stream",
         "image/png",
         "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=------------------------d74496d66958873e",  # curl -F
         None,
     ):
         assert not is_text_content_type(binary), binary

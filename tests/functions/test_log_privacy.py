@@ -402,3 +402,20 @@ def test_log_prompts_puts_the_exchange_in_the_log(world, capsys, caplog):
     world.fake_endpoint.reply(REPLY)
     assert world.post(world.chat(LOG_PROMPTS="true"), [QUESTION, SESSION])["statusCode"] == 200
     assert MARKER in everything_logged(capsys, caplog)
+
+
+def test_a_pdf_upload_pypdf_cannot_read_stays_out_of_the_logs(world, capsys, caplog):
+    # Declared a PDF, it goes to pypdf, which warns quoting its first bytes: the user's text.
+    boundary = "privacy-upload"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="question"\r\n\r\n{QUESTION}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="document"; '
+        f'filename="{MARKER}.pdf"\r\nContent-Type: application/pdf\r\n\r\n{DOCUMENT}\r\n'
+        f"--{boundary}--\r\n"
+    )
+    content_type = f"multipart/form-data; boundary={boundary}"
+    response = world.post(world.qa(), body, content_type=content_type)
+
+    assert error_of(response)["code"] == "document_unreadable", response["body"]
+    assert f"{MARKER}.pdf" in error_of(response)["message"]  # the caller is told which file
+    assert_nothing_secret(everything_logged(capsys, caplog), DOCUMENT[:5])

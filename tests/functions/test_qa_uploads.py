@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
+from llm_app.http.web import FunctionApp
 from qa.document_qa import MAX_DOCUMENTS, QaRequest, parse_qa_request
 from qa.documents import pdf_text
 from qa.uploads import is_form_upload, parse_upload
-from tests.support.canned_http import Canned, Received, answering
+from tests.support.canned_http import Received, curl_forms
 from tests.support.documents import FACT, minimal_pdf
-from tests.support.tools import missing_tool
+from tests.support.events import function_url_event, lambda_context, response_json
+from tests.support.web import adapter_headers, send, serving
 
 SETTINGS = Settings(endpoint_name="qa-test")
 QUESTION = "Which code opens the vault?"
@@ -40,20 +41,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def curl_form(files: Path) -> Iterator[Callable[..., Received]]:
-    """`curl -F ...` run in the files' folder: the request it sends (headers and body), as a
-    loopback server received it."""
-    if shutil.which("curl") is None:
-        missing_tool("curl is not on PATH")
-    received: list[Received] = []
-    with answering(lambda path: Canned(200, "application/json", b"{}"), received) as url:
-
-        def send(*form: str) -> Received:
-            arguments = [argument for field in form for argument in ("-F", field)]
-            subprocess.run(
-                ["curl", "-sS", "-o", "/dev/null", *arguments, url], cwd=files, check=True
-            )
-            return received.pop()
-
+    """`curl -F ...` run in the files' folder: the request it sends (headers and body)."""
+    with curl_forms(files) as send:
         yield send
 
 
@@ -102,6 +91,36 @@ def test_text_markdown_and_pdf_files_are_read_into_the_json_forms_request(
     )
     assert request == expected
     assert FACT in expected.documents[2]
+
+
+@pytest.mark.parametrize("door", ["door1", "door2"])
+def test_the_qa_url_answers_a_curl_form_from_its_files(
+    curl_form: Callable[..., Received], load_handler: Any, fake_endpoint: Any, door: str
+) -> None:
+    # As curl sends it; a Function URL hands a multipart body over base64-encoded (door 1),
+    # the Lambda Web Adapter decoded (door 2).
+    sent = curl_form(
+        f"question={QUESTION}",
+        "document=@notes.txt",
+        "document=@minutes.md",
+        "document=@report.pdf",
+    )
+    content_type = sent.headers["content-type"]
+    event = function_url_event(sent.body, base64_body=True, content_type=content_type)
+    assert event["isBase64Encoded"] is True
+    fake_endpoint.reply("The code is 4172.")
+    qa = load_handler("qa.handler")
+    if door == "door1":
+        body = response_json(qa.handler(event, lambda_context()))
+    else:
+        headers = {"content-type": content_type, **adapter_headers(event)}
+        with serving(FunctionApp(qa.ROUTES, qa.SETTINGS, qa.logger)) as address:
+            body = send(address, sent.body, headers).json()
+
+    assert body["answer"] == "The code is 4172."
+    (prompt,) = [message["content"] for message in fake_endpoint.last_request["messages"]]
+    for text in (NOTES.strip(), MARKDOWN.strip(), FACT, QUESTION):
+        assert text in prompt
 
 
 def test_without_a_document_the_example_document_is_asked_about_as_in_json(

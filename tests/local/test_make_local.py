@@ -18,6 +18,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -36,9 +37,12 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from tests.support.commands import run_tool
+from tests.support.documents import QUESTION as DOC_QUESTION
+from tests.support.documents import long_document, minimal_pdf
 from tests.support.tools import missing_tool
 from tools.devstack import MotoServer
 from tools.local.stack import inventory
+from tools.local.up import parse_args
 from tools.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.local, pytest.mark.model_server]
@@ -64,7 +68,13 @@ class RunningStack:
 
 
 def post(
-    url: str, body: bytes, *, sign: bool, method: str = "POST", access_key: str = "testing"
+    url: str,
+    body: bytes,
+    *,
+    sign: bool,
+    method: str = "POST",
+    access_key: str = "testing",
+    timeout: float = 120,
 ) -> tuple[int, dict[str, str], bytes]:
     headers = {"Content-Type": "application/json"}
     if sign:  # as curl --aws-sigv4 does; the local URL checks the signature is there
@@ -76,7 +86,7 @@ def post(
     target = parts.path or "/"
     if parts.query:
         target += f"?{parts.query}"
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
         connection.request(method, target, body=body, headers=headers)
         response = connection.getresponse()
@@ -257,28 +267,126 @@ def try_lines(log: Path) -> list[str]:
     return [line.strip() for line in block.splitlines()[1:]]
 
 
-def test_the_try_lines_answer_when_pasted_as_printed(stack: RunningStack) -> None:
-    # Pasted into a shell without AWS credentials (the fixture's environment has none).
-    export, chat, chat_streamed, qa = try_lines(stack.log)
+def pasted(stack: RunningStack, script: str, *, cwd: Path | None = None) -> str:
+    """What ``script`` prints, pasted into a shell without AWS credentials after the banner's
+    `export` line, as its "Try:" block says to."""
+    export = try_lines(stack.log)[0]
     assert export.startswith("export AWS_ACCESS_KEY_ID=")
-    outputs = {}
-    for line in (chat, chat_streamed, qa):
-        shell = subprocess.run(
-            ["bash", "-c", f"{export}\n{line}"],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-        )
-        assert shell.returncode == 0, (line, shell.stderr)
-        outputs[line] = shell.stdout
+    shell = subprocess.run(
+        ["bash", "-c", f"{export}\n{script}"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=cwd,
+        env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+    )
+    assert shell.returncode == 0, (script, shell.stderr)
+    return shell.stdout
+
+
+def test_the_try_lines_answer_when_pasted_as_printed(stack: RunningStack) -> None:
+    _export, chat, chat_streamed, qa = try_lines(stack.log)
+    outputs = {line: pasted(stack, line) for line in (chat, chat_streamed, qa)}
     assert stack.urls["chat"] in chat
     assert "Paris" in json.loads(outputs[chat])["answer"]
     assert outputs[chat_streamed].rstrip().endswith("data: [DONE]"), outputs[chat_streamed]
     assert stack.urls["qa"] in qa
     answer = json.loads(outputs[qa])["answer"].lower()
     assert "3 days" in answer or "three days" in answer, answer
+
+
+# One file of each kind `curl -F` sends, each with its own length of stay to find.
+STAYS = {"notes.txt": 5, "notes.md": 8, "report.pdf": 4}
+DAYS = {4: "four", 5: "five", 8: "eight"}
+
+
+def hospital_stay(days: int) -> list[str]:
+    return [
+        "Peter and Elizabeth took a taxi to a party in the city.",
+        "At the party, Elizabeth collapsed and was rushed to the hospital.",
+        f"Peter stayed with her at the hospital for {days} days without leaving.",
+    ]
+
+
+def write_form_file(folder: Path, name: str) -> None:
+    lines = hospital_stay(STAYS[name])
+    if name.endswith(".pdf"):
+        (folder / name).write_bytes(minimal_pdf(*lines))
+    elif name.endswith(".md"):
+        (folder / name).write_text("# The party\n\n" + "\n".join(f"- {line}" for line in lines))
+    else:
+        (folder / name).write_text("\n".join(lines) + "\n")
+
+
+def says_days(answer: str, days: int) -> bool:
+    answer = answer.lower()
+    return f"{days} days" in answer or f"{DAYS[days]} days" in answer
+
+
+@pytest.mark.parametrize("name", sorted(STAYS))
+def test_curl_form_uploads_of_text_markdown_and_pdf_answer(
+    stack: RunningStack, tmp_path: Path, name: str
+) -> None:
+    # The real curl, signing as the README's recipe does on make local.
+    write_form_file(tmp_path, name)
+    command = (
+        'curl -sS --aws-sigv4 "aws:amz:us-east-1:lambda" '
+        '--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" '
+        '-H "x-amz-security-token: $AWS_SESSION_TOKEN" '
+        f"-F question='How long was Elizabeth hospitalized?' -F document=@{name} "
+        f"{shlex.quote(stack.urls['qa'])}"
+    )
+    reply = json.loads(pasted(stack, command, cwd=tmp_path))
+    # Each file holds another number than the example document's 3 days: the answer read it.
+    assert says_days(reply["answer"], STAYS[name]), reply
+
+
+def readme_form_recipe() -> list[str]:
+    """The README's `curl -F` block for make local, line by line."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("### Ask about your own file") :]
+    return section.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+
+
+def test_the_readmes_form_recipe_answers_when_pasted_after_the_export(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    url_line, *recipe = readme_form_recipe()
+    # Pasted as written; only the URL's port is the test stack's, not make local's default.
+    default_url = f"http://127.0.0.1:{parse_args([]).port_base + 1}/"  # qa: the second URL
+    assert url_line.startswith(f"QA_URL={default_url} ")
+    (tmp_path / "notes.txt").write_text(
+        "Project notes.\nThe grant report is due on 14 March.\n"
+        "The budget review is due on 2 April.\n"
+    )
+    script = "\n".join([f"QA_URL={stack.urls['qa']}", *recipe])
+    reply = json.loads(pasted(stack, script, cwd=tmp_path))
+    assert reply["chain_type"] == "map_reduce", reply
+    assert "March" in reply["answer"] or "April" in reply["answer"], reply
+
+
+def ten_kb_question() -> bytes:
+    return json.dumps({"question": DOC_QUESTION, "documents": [long_document(10_000)]}).encode()
+
+
+def test_a_10_kb_document_is_answered_within_the_functions_timeout(stack: RunningStack) -> None:
+    # Past the function's timeout the URL answers 504 (the QA deadline) or 502: not 200.
+    status, _, body = post(stack.urls["qa"], ten_kb_question(), sign=True, timeout=300)
+    assert status == 200, body
+    reply = json.loads(body)
+    assert reply["chain_type"] == "map_reduce", reply
+    assert reply["chunks"] >= 3, reply
+    assert reply["answer"].strip(), reply
+
+
+def test_chat_answers_right_after_a_qa_request_timed_out(stack: RunningStack) -> None:
+    # The client gives up on a long QA; the function runs on (as on AWS), one model call at
+    # a time, and the next question still gets its answer in its own wait.
+    with pytest.raises(TimeoutError):
+        post(stack.urls["qa"], ten_kb_question(), sign=True, timeout=2)
+    reply = stack.ask("chat", ["What is the capital of France?"])
+    assert "Paris" in reply["answer"], reply
 
 
 def test_stopping_says_how_long_it_takes(stack: RunningStack) -> None:

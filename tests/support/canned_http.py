@@ -5,16 +5,21 @@ completion, DynamoDB's access-denied answer with the table's ARN, a stream line 
 chunk, an issuer's JWKS that changes or fails. ``answering(respond)`` serves on 127.0.0.1 and
 yields its base URL; ``respond(path)`` says what each request to ``path`` gets; ``received``,
 when given, collects each POST's headers and body as a client sent them (curl's multipart
-bodies, say).
+bodies, say); ``curl_forms`` gets those from the real curl.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from tests.support.tools import missing_tool
 
 
 @dataclass(frozen=True)
@@ -58,3 +63,22 @@ def answering(
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def curl_forms(folder: Path) -> Iterator[Callable[..., Received]]:
+    """`send(*fields)`: `curl -F field ...` run in ``folder`` (so `@file` names its files);
+    returns the request curl sent (headers and body), as a loopback server received it."""
+    if shutil.which("curl") is None:
+        missing_tool("curl is not on PATH")
+    received: list[Received] = []
+    with answering(lambda path: Canned(200, "application/json", b"{}"), received) as url:
+
+        def send(*fields: str) -> Received:
+            arguments = [argument for field in fields for argument in ("-F", field)]
+            subprocess.run(
+                ["curl", "-sS", "-o", "/dev/null", *arguments, url], cwd=folder, check=True
+            )
+            return received.pop()
+
+        yield send

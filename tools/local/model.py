@@ -27,13 +27,25 @@ from tools.paths import REPO_ROOT
 
 DEFAULT_PYTHON = REPO_ROOT / ".venv-model-server" / "bin" / "python"
 EMBEDDED = "embedded"  # --model's default: the model that ships in the model server's venv
-# Root module settings that make local deploys unless --var or --max-new-tokens says otherwise.
-# The embedded model decodes about 25 tokens/s on 2 CPU cores (`make bench-model`), so the
-# deployed 700-token cap fits the functions' 70 s wait (READ_TIMEOUT_SECONDS); at 135 M
-# parameters its sampled answers wander, so it decodes greedily (temperature 0).
-EMBEDDED_SETTINGS: dict[str, Any] = {"temperature": 0}
-# TinyLlama decodes about 5 tokens/s there: 700 new tokens would time out, 256 take about 50 s.
-HUB_MODEL_SETTINGS: dict[str, Any] = {"max_new_tokens": 256}
+# Root module settings that make local deploys unless --var or --max-new-tokens says otherwise
+# (docs/local-stack.md has the figures). The model server generates one request at a time on
+# a CPU, where reading a prompt dominates a QA call: QA keeps one map call in flight (more
+# only queue, their wait counted in each call's READ_TIMEOUT_SECONDS), smaller prompts keep
+# each call well inside that wait on a busy machine, and the function's timeout leaves a 10 KB
+# document's calls time to finish when other work shares the cores.
+CPU_SETTINGS: dict[str, Any] = {
+    "max_input_tokens": 1024,
+    "qa_map_concurrency": 1,
+    "function_timeout": 600,
+}
+# Torch's threads spin while they wait for each other: when other work shares the two cores
+# (the functions, moto, a test suite), one thread reads a prompt several times faster than two.
+MODEL_SERVER_THREADS = 1
+# The cap on new tokens bounds what a greedy small model rambles through; at 135 M parameters
+# its sampled answers wander, so it decodes greedily (temperature 0).
+EMBEDDED_SETTINGS: dict[str, Any] = {"temperature": 0, "max_new_tokens": 256, **CPU_SETTINGS}
+# TinyLlama decodes several times slower: 700 new tokens would not fit the functions' wait.
+HUB_MODEL_SETTINGS: dict[str, Any] = {"max_new_tokens": 256, **CPU_SETTINGS}
 
 
 class ModelServerError(RuntimeError):
@@ -91,6 +103,7 @@ class ModelChoice:
 
     def server_arguments(self, endpoint: DeployedEndpoint) -> list[str]:
         arguments = ["--embedded"] if self.embedded else ["--model", self.served(endpoint)]
+        arguments += ["--threads", str(MODEL_SERVER_THREADS)]
         if self.model_dir:
             arguments += ["--model-dir", str(Path(self.model_dir).resolve())]
         if self.offline:

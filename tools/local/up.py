@@ -549,8 +549,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--max-new-tokens",
         type=int,
-        help="the root module's max_new_tokens (default: its own 700 for the embedded model, "
-        "256 for a Hub model, which is slower on a CPU)",
+        help="the root module's max_new_tokens (default 256, which a CPU generates within the "
+        "functions' read timeout; the deployed default is 700)",
     )
     parser.add_argument("--region", default="us-east-1", help="the local AWS region")
     parser.add_argument("--offline", action="store_true", help="never contact the Hugging Face Hub")

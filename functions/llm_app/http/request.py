@@ -33,6 +33,8 @@ class HttpRequest:
     caller: str | None = None
     # The `accept` header, as sent (empty when absent).
     accept: str = ""
+    # The `content-type` header, as sent (empty when absent): JSON or a form upload (`curl -F`).
+    content_type: str = ""
     # When Lambda stops the function (time.time() seconds); None where no deadline is known.
     deadline: float | None = None
     # The invocation's X-Ray trace header where the process has no _X_AMZN_TRACE_ID (door 2).
@@ -77,6 +79,7 @@ def read_request(
     # Function URLs omit queryStringParameters when there is no query string.
     query = event.get("queryStringParameters")
     accept = _dig(event, "headers", "accept")
+    content_type = _dig(event, "headers", "content-type")
     authorization = _dig(event, "headers", "authorization")
     return HttpRequest(
         method=method.upper(),
@@ -87,6 +90,7 @@ def read_request(
         else {},
         caller=iam_caller(_dig(event, "requestContext", "authorizer", "iam")),
         accept=accept if isinstance(accept, str) else "",
+        content_type=content_type if isinstance(content_type, str) else "",
         deadline=deadline,
         authorization=authorization if isinstance(authorization, str) else None,
     )
@@ -100,6 +104,7 @@ def request_from_context(
     accept: str,
     deadline: float | None,
     trace_header: str | None = None,
+    content_type: str = "",
     authorization: str | None = None,
 ) -> HttpRequest:
     """The request as the Lambda Web Adapter forwards it: the URL event's `requestContext`
@@ -123,6 +128,7 @@ def request_from_context(
         query=query,
         caller=iam_caller(_dig(request_context, "authorizer", "iam")),
         accept=accept,
+        content_type=content_type,
         deadline=deadline,
         trace_header=trace_header,
         authorization=authorization,

@@ -91,6 +91,7 @@ class FunctionApp:
                 body=body,
                 query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
                 accept=headers.get("accept", ""),
+                content_type=headers.get("content-type", ""),
                 deadline=lambda_context.deadline,
                 trace_header=lambda_context.xray_trace_id,
                 authorization=headers.get("authorization"),
