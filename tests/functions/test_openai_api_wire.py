@@ -29,18 +29,17 @@ from openai import (
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from llm_app.errors import AppError, ErrorCode
-from llm_app.model.answer import Usage
-from llm_app.openai_api.request import ModelIds, RequestRefused
-from llm_app.openai_api.wire import (
+from llm_app.http.openai.request import ModelIds, RequestRefused
+from llm_app.http.openai.wire import (
     ERRORS,
-    SSE_DONE,
-    ChunkStream,
+    CompletionChunks,
     chat_completion,
-    completion_id,
     error_body,
     models_list,
     openai_error,
 )
+from llm_app.http.renderers import SSE_DONE, ChunkBuilder
+from llm_app.model.answer import Done, Progress, Text, Usage
 
 MODELS = ModelIds(hub_id="TinyLlama/TinyLlama-1.1B-Chat-v1.0", alias="tinyllama")
 CREATED = 1_765_000_000
@@ -71,9 +70,13 @@ class Served:
         )
 
 
+def chunk_renderer(include_usage: bool = False) -> CompletionChunks:
+    return CompletionChunks(ChunkBuilder(MODELS.hub_id, "req-1", CREATED), include_usage)
+
+
 def completion_body(content: str = "Paris.", finish_reason: str = "stop") -> dict[str, Any]:
     return chat_completion(
-        id=completion_id("req-1"),
+        id="chatcmpl-req-1",
         created=CREATED,
         model=MODELS.hub_id,
         content=content,
@@ -83,10 +86,9 @@ def completion_body(content: str = "Paris.", finish_reason: str = "stop") -> dic
 
 
 def streamed(pieces: list[str], *, include_usage: bool, finish_reason: str = "stop") -> bytes:
-    stream = ChunkStream(completion_id("req-1"), CREATED, MODELS.hub_id, include_usage)
-    events = [stream.start(), stream.progress(1, 2)]
-    events += [stream.text(piece) for piece in pieces]
-    return b"".join([*events, stream.end(finish_reason, USAGE)])
+    renderer = chunk_renderer(include_usage)
+    items = [Progress(1, 2), *(Text(piece) for piece in pieces), Done(finish_reason, USAGE)]
+    return b"".join(renderer.render(item) for item in items)
 
 
 def data_events(body: bytes) -> Iterator[dict[str, Any]]:
@@ -168,11 +170,9 @@ def test_the_async_sdk_reads_the_same_stream() -> None:
 
 
 def test_an_empty_answer_still_streams_role_finish_and_done() -> None:
-    stream = ChunkStream("chatcmpl-x", CREATED, MODELS.hub_id)
-    chunks = [
-        ChatCompletionChunk.model_validate(d) for d in data_events(stream.end("length", USAGE))
-    ]
-    assert [c.choices[0].finish_reason for c in chunks] == [None, "length"]
+    events = data_events(chunk_renderer().render(Done("length", USAGE)))
+    sent = [ChatCompletionChunk.model_validate(data) for data in events]
+    assert [c.choices[0].finish_reason for c in sent] == [None, "length"]
 
 
 def test_langchain_chat_openai_reads_answers_and_streams() -> None:
@@ -303,9 +303,9 @@ def test_the_sdk_retries_only_what_a_retry_can_fix(
 
 
 def test_an_error_after_the_first_byte_ends_the_stream_as_the_sdks_api_error() -> None:
-    stream = ChunkStream("chatcmpl-x", CREATED, MODELS.hub_id, include_usage=True)
+    renderer = chunk_renderer(include_usage=True)
     failure = AppError(ErrorCode.MODEL_ERROR, "The model failed while streaming its answer.")
-    body = stream.text("Par") + stream.error(failure)
+    body = renderer.render(Text("Par")) + renderer.failed(failure)
     assert SSE_DONE not in body
     events = list(data_events(body))
     assert events[-1] == {

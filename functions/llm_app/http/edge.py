@@ -2,12 +2,13 @@
 
 `respond(read, routes=..., settings=..., logger=...)` answers one request and never raises:
 - `read()` builds the `HttpRequest` (a door's converter; its errors are answered too);
-- the method picks the route; a route returns a `Reply` (one JSON object) or an `Answer`,
-  whose typed items (llm_app.model.answer) a `Renderer` (llm_app.http.renderers) turns into
-  bytes: JSON unless the caller asked for a stream, then Server-Sent Events or plain text;
+- the method and path pick the route (`Routes`); a route returns a `Reply` (one JSON
+  object) or an `Answer`, whose typed items (llm_app.model.answer) a `Renderer`
+  (llm_app.http.renderers) turns into bytes: JSON unless the caller asked for a stream,
+  then Server-Sent Events or plain text;
 - an AppError before the renderer's first bytes is answered with its code's status (the
-  one table in llm_app.errors) and `{"error": {"code", "message"}}`; after them it becomes
-  the stream's last bytes;
+  one table in llm_app.errors) and `{"error": {"code", "message"}}` (a `WiredRoute`'s path:
+  in its own shape, e.g. OpenAI's); after them it becomes the stream's last bytes;
 - the request's log line (method, status, error code, duration, the answer's facts), its
   metrics, by name, and its trace subsegment are written once, when the body has been sent
   (or abandoned), by `RequestRecord`.
@@ -15,13 +16,15 @@
 The result is an `HttpResponse` whose body is an iterator of bytes: door 1 (llm_app.http.
 lambda_handler) joins it into a Function URL response, door 2 (llm_app.http.web) sends each
 chunk as it comes. A new route is one more entry in a function's ROUTES; a new wire format is
-one more Renderer, chosen by `respond`'s `choose` (default `renderer_for`).
+one more Renderer, chosen by its route's `WireFormat` (the seed's: `renderer_for`, and
+`error_response` for its errors), which the path selects before the route runs.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -48,28 +51,49 @@ Route = Callable[[HttpRequest], Answer | Reply]
 ChooseRenderer = Callable[[HttpRequest, bool, Settings], Renderer]
 
 
+@dataclass(frozen=True)
+class WireFormat:
+    """How a route's answers (`choose`) and its errors before the first byte (`refuse`) read."""
+
+    choose: ChooseRenderer
+    refuse: Callable[[AppError], HttpResponse] = error_response
+
+
+@dataclass(frozen=True)
+class WiredRoute:
+    """A route that speaks a wire format of its own (OpenAI's, say)."""
+
+    route: Route
+    wire: WireFormat
+
+
+# Keys: a method ("POST": the seed's routes, on any path no other route claims) or a method
+# and a path ("GET /v1/models": that path only).
+Routes = Mapping[str, Route | WiredRoute]
+
+
 def respond(
     read: Callable[[], HttpRequest],
     *,
-    routes: Mapping[str, Route],
+    routes: Routes,
     settings: Settings,
     logger: Logger,
-    choose: ChooseRenderer | None = None,
 ) -> HttpResponse:
-    """Answer one request (see the module docstring); never raises. `choose` picks the
-    renderer (default `renderer_for`: JSON, or SSE/text as `accept` asks)."""
+    """Answer one request (see the module docstring); never raises."""
     record = RequestRecord(logger, log_prompts=settings.log_prompts)
     items: Iterator[Item] | None = None
     try:
         request = read()
+        # Known before any check refuses the request: errors then read as its route's.
+        record.wire = wire_for(routes, request.path)
         tracing.request_started(request.trace_header)
         record.method = request.method
-        result = _route(routes, request.method)(request)
+        result = _route(routes, request.method, request.path)(request)
         record.facts = result.facts
         if isinstance(result, Reply):
             return record.whole(200, JSON_HEADERS, json_body(result.body))
         record.question = result.question
-        renderer = (choose or renderer_for)(request, result.streamed, settings)
+        renderer = record.wire.choose(request, result.streamed, settings)
         items = iter(result.items)
         first = _first_bytes(items, renderer, record)
         if not result.streamed:
@@ -94,6 +118,23 @@ def renderer_for(request: HttpRequest, streamed: bool, settings: Settings) -> Re
     return ServerSentEvents(settings.endpoint_name, request.request_id)
 
 
+SEED_WIRE = WireFormat(renderer_for)
+
+
+def wire_for(routes: Routes, path: str) -> WireFormat:
+    """The wire format of the routes on `path` (the seed's unless a wired route claims it)."""
+    for route in _on_path(routes, path).values():
+        if isinstance(route, WiredRoute):
+            return route.wire
+    return SEED_WIRE
+
+
+def _on_path(routes: Routes, path: str) -> dict[str, Route | WiredRoute]:
+    """The routes answering on `path`, by method: its own, else the seed's (method-only)."""
+    own = {key.partition(" ")[0]: r for key, r in routes.items() if key.partition(" ")[2] == path}
+    return own or {key: route for key, route in routes.items() if " " not in key}
+
+
 def internal_error() -> AppError:
     return AppError(
         ErrorCode.INTERNAL_ERROR,
@@ -101,10 +142,13 @@ def internal_error() -> AppError:
     )
 
 
-def _route(routes: Mapping[str, Route], method: str) -> Route:
-    route = routes.get(method)
+def _route(routes: Routes, method: str, path: str) -> Route:
+    on_path = _on_path(routes, path)
+    route = on_path.get(method)
+    if isinstance(route, WiredRoute):
+        return route.route
     if route is None:
-        allowed = ", ".join(sorted(routes))
+        allowed = ", ".join(sorted(on_path))
         raise AppError(
             ErrorCode.METHOD_NOT_ALLOWED,
             f"{method} is not supported here; use {allowed}.",
@@ -163,6 +207,7 @@ class RequestRecord:
         self.log_prompts = log_prompts
         self.started = time.perf_counter()
         self.method = "?"
+        self.wire = SEED_WIRE
         self.facts = Facts()
         self.question: str | None = None
         self._text: list[str] = []
@@ -185,8 +230,9 @@ class RequestRecord:
     def refused(self, error: AppError) -> HttpResponse:
         if error.status >= 500:
             self.logger.warning("request failed upstream", extra=self._error_message(error))
-        self.write(error.status, error, streamed=False)
-        return error_response(error)
+        response = self.wire.refuse(error)
+        self.write(response.status, error, streamed=False)
+        return response
 
     def streamed(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
         error: AppError | None = None

@@ -10,22 +10,20 @@ response (a requested stream too: the same bytes, delivered whole).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from llm_app.config import Settings
-from llm_app.http.edge import Route, respond
+from llm_app.http.edge import Routes, respond
 from llm_app.http.renderers import HttpResponse
 from llm_app.http.request import read_request
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def function_url_handler(
-    routes: Mapping[str, Route], settings: Settings, logger: Logger
-) -> LambdaHandler:
+def function_url_handler(routes: Routes, settings: Settings, logger: Logger) -> LambdaHandler:
     """The Lambda handler serving `routes`; it never raises, never leaks a stack trace."""
 
     @logger.inject_lambda_context(clear_state=True)

@@ -36,6 +36,8 @@ class HttpRequest:
     deadline: float | None = None
     # The invocation's X-Ray trace header where the process has no _X_AMZN_TRACE_ID (door 2).
     trace_header: str | None = None
+    # The URL's path: the seed's routes answer on any path, others on their own.
+    path: str = "/"
 
     def seconds_left(self, default: float) -> float:
         """Seconds until the deadline (`default` when none is known)."""
@@ -72,6 +74,7 @@ def read_request(
     # Function URLs omit queryStringParameters when there is no query string.
     query = event.get("queryStringParameters")
     accept = _dig(event, "headers", "accept")
+    path = event.get("rawPath")
     return HttpRequest(
         method=method.upper(),
         body=raw,
@@ -82,6 +85,7 @@ def read_request(
         caller=iam_caller(_dig(event, "requestContext", "authorizer", "iam")),
         accept=accept if isinstance(accept, str) else "",
         deadline=deadline,
+        path=path if isinstance(path, str) and path else "/",
     )
 
 
@@ -93,6 +97,7 @@ def request_from_context(
     accept: str,
     deadline: float | None,
     trace_header: str | None = None,
+    path: str = "/",
 ) -> HttpRequest:
     """The request as the Lambda Web Adapter forwards it: the URL event's `requestContext`
     (the `x-amzn-request-context` header, which only the adapter can set) says who called
@@ -117,6 +122,7 @@ def request_from_context(
         accept=accept,
         deadline=deadline,
         trace_header=trace_header,
+        path=path or "/",
     )
 
 

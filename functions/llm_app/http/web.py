@@ -23,7 +23,7 @@ from aws_lambda_powertools import Logger
 
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.http.edge import Route, respond
+from llm_app.http.edge import Routes, respond
 from llm_app.http.renderers import HttpResponse, error_response
 from llm_app.http.request import (
     HttpRequest,
@@ -46,7 +46,7 @@ LAMBDA_CONTEXT_HEADER = "x-amzn-lambda-context"
 class FunctionApp:
     """The ASGI app of one function: its routes, behind the Lambda Web Adapter."""
 
-    def __init__(self, routes: Mapping[str, Route], settings: Settings, logger: Logger) -> None:
+    def __init__(self, routes: Routes, settings: Settings, logger: Logger) -> None:
         self.settings = settings
         self.logger = logger
         self.readiness_path = settings.aws_lwa_readiness_check_path or "/"
@@ -83,6 +83,7 @@ class FunctionApp:
                 accept=headers.get("accept", ""),
                 deadline=lambda_context.deadline,
                 trace_header=lambda_context.xray_trace_id,
+                path=scope.get("path", "/"),
             )
 
         response = await asyncio.to_thread(self._handle, read, lambda_context)

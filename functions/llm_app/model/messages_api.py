@@ -40,7 +40,8 @@ class MessagesApiContentHandler(ChatModelContentHandler):
         self.quote_replies = quote_replies
 
     def transform_input(self, prompt: list[dict[str, Any]], model_kwargs: dict[str, Any]) -> bytes:
-        body = {"messages": prompt, **model_kwargs}
+        # A request's kwargs over the model's: None leaves the model's value out.
+        body = {"messages": prompt, **{k: v for k, v in model_kwargs.items() if v is not None}}
         body.setdefault("stream", False)
         return json.dumps(body).encode("utf-8")
 
