@@ -44,7 +44,7 @@ from llm_app.model.answer import (
 )
 from llm_app.model.chat_template import SystemPromptPlacement, call_with_system_prompt_fallback
 from llm_app.model.engine_errors import PromptTooLong
-from llm_app.model.messages_api import MessagesApiContentHandler
+from llm_app.model.messages_api import STOP_KWARG, MessagesApiContentHandler
 from llm_app.model.sagemaker_errors import sagemaker_errors_mapped
 from llm_app.model.tokens import estimate_prompt_tokens
 from llm_app.redaction import keep_library_logs_free_of_user_data
@@ -133,7 +133,7 @@ class Endpoint:
         """One model call, read up to its first piece. `stream`: the request asked for a
         stream (the call streams behind the adapter; a timeout's advice says no more).
         `generation`: this call's sampling parameters over the settings' (None: left out)."""
-        kwargs = dict(generation or {})
+        kwargs = {STOP_KWARG if k == "stop" else k: v for k, v in (generation or {}).items()}
         if not self.enabled:
             raise paused_error(self.endpoint_name)
 
