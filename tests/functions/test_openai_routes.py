@@ -93,7 +93,8 @@ def test_the_sdk_lists_the_models_and_reads_answers_whole_and_streamed(
     assert completion.choices[0].message.content == "Paris."
     assert completion.choices[0].finish_reason == "stop"
     assert completion.model == HUB_ID  # the alias answered with the model's name, as OpenAI's
-    assert completion.usage is not None and completion.usage.completion_tokens > 0
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens > 0
     # The client's conversation as it was sent, with its own sampling parameters.
     sent = fake_endpoint.last_request
     assert sent["messages"] == [{"role": "system", "content": "Be brief."}, *FRANCE]
@@ -117,7 +118,8 @@ def test_the_sdk_lists_the_models_and_reads_answers_whole_and_streamed(
         "Paris is the capital."
     )
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
-    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.total_tokens > 0
 
 
 def test_the_sdk_raises_its_own_errors_for_what_the_route_refuses(
