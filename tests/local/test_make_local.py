@@ -23,10 +23,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import openai
 import pytest
+from botocore.credentials import Credentials
 
-from tests.support.local_stack import RunningStack, local_stack, post, stream
+from tests.support.local_stack import REGION, RunningStack, local_stack, post, stream
 from tests.support.tools import missing_tool
+from tools.function_urls.sigv4 import FunctionUrlSigV4
 from tools.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.local, pytest.mark.model_server]
@@ -224,6 +228,20 @@ def test_each_endpoint_choice_serves_the_seed_curl(choice: tuple[str, RunningSta
             error = json.loads(body)["error"]
             assert error["code"] == "model_paused"
             assert "set endpoint_enabled = true and run terraform apply" in error["message"]
+        # OpenAI's clients get their own class for it, at once (no retry: it cannot help).
+        client = openai.OpenAI(
+            base_url=stack.urls["chat"].rstrip("/") + "/v1",
+            api_key="unused",
+            http_client=httpx.Client(auth=FunctionUrlSigV4(REGION, Credentials("a", "b"))),
+            max_retries=0,
+        )
+        with pytest.raises(openai.InternalServerError) as paused:
+            client.chat.completions.create(
+                model=client.models.list().data[0].id,
+                messages=[{"role": "user", "content": "What is the capital of France?"}],
+            )
+        assert paused.value.status_code == 503
+        assert paused.value.response.headers["x-should-retry"] == "false"
         return
     reply = stack.ask("chat", ["What is the capital of France?"])
     assert "Paris" in reply["answer"], reply
