@@ -114,7 +114,7 @@ bench: package ## Print cold-start, warm-overhead, size and build-time figures o
 # Documentation
 # ---------------------------------------------------------------------------
 .PHONY: docs
-docs: $(VENV)/.installed ## Write the terraform-docs blocks (inputs, outputs, resources...) of the READMEs from the .tf files
+docs: $(VENV)/.installed ## Write the terraform-docs blocks (inputs, outputs, resources...) of docs/terraform.md and the modules' READMEs from the .tf files
 	$(VENV_PY) -m tools.tf_docs --write
 
 .PHONY: images

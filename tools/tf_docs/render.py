@@ -10,7 +10,8 @@ against the output terraform-docs v0.24 documents for its own example module: he
 provider aliases, ignored blocks, heredoc descriptions, pipes, URLs and multi-line values all
 come out identical.)
 
-``--write`` regenerates the block of README.md, modules/*/README.md and examples/*/README.md;
+``--write`` regenerates the block of docs/terraform.md (the root module's reference, kept out of
+the README, the user's page), modules/*/README.md and examples/*/README.md;
 ``--check`` exits 1 when one is stale, or when a variable lacks a type or description or an
 output lacks a description (the conventions the tables rely on).
 
@@ -409,8 +410,12 @@ def _tidy(markdown: str) -> str:
 # -----------------------------------------------------------------------------
 
 
+# The root module's reference: a docs page of its own, so the README stays the user's page.
+ROOT_REFERENCE = Path("docs/terraform.md")
+
+
 def readmes(root: Path = REPO_ROOT) -> list[Path]:
-    candidates = [root / "README.md", *sorted(root.glob("modules/*/README.md"))]
+    candidates = [root / ROOT_REFERENCE, *sorted(root.glob("modules/*/README.md"))]
     candidates += sorted(root.glob("examples/*/README.md"))
     return [path for path in candidates if path.is_file()]
 
@@ -418,7 +423,8 @@ def readmes(root: Path = REPO_ROOT) -> list[Path]:
 def regenerate(readme: Path, root: Path = REPO_ROOT) -> str:
     """The README with its block rewritten from the module in its own folder."""
     text = readme.read_text(encoding="utf-8")
-    block = f"{BEGIN}\n{render(read_module(readme.parent, root))}\n{END}"
+    module = root if readme == root / ROOT_REFERENCE else readme.parent
+    block = f"{BEGIN}\n{render(read_module(module, root))}\n{END}"
     return MARKER.sub(lambda _: block, text, count=1)
 
 

@@ -178,8 +178,8 @@ class _StreamFailed(Exception):
 def _streamed_body(
     first: bytes, items: Iterator[Item], renderer: Renderer, record: RequestRecord
 ) -> Iterator[bytes]:
-    """The rest of the answer; closing this iterator (a client gone) closes the items: the
-    domain stops, and chat stores nothing."""
+    """The rest of the answer; closing this iterator (a client gone, where the server sees it:
+    not behind Lambda's adapter) closes the items: the domain stops, and chat stores nothing."""
     try:
         yield first
         for item in items:

@@ -10,7 +10,10 @@ streams the response back. A converter only: HTTP in, an `HttpRequest` to
   and overwrites) says who calls. Without it a request is LWA's readiness check, a SnapStart
   hook (after a restore `random` is reseeded, llm_app.runtime.snap_start), or refused (403).
 - `x-amzn-lambda-context` gives the request id, deadline and function, which Powertools'
-  Logger gets as from a Lambda context. A client gone stops the answer at its next piece."""
+  Logger gets as from a Lambda context.
+- Behind the adapter the app never sees a disconnect (LWA reads the whole response and Lambda
+  does not stop a stream); only when uvicorn is called directly does a disconnect stop the
+  answer at its next piece."""
 
 from __future__ import annotations
 
