@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
@@ -29,7 +30,13 @@ from openai import (
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from llm_app.errors import AppError, ErrorCode
-from llm_app.http.openai.request import ModelIds, RequestRefused
+from llm_app.http.openai.request import (
+    IGNORED_FIELDS,
+    SUPPORTED_FIELDS,
+    UNSUPPORTED_FIELDS,
+    ModelIds,
+    RequestRefused,
+)
 from llm_app.http.openai.wire import (
     ERRORS,
     CompletionChunks,
@@ -40,6 +47,7 @@ from llm_app.http.openai.wire import (
 )
 from llm_app.http.renderers import SSE_DONE, ChunkBuilder
 from llm_app.model.answer import Done, Progress, Text, Usage
+from tools.paths import REPO_ROOT
 
 MODELS = ModelIds(hub_id="TinyLlama/TinyLlama-1.1B-Chat-v1.0", alias="tinyllama")
 CREATED = 1_765_000_000
@@ -327,3 +335,46 @@ def test_an_error_after_the_first_byte_ends_the_stream_as_the_sdks_api_error() -
     with pytest.raises(openai.APIError) as caught:
         next(received)
     assert caught.value.message == failure.message
+
+
+# ---------------------------------------------------------------------------------------------
+# docs/api.md's tables, as the code has them
+# ---------------------------------------------------------------------------------------------
+API_DOC = (REPO_ROOT / "docs" / "api.md").read_text()
+
+
+def doc_rows(header: str) -> list[list[str]]:
+    """The cells of the rows of docs/api.md's table whose header row is ``header``."""
+    lines = API_DOC.splitlines()
+    start = lines.index(header)
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
+    return rows
+
+
+def test_the_docs_request_fields_are_the_parsers() -> None:
+    named = {
+        field
+        for first, _ in doc_rows("| Request field | Here |")
+        for field in re.findall(r"`(\w+)`", first)
+    }
+    assert named == SUPPORTED_FIELDS | set(UNSUPPORTED_FIELDS) | IGNORED_FIELDS
+
+
+def test_the_docs_error_table_is_the_wires() -> None:
+    rows = doc_rows("| App error | Status | `type` | `code` |")
+    documented = set()
+    for first, status, kind, code in rows:
+        for name in re.findall(r"`(\w+)`", first):
+            documented.add(name)
+            error = openai_error(AppError(ErrorCode(name), "m"))
+            assert (str(error.status), f"`{error.body['error']['type']}`") == (status, kind), name
+            said = name if code.startswith("the app's") else re.findall(r"`(\w+)`", code)[-1]
+            assert error.body["error"]["code"] == said, name
+            assert (error.headers.get("x-should-retry") == "false") == ("no retry" in code), name
+    # QA's document errors never reach the chat URL's OpenAI route.
+    chat_codes = {code.value for code in ErrorCode if not code.value.startswith("document_")}
+    assert documented == chat_codes - {"invalid_session_id", "unknown_session"}
