@@ -28,7 +28,14 @@ import openai
 import pytest
 from botocore.credentials import Credentials
 
-from tests.support.local_stack import REGION, RunningStack, local_stack, post, stream
+from tests.support.local_stack import (
+    REGION,
+    RunningStack,
+    local_stack,
+    post,
+    run_pasted,
+    stream,
+)
 from tests.support.tools import missing_tool
 from tools.function_urls.sigv4 import FunctionUrlSigV4
 from tools.paths import REPO_ROOT
@@ -63,14 +70,7 @@ def test_the_try_lines_answer_when_pasted_as_printed(stack: RunningStack) -> Non
     assert export.startswith("export AWS_ACCESS_KEY_ID=")
     outputs = {}
     for line in (chat, chat_streamed, qa):
-        shell = subprocess.run(
-            ["bash", "-c", f"{export}\n{line}"],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-        )
+        shell = run_pasted(export, line)
         assert shell.returncode == 0, (line, shell.stderr)
         outputs[line] = shell.stdout
     assert stack.urls["chat"] in chat

@@ -12,8 +12,6 @@ of test_make_local.py.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 
 import httpx
 import openai
@@ -22,9 +20,8 @@ from botocore.credentials import Credentials
 from langchain_openai import ChatOpenAI
 from openai import BadRequestError, NotFoundError
 
-from tests.support.local_stack import REGION, RunningStack
+from tests.support.local_stack import REGION, RunningStack, run_pasted
 from tools.function_urls.sigv4 import FunctionUrlSigV4
-from tools.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.local, pytest.mark.model_server]
 
@@ -158,17 +155,8 @@ def test_the_printed_openai_snippet_answers_when_pasted(stack: RunningStack) -> 
     text = stack.log.read_text()
     block = text[text.index("OpenAI's API on the chat URL") :].split("\n")
     assert f"base_url {base_url(stack)}" in block[0]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     export = next(line.strip() for line in text.splitlines() if "export AWS_ACCESS_KEY_ID" in line)
-    shell = subprocess.run(
-        ["bash", "-c", f"{export}\n{block[1].strip()}"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-        cwd=REPO_ROOT,
-    )
+    shell = run_pasted(export, block[1].strip())
     assert shell.returncode == 0, shell.stderr
     assert "Paris" in shell.stdout
 

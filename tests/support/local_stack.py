@@ -212,3 +212,17 @@ def local_stack(
             for service in ("lambda", "sagemaker", "dynamodb", "iam", "logs")
         }
         assert inventory(clients) == {}
+
+
+def run_pasted(export: str, line: str) -> subprocess.CompletedProcess[str]:
+    """A line the banner printed, pasted into a shell from the repository's root after its
+    `export` line, without the AWS credentials of this process."""
+    return subprocess.run(
+        ["bash", "-c", f"{export}\n{line}"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        cwd=REPO_ROOT,
+    )

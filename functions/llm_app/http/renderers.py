@@ -72,9 +72,12 @@ class JsonAnswer:
         if isinstance(item, Text):
             self.pieces.append(item.text)
         elif isinstance(item, Done):
-            answer = "".join(self.pieces).strip()
-            return json_body({"answer": answer, **closing_fields(item)})
+            return json_body(self.body("".join(self.pieces).strip(), item))
         return None
+
+    def body(self, answer: str, done: Done) -> Mapping[str, Any]:
+        """The JSON object of the whole answer (OpenAI's renderer has its own)."""
+        return {"answer": answer, **closing_fields(done)}
 
     def failed(self, error: AppError) -> bytes:  # never: the body is sent whole, at Done
         return error_body(error)

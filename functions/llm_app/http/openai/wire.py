@@ -39,6 +39,7 @@ from llm_app.http.renderers import (
     SSE_HEADERS,
     ChunkBuilder,
     HttpResponse,
+    JsonAnswer,
     Renderer,
     json_body,
     sse,
@@ -81,28 +82,20 @@ def chat_completion(
 
 
 @dataclass
-class CompletionJson:
+class CompletionJson(JsonAnswer):
     """The buffered answer: one `chat.completion`, at `Done` (so every error keeps its status)."""
 
-    chunk: ChunkBuilder  # the completion's id, created and model
-    headers: Mapping[str, str] = field(default_factory=lambda: dict(JSON_HEADERS))
-    pieces: list[str] = field(default_factory=list)
+    chunk: ChunkBuilder = field(kw_only=True)  # the completion's id, created and model
 
-    def render(self, item: Item) -> bytes | None:
-        if isinstance(item, Text):
-            self.pieces.append(item.text)
-        elif isinstance(item, Done):
-            return json_body(
-                chat_completion(
-                    id=self.chunk.id,
-                    created=self.chunk.created,
-                    model=self.chunk.model,
-                    content="".join(self.pieces).strip(),
-                    finish_reason=item.finish_reason,
-                    usage=item.usage,
-                )
-            )
-        return None
+    def body(self, answer: str, done: Done) -> Mapping[str, Any]:
+        return chat_completion(
+            id=self.chunk.id,
+            created=self.chunk.created,
+            model=self.chunk.model,
+            content=answer,
+            finish_reason=done.finish_reason,
+            usage=done.usage,
+        )
 
     def failed(self, error: AppError) -> bytes:  # never: the body is sent whole, at Done
         return error_body(error)
@@ -149,7 +142,7 @@ def renderer_for(request: HttpRequest, streamed: bool, settings: Settings) -> Re
     Hub id whichever id the request named, as OpenAI answers an alias with the model's name."""
     chunk = ChunkBuilder(ModelIds.from_settings(settings).hub_id, request.request_id)
     if not streamed:
-        return CompletionJson(chunk)
+        return CompletionJson(chunk=chunk)
     # The route parsed and checked the body; only this flag of it is read here again.
     options = json.loads(request.body).get("stream_options") or {}
     return CompletionChunks(chunk, include_usage=options.get("include_usage") is True)
