@@ -15,6 +15,7 @@ the model server's cache; later runs load it in about a second.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ import httpx
 import openai
 import pytest
 from botocore.credentials import Credentials
+from langchain_openai import ChatOpenAI
 
 from tests.support.local_stack import (
     REGION,
@@ -229,19 +231,31 @@ def test_each_endpoint_choice_serves_the_seed_curl(choice: tuple[str, RunningSta
             assert error["code"] == "model_paused"
             assert "set endpoint_enabled = true and run terraform apply" in error["message"]
         # OpenAI's clients get their own class for it, at once (no retry: it cannot help).
+        sigv4 = FunctionUrlSigV4(REGION, Credentials("a", "b"))
         client = openai.OpenAI(
             base_url=stack.urls["chat"].rstrip("/") + "/v1",
             api_key="unused",
-            http_client=httpx.Client(auth=FunctionUrlSigV4(REGION, Credentials("a", "b"))),
+            http_client=httpx.Client(auth=sigv4),
             max_retries=0,
         )
+        model = client.models.list().data[0].id
+        france = [{"role": "user", "content": "What is the capital of France?"}]
         with pytest.raises(openai.InternalServerError) as paused:
-            client.chat.completions.create(
-                model=client.models.list().data[0].id,
-                messages=[{"role": "user", "content": "What is the capital of France?"}],
-            )
+            client.chat.completions.create(model=model, messages=france)  # type: ignore[arg-type]
         assert paused.value.status_code == 503
         assert paused.value.response.headers["x-should-retry"] == "false"
+        chat_openai = ChatOpenAI(
+            model=model,
+            base_url=stack.urls["chat"].rstrip("/") + "/v1",
+            api_key="unused",  # type: ignore[arg-type]
+            http_client=httpx.Client(auth=sigv4),
+            http_async_client=httpx.AsyncClient(auth=sigv4),
+            max_retries=0,
+        )
+        with pytest.raises(openai.InternalServerError):
+            chat_openai.invoke("What is the capital of France?")
+        with pytest.raises(openai.InternalServerError):  # the async SDK, under ChatOpenAI's ainvoke
+            asyncio.run(chat_openai.ainvoke("What is the capital of France?"))
         return
     reply = stack.ask("chat", ["What is the capital of France?"])
     assert "Paris" in reply["answer"], reply

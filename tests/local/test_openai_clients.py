@@ -114,6 +114,12 @@ def test_the_async_openai_sdk_reads_answers_and_streams(stack: RunningStack) -> 
         pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
         with pytest.raises(NotFoundError):
             await client.chat.completions.create(model="gpt-4o", messages=FRANCE)  # type: ignore[arg-type]
+        with pytest.raises(BadRequestError) as refused:
+            await client.chat.completions.create(model=models[0], messages=[])
+        assert refused.value.body["param"] == "messages"  # type: ignore[index]
+        with pytest.raises(BadRequestError) as too_long:
+            await client.chat.completions.create(model=models[0], messages=_TOO_LONG)  # type: ignore[arg-type]
+        assert too_long.value.code == "context_length_exceeded"
         reason = whole.choices[0].finish_reason
         return whole.choices[0].message.content or "", reason, whole.usage.total_tokens, pieces
 
@@ -149,6 +155,11 @@ def test_langchain_chat_openai_answers_and_streams(stack: RunningStack) -> None:
     with pytest.raises(BadRequestError) as too_long:
         model.invoke("word " * 5000)
     assert too_long.value.code == "context_length_exceeded"
+    with pytest.raises(BadRequestError) as refused:
+        model.invoke("What is the capital of France?", logprobs=True)
+    assert refused.value.body["param"] == "logprobs"  # type: ignore[index]
+    with pytest.raises(NotFoundError):
+        model.invoke("What is the capital of France?", model="gpt-4o")
 
 
 def test_the_printed_openai_snippet_answers_when_pasted(stack: RunningStack) -> None:
