@@ -142,6 +142,11 @@ def test_the_sdk_raises_its_own_errors_for_what_the_route_refuses(
     with pytest.raises(BadRequestError) as too_long:
         client.chat.completions.create(model=HUB_ID, messages=long)  # type: ignore[arg-type]
     assert too_long.value.code == "context_length_exceeded"
+    # Over MAX_BODY_BYTES, refused as the request is read: the same error, in OpenAI's shape.
+    huge = [{"role": "user", "content": "word " * 60_000}]
+    with pytest.raises(BadRequestError) as too_large:
+        client.chat.completions.create(model=HUB_ID, messages=huge)  # type: ignore[arg-type]
+    assert too_large.value.code == "context_length_exceeded"
     assert fake_endpoint.invocations == []  # refused before the model was called
 
 

@@ -78,14 +78,16 @@ def respond(
     routes: Routes,
     settings: Settings,
     logger: Logger,
+    path: str = "/",
 ) -> HttpResponse:
-    """Answer one request (see the module docstring); never raises."""
+    """Answer one request (see the module docstring); never raises. `path`: the URL's, as
+    the door knows it before the request is read, so that every error reads as its route's
+    (a body too large for `read()` included)."""
     record = RequestRecord(logger, log_prompts=settings.log_prompts)
+    record.wire = wire_for(routes, path)
     items: Iterator[Item] | None = None
     try:
         request = read()
-        # Known before any check refuses the request: errors then read as its route's.
-        record.wire = wire_for(routes, request.path)
         tracing.request_started(request.trace_header)
         record.method = request.method
         result = _route(routes, request.method, request.path)(request)

@@ -34,6 +34,7 @@ def function_url_handler(routes: Routes, settings: Settings, logger: Logger) -> 
             routes=routes,
             settings=settings,
             logger=logger,
+            path=str(event.get("rawPath") or "/") if isinstance(event, dict) else "/",
         )
         return lambda_response(response)
 

@@ -60,8 +60,10 @@ class FunctionApp:
             self.hooks[path] = reseed_random
 
         @logger.inject_lambda_context(clear_state=True)
-        def handle(read: Callable[[], HttpRequest], context: LambdaContextHeader) -> HttpResponse:
-            return respond(read, routes=routes, settings=settings, logger=logger)
+        def handle(
+            read: Callable[[], HttpRequest], context: LambdaContextHeader, path: str
+        ) -> HttpResponse:
+            return respond(read, routes=routes, settings=settings, logger=logger, path=path)
 
         self._handle = handle
 
@@ -75,6 +77,7 @@ class FunctionApp:
             return
         body, too_large = await _read_body(receive, self.settings.max_body_bytes)
         lambda_context = LambdaContextHeader(headers.get(LAMBDA_CONTEXT_HEADER))
+        path = scope.get("path") or "/"
 
         def read() -> HttpRequest:
             if too_large is not None:
@@ -86,10 +89,10 @@ class FunctionApp:
                 accept=headers.get("accept", ""),
                 deadline=lambda_context.deadline,
                 trace_header=lambda_context.xray_trace_id,
-                path=scope.get("path", "/"),
+                path=path,
             )
 
-        response = await asyncio.to_thread(self._handle, read, lambda_context)
+        response = await asyncio.to_thread(self._handle, read, lambda_context, path)
         await _send_response(response, receive, send)
 
     async def _not_from_url(self, scope: Scope, receive: Receive, send: Send) -> None:
