@@ -71,6 +71,8 @@ locals {
   # Settings both functions read; values are strings because Lambda's environment is.
   common_environment = {
     ENDPOINT_NAME = local.endpoint_name
+    # The model's Hub id, which the chat URL's OpenAI route lists in /v1/models.
+    MODEL_ID = var.model_id
     # false: the functions answer 503 model_paused without calling SageMaker.
     ENDPOINT_ENABLED     = tostring(var.endpoint_enabled)
     MAX_INPUT_TOKENS     = tostring(local.max_input_tokens)

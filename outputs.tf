@@ -26,6 +26,16 @@ output "qa_url" {
   value       = module.functions["qa"].function_url
 }
 
+output "openai_base_url" {
+  description = "OpenAI-compatible base URL of the chat function (POST chat/completions, GET models): the base_url of the openai SDK or LangChain's ChatOpenAI. Signed with SigV4 when the URL uses AWS_IAM (docs/api.md)."
+  value       = "${trimsuffix(module.functions["chat"].function_url, "/")}/v1"
+}
+
+output "endpoint_openai_base_url" {
+  description = "The SageMaker endpoint's own OpenAI-compatible base URL: the bare model, for callers with sagemaker:CallWithBearerToken and bearer tokens of at most 12 hours; no memory, keys or metering (README, OpenAI-compatible API)."
+  value       = "https://runtime.sagemaker.${local.region}.${data.aws_partition.current.dns_suffix}/endpoints/${local.endpoint_name}/openai/v1"
+}
+
 output "url_caller_policy_json" {
   description = "IAM policy document (JSON) to attach to the users or roles that call the two URLs: lambda:InvokeFunctionUrl and lambda:InvokeFunction on the aliases the URLs serve, the latter only through a Function URL (lambda:InvokedViaFunctionUrl). Null with url_authorization_type = NONE, where anyone may call."
   value       = var.url_authorization_type == "AWS_IAM" ? data.aws_iam_policy_document.url_callers.json : null

@@ -1,8 +1,9 @@
 """Lambda handler for chat: POST `["question", "session-id"?]` -> {"answer", "session_id"}.
 
-DELETE `?session_id=...` forgets a session. Sessions belong to the signed caller (AWS_IAM) or
-the bearer (a key, a token's user: llm_app.auth); a public URL without a bearer mode continues
-only ids it issued. With `accept: text/event-stream` (or
+DELETE `?session_id=...` forgets a session. `POST /v1/chat/completions` and `GET /v1/models`
+are OpenAI's Chat Completions API (chat.completions, llm_app.http.openai). Sessions belong to
+the signed caller (AWS_IAM) or the bearer (a key, a token's user: llm_app.auth); a public URL
+without a bearer mode continues only ids it issued. With `accept: text/event-stream` (or
 `"stream": true`) the answer streams (llm_app.http.edge).
 
 Two front doors serve `ROUTES`: `handler`, the buffered Lambda handler
@@ -18,18 +19,21 @@ from llm_app.runtime import init_phase
 
 init_phase.begin()  # cheaper imports (llm_app.runtime.init_phase); the last line ends it
 
-from collections.abc import Mapping
+import time
 
 from aws_lambda_powertools import Logger
 
+from chat.completions import complete
 from chat.conversation import chat, parse_chat_request
 from chat.history import history_opener, require_issued, session_owner, validate_session_id
 from llm_app.auth.sign_in import sign_in_from_settings
 from llm_app.config import Settings, auth_settings_from_env
 from llm_app.errors import AppError, ErrorCode
-from llm_app.http.edge import Route
 from llm_app.http.lambda_handler import function_url_handler
+from llm_app.http.openai.request import ModelIds, parse_chat_completion
+from llm_app.http.openai.wire import OPENAI_WIRE, models_list
 from llm_app.http.request import HttpRequest, parse_json, streaming_requested
+from llm_app.http.routes import Routes, WiredRoute
 from llm_app.model.answer import Answer, Facts, Reply
 from llm_app.model.endpoint import Endpoint
 from llm_app.redaction import session_tag
@@ -43,6 +47,8 @@ SETTINGS = Settings.from_env()
 SIGN_IN = sign_in_from_settings(SETTINGS, auth_settings_from_env())
 ENDPOINT = Endpoint.from_settings(SETTINGS, logger)
 OPEN_HISTORY = history_opener(SETTINGS)  # None: memory is off
+MODELS = ModelIds.from_settings(SETTINGS)
+STARTED = int(time.time())
 metrics.start(SETTINGS)  # EMF lines in the deployment's namespace
 tracing.start(SETTINGS)  # X-Ray subsegments, only when tracing is on
 register_restore_hooks()  # SnapStart: what a restored copy must redo
@@ -71,7 +77,25 @@ def forget(request: HttpRequest) -> Reply:
     )
 
 
-ROUTES: Mapping[str, Route] = {"POST": ask, "DELETE": forget}
+def chat_completions(request: HttpRequest) -> Answer:
+    """OpenAI's Chat Completions (chat.completions): stateless, the client's messages."""
+    body = parse_chat_completion(
+        parse_json(request.body), models=MODELS, max_new_tokens=SETTINGS.max_new_tokens
+    )
+    return complete(ENDPOINT, SETTINGS, body)
+
+
+def list_models(request: HttpRequest) -> Reply:
+    owner = MODELS.hub_id.partition("/")[0] if "/" in MODELS.hub_id else "sagemaker"
+    return Reply(models_list(MODELS.ids, created=STARTED, owned_by=owner))
+
+
+ROUTES: Routes = {
+    "POST": ask,
+    "DELETE": forget,
+    "POST /v1/chat/completions": WiredRoute(chat_completions, OPENAI_WIRE),
+    "GET /v1/models": WiredRoute(list_models, OPENAI_WIRE),
+}
 handler = function_url_handler(ROUTES, SETTINGS, logger, SIGN_IN)
 
 

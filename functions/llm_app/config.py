@@ -24,6 +24,9 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     endpoint_name: str
+    # The Hub id of the model the endpoint serves (Terraform's model_id): what the OpenAI
+    # route's `/v1/models` lists (empty: the endpoint's name stands for it).
+    model_id: str = ""
     # False while Terraform has the endpoint paused (endpoint_enabled = false): the functions
     # then answer 503 model_paused without calling SageMaker.
     endpoint_enabled: bool = True

@@ -22,9 +22,9 @@ from aws_lambda_powertools import Logger
 
 from llm_app.auth.sign_in import sign_in_from_settings
 from llm_app.config import Settings, auth_settings_from_env
-from llm_app.http.edge import Route
 from llm_app.http.lambda_handler import function_url_handler
 from llm_app.http.request import HttpRequest, parse_json, streaming_requested
+from llm_app.http.routes import Route
 from llm_app.model.answer import Answer
 from llm_app.model.endpoint import Endpoint
 from llm_app.runtime import metrics, tracing

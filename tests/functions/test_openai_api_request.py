@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from openai.types.chat import completion_create_params
 
-from llm_app.openai_api.request import (
+from llm_app.http.openai.request import (
     IGNORED_FIELDS,
     SUPPORTED_FIELDS,
     UNSUPPORTED_FIELDS,
@@ -85,10 +85,11 @@ def test_every_field_it_supports_is_taken() -> None:
         True,
         "user-1234",
     )
-    # Greedy: top_p is left out, or TGI would sample again.
+    # Greedy: top_p is left out (None: the stack's too), or TGI would sample again.
     assert request.generation_kwargs(max_new_tokens=700, temperature=0.5, top_p=0.9) == {
         "max_tokens": 50,
         "temperature": 0.0,
+        "top_p": None,
         "stop": ["\n\n", "User:"],
         "seed": 7,
     }
@@ -112,9 +113,9 @@ def test_max_tokens(fields: dict[str, Any], max_tokens: int | None) -> None:
     ("top_p", "sampling"),
     [
         (0.5, {"temperature": 0.7, "top_p": 0.5}),
-        (1, {"temperature": 0.7}),  # no cut: TGI takes top_p only below 1
-        (1.0, {"temperature": 0.7}),
-        (0, {"temperature": 0.0}),  # only the likeliest token: greedy
+        (1, {"temperature": 0.7, "top_p": None}),  # no cut: TGI takes top_p only below 1
+        (1.0, {"temperature": 0.7, "top_p": None}),
+        (0, {"temperature": 0.0, "top_p": None}),  # only the likeliest token: greedy
     ],
 )
 def test_top_p(top_p: float, sampling: dict[str, float]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
@@ -29,18 +30,24 @@ from openai import (
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from llm_app.errors import AppError, ErrorCode
-from llm_app.model.answer import Usage
-from llm_app.openai_api.request import ModelIds, RequestRefused
-from llm_app.openai_api.wire import (
+from llm_app.http.openai.request import (
+    IGNORED_FIELDS,
+    SUPPORTED_FIELDS,
+    UNSUPPORTED_FIELDS,
+    ModelIds,
+    RequestRefused,
+)
+from llm_app.http.openai.wire import (
     ERRORS,
-    SSE_DONE,
-    ChunkStream,
+    CompletionChunks,
     chat_completion,
-    completion_id,
     error_body,
     models_list,
     openai_error,
 )
+from llm_app.http.renderers import SSE_DONE, ChunkBuilder
+from llm_app.model.answer import Done, Progress, Text, Usage
+from tools.paths import REPO_ROOT
 
 MODELS = ModelIds(hub_id="TinyLlama/TinyLlama-1.1B-Chat-v1.0", alias="tinyllama")
 CREATED = 1_765_000_000
@@ -71,9 +78,13 @@ class Served:
         )
 
 
+def chunk_renderer(include_usage: bool = False) -> CompletionChunks:
+    return CompletionChunks(ChunkBuilder(MODELS.hub_id, "req-1", CREATED), include_usage)
+
+
 def completion_body(content: str = "Paris.", finish_reason: str = "stop") -> dict[str, Any]:
     return chat_completion(
-        id=completion_id("req-1"),
+        id="chatcmpl-req-1",
         created=CREATED,
         model=MODELS.hub_id,
         content=content,
@@ -83,10 +94,9 @@ def completion_body(content: str = "Paris.", finish_reason: str = "stop") -> dic
 
 
 def streamed(pieces: list[str], *, include_usage: bool, finish_reason: str = "stop") -> bytes:
-    stream = ChunkStream(completion_id("req-1"), CREATED, MODELS.hub_id, include_usage)
-    events = [stream.start(), stream.progress(1, 2)]
-    events += [stream.text(piece) for piece in pieces]
-    return b"".join([*events, stream.end(finish_reason, USAGE)])
+    renderer = chunk_renderer(include_usage)
+    items = [Progress(1, 2), *(Text(piece) for piece in pieces), Done(finish_reason, USAGE)]
+    return b"".join(renderer.render(item) for item in items)
 
 
 def data_events(body: bytes) -> Iterator[dict[str, Any]]:
@@ -168,11 +178,9 @@ def test_the_async_sdk_reads_the_same_stream() -> None:
 
 
 def test_an_empty_answer_still_streams_role_finish_and_done() -> None:
-    stream = ChunkStream("chatcmpl-x", CREATED, MODELS.hub_id)
-    chunks = [
-        ChatCompletionChunk.model_validate(d) for d in data_events(stream.end("length", USAGE))
-    ]
-    assert [c.choices[0].finish_reason for c in chunks] == [None, "length"]
+    events = data_events(chunk_renderer().render(Done("length", USAGE)))
+    sent = [ChatCompletionChunk.model_validate(data) for data in events]
+    assert [c.choices[0].finish_reason for c in sent] == [None, "length"]
 
 
 def test_langchain_chat_openai_reads_answers_and_streams() -> None:
@@ -303,9 +311,9 @@ def test_the_sdk_retries_only_what_a_retry_can_fix(
 
 
 def test_an_error_after_the_first_byte_ends_the_stream_as_the_sdks_api_error() -> None:
-    stream = ChunkStream("chatcmpl-x", CREATED, MODELS.hub_id, include_usage=True)
+    renderer = chunk_renderer(include_usage=True)
     failure = AppError(ErrorCode.MODEL_ERROR, "The model failed while streaming its answer.")
-    body = stream.text("Par") + stream.error(failure)
+    body = renderer.render(Text("Par")) + renderer.failed(failure)
     assert SSE_DONE not in body
     events = list(data_events(body))
     assert events[-1] == {
@@ -327,3 +335,46 @@ def test_an_error_after_the_first_byte_ends_the_stream_as_the_sdks_api_error() -
     with pytest.raises(openai.APIError) as caught:
         next(received)
     assert caught.value.message == failure.message
+
+
+# ---------------------------------------------------------------------------------------------
+# docs/api.md's tables, as the code has them
+# ---------------------------------------------------------------------------------------------
+API_DOC = (REPO_ROOT / "docs" / "api.md").read_text()
+
+
+def doc_rows(header: str) -> list[list[str]]:
+    """The cells of the rows of docs/api.md's table whose header row is ``header``."""
+    lines = API_DOC.splitlines()
+    start = lines.index(header)
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
+    return rows
+
+
+def test_the_docs_request_fields_are_the_parsers() -> None:
+    named = {
+        field
+        for first, _ in doc_rows("| Request field | Here |")
+        for field in re.findall(r"`(\w+)`", first)
+    }
+    assert named == SUPPORTED_FIELDS | set(UNSUPPORTED_FIELDS) | IGNORED_FIELDS
+
+
+def test_the_docs_error_table_is_the_wires() -> None:
+    rows = doc_rows("| App error | Status | `type` | `code` |")
+    documented = set()
+    for first, status, kind, code in rows:
+        for name in re.findall(r"`(\w+)`", first):
+            documented.add(name)
+            error = openai_error(AppError(ErrorCode(name), "m"))
+            assert (str(error.status), f"`{error.body['error']['type']}`") == (status, kind), name
+            said = name if code.startswith("the app's") else re.findall(r"`(\w+)`", code)[-1]
+            assert error.body["error"]["code"] == said, name
+            assert (error.headers.get("x-should-retry") == "false") == ("no retry" in code), name
+    # QA's document errors never reach the chat URL's OpenAI route.
+    chat_codes = {code.value for code in ErrorCode if not code.value.startswith("document_")}
+    assert documented == chat_codes - {"invalid_session_id", "unknown_session"}

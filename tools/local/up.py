@@ -317,7 +317,31 @@ class LocalStack:
         for function in self.functions:
             lines.append(f"  {function.label + '_url':<9} {self.url_servers[function.label].url}")
         lines += ["", "Try (as printed, in another terminal):", *self.try_lines()]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + self.openai_lines()) + "\n"
+
+    def openai_lines(self) -> list[str]:
+        """The chat URL's OpenAI base URL, and an openai SDK snippet that asks on it."""
+        chat = next((f for f in self.functions if f.label == "chat"), None)
+        if chat is None:
+            return []
+        base_url = self.url_servers["chat"].url.rstrip("/") + "/v1"
+        signed = chat.spec.auth_type == "AWS_IAM"
+        imports, http = "import openai", ""
+        if signed:  # the SigV4 recipe (tools/function_urls/sigv4.py), as on AWS
+            imports = "import httpx, openai; from tools.function_urls.sigv4 import FunctionUrlSigV4"
+            http = f", http_client=httpx.Client(auth=FunctionUrlSigV4('{self.args.region}'))"
+        snippet = (
+            f'.venv/bin/python -c "{imports}; '
+            f"c = openai.OpenAI(base_url='{base_url}', api_key='unused'{http}); "
+            "print(c.chat.completions.create(model=c.models.list().data[0].id, "
+            "messages=[{'role': 'user', 'content': 'What is the capital of France?'}])"
+            '.choices[0].message.content)"'
+        )
+        return [
+            "",
+            f"OpenAI's API on the chat URL (the openai SDK, ChatOpenAI): base_url {base_url}",
+            f"  {snippet}",
+        ]
 
     def try_lines(self) -> list[str]:
         """Commands that work when pasted as printed: the credentials a signed URL needs

@@ -2,12 +2,13 @@
 
 `respond(read, routes=..., settings=..., logger=...)` answers one request and never raises:
 - `read()` builds the `HttpRequest` (a door's converter; its errors are answered too);
-- the method picks the route; a route returns a `Reply` (one JSON object) or an `Answer`,
-  whose typed items (llm_app.model.answer) a `Renderer` (llm_app.http.renderers) turns into
-  bytes: JSON unless the caller asked for a stream, then Server-Sent Events or plain text;
+- the method and path pick the route (`Routes`); a route returns a `Reply` (one JSON
+  object) or an `Answer`, whose typed items (llm_app.model.answer) a `Renderer`
+  (llm_app.http.renderers) turns into bytes: JSON unless the caller asked for a stream,
+  then Server-Sent Events or plain text;
 - an AppError before the renderer's first bytes is answered with its code's status (the
-  one table in llm_app.errors) and `{"error": {"code", "message"}}`; after them it becomes
-  the stream's last bytes;
+  one table in llm_app.errors) and `{"error": {"code", "message"}}` (a `WiredRoute`'s path:
+  in its own shape, e.g. OpenAI's); after them it becomes the stream's last bytes;
 - the request's log line (method, status, error code, duration, the answer's facts), its
   metrics, by name, and its trace subsegment are written once, when the body has been sent
   (or abandoned), by `RequestRecord`.
@@ -15,7 +16,8 @@
 The result is an `HttpResponse` whose body is an iterator of bytes: door 1 (llm_app.http.
 lambda_handler) joins it into a Function URL response, door 2 (llm_app.http.web) sends each
 chunk as it comes. A new route is one more entry in a function's ROUTES; a new wire format is
-one more Renderer, chosen by `respond`'s `choose` (default `renderer_for`).
+one more Renderer, chosen by its route's `WireFormat` (the seed's: `renderer_for`, and
+`error_response` for its errors), which the path selects before the route runs.
 """
 
 from __future__ import annotations
@@ -34,36 +36,31 @@ from llm_app.errors import AppError, ErrorCode
 from llm_app.http.renderers import (
     JSON_HEADERS,
     HttpResponse,
-    JsonAnswer,
-    PlainText,
     Renderer,
-    ServerSentEvents,
-    error_response,
     json_body,
 )
-from llm_app.http.request import HttpRequest, plain_text_preferred
-from llm_app.model.answer import Answer, Done, Facts, Item, Reply, Text, close_iterator
+from llm_app.http.request import HttpRequest
+from llm_app.http.routes import SEED_WIRE, Routes, route_for, wire_for
+from llm_app.model.answer import Done, Facts, Item, Reply, Text, close_iterator
 from llm_app.redaction import exception_summary, loggable_message
 from llm_app.runtime import metrics, tracing
-
-Route = Callable[[HttpRequest], Answer | Reply]
-# Which wire format an answer goes out in: the request, whether the answer streams, settings.
-ChooseRenderer = Callable[[HttpRequest, bool, Settings], Renderer]
 
 
 def respond(
     read: Callable[[], HttpRequest],
     *,
-    routes: Mapping[str, Route],
+    routes: Routes,
     settings: Settings,
     logger: Logger,
-    choose: ChooseRenderer | None = None,
     sign_in: SignIn | None = None,
+    path: str = "/",
 ) -> HttpResponse:
-    """Answer one request (see the module docstring); never raises. `choose` picks the
-    renderer (default `renderer_for`: JSON, or SSE/text as `accept` asks); `sign_in` (a
-    bearer mode on) refuses a request without a valid bearer before its route runs."""
+    """Answer one request (see the module docstring); never raises. `sign_in` (a bearer mode
+    on) refuses a request without a valid bearer before its route runs. `path`: the URL's, as
+    the door knows it before the request is read, so that every error reads as its route's
+    (a body too large for `read()`, a refused sign-in included)."""
     record = RequestRecord(logger, log_prompts=settings.log_prompts)
+    record.wire = wire_for(routes, path)
     items: Iterator[Item] | None = None
     try:
         request = read()
@@ -71,12 +68,12 @@ def respond(
         record.method = request.method
         if sign_in is not None:
             request = record.signed_in(sign_in, request)
-        result = _route(routes, request.method)(request)
+        result = route_for(routes, request.method, request.path)(request)
         record.facts = record.facts + result.facts
         if isinstance(result, Reply):
             return record.whole(200, JSON_HEADERS, json_body(result.body))
         record.question = result.question
-        renderer = (choose or renderer_for)(request, result.streamed, settings)
+        renderer = record.wire.choose(request, result.streamed, settings)
         items = iter(result.items)
         first = _first_bytes(items, renderer, record)
         if not result.streamed:
@@ -93,31 +90,11 @@ def respond(
     return HttpResponse(200, {**renderer.headers, **result.headers}, body)
 
 
-def renderer_for(request: HttpRequest, streamed: bool, settings: Settings) -> Renderer:
-    if not streamed:
-        return JsonAnswer()
-    if plain_text_preferred(request.accept):
-        return PlainText()
-    return ServerSentEvents(settings.endpoint_name, request.request_id)
-
-
 def internal_error() -> AppError:
     return AppError(
         ErrorCode.INTERNAL_ERROR,
         "The function failed unexpectedly; its log has the details for this request.",
     )
-
-
-def _route(routes: Mapping[str, Route], method: str) -> Route:
-    route = routes.get(method)
-    if route is None:
-        allowed = ", ".join(sorted(routes))
-        raise AppError(
-            ErrorCode.METHOD_NOT_ALLOWED,
-            f"{method} is not supported here; use {allowed}.",
-            headers={"allow": allowed},
-        )
-    return route
 
 
 def _first_bytes(items: Iterator[Item], renderer: Renderer, record: RequestRecord) -> bytes:
@@ -172,6 +149,7 @@ class RequestRecord:
         self.bearer: Caller | None = None
         self.started = time.perf_counter()
         self.method = "?"
+        self.wire = SEED_WIRE
         self.facts = Facts()
         self.question: str | None = None
         self._text: list[str] = []
@@ -204,8 +182,9 @@ class RequestRecord:
     def refused(self, error: AppError) -> HttpResponse:
         if error.status >= 500:
             self.logger.warning("request failed upstream", extra=self._error_message(error))
-        self.write(error.status, error, streamed=False)
-        return error_response(error)
+        response = self.wire.refuse(error)
+        self.write(response.status, error, streamed=False)
+        return response
 
     def streamed(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
         error: AppError | None = None

@@ -10,22 +10,23 @@ response (a requested stream too: the same bytes, delivered whole).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from llm_app.auth.sign_in import SignIn
 from llm_app.config import Settings
-from llm_app.http.edge import Route, respond
+from llm_app.http.edge import respond
 from llm_app.http.renderers import HttpResponse
 from llm_app.http.request import read_request
+from llm_app.http.routes import Routes
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 def function_url_handler(
-    routes: Mapping[str, Route],
+    routes: Routes,
     settings: Settings,
     logger: Logger,
     sign_in: SignIn | None = None,
@@ -42,6 +43,7 @@ def function_url_handler(
             settings=settings,
             logger=logger,
             sign_in=sign_in,
+            path=str(event.get("rawPath") or "/") if isinstance(event, dict) else "/",
         )
         return lambda_response(response)
 

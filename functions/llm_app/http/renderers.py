@@ -14,7 +14,7 @@ becomes the stream's last bytes (`Renderer.failed`).
 - `PlainText`: the text as it comes (for `curl -N`), a newline at its end; an error is a last
   `[error] code: message` line.
 
-Another wire format (OpenAI's chat completions, say) is one more class with these methods.
+OpenAI's Chat Completions (llm_app.http.openai.wire) are two more classes with these methods.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ SSE_HEADERS: Mapping[str, str] = {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache",
 }
+SSE_DONE = b"data: [DONE]\n\n"
 TEXT_HEADERS: Mapping[str, str] = {
     "content-type": "text/plain; charset=utf-8",
     "cache-control": "no-cache",
@@ -71,9 +72,12 @@ class JsonAnswer:
         if isinstance(item, Text):
             self.pieces.append(item.text)
         elif isinstance(item, Done):
-            answer = "".join(self.pieces).strip()
-            return json_body({"answer": answer, **closing_fields(item)})
+            return json_body(self.body("".join(self.pieces).strip(), item))
         return None
+
+    def body(self, answer: str, done: Done) -> Mapping[str, Any]:
+        """The JSON object of the whole answer (OpenAI's renderer has its own)."""
+        return {"answer": answer, **closing_fields(done)}
 
     def failed(self, error: AppError) -> bytes:  # never: the body is sent whole, at Done
         return error_body(error)
@@ -83,33 +87,51 @@ class ServerSentEvents:
     headers: Mapping[str, str] = SSE_HEADERS
 
     def __init__(self, model: str, request_id: str) -> None:
-        self.model = model
-        self.completion_id = f"chatcmpl-{request_id}"
-        self.created = int(time.time())
+        self.chunk = ChunkBuilder(model, request_id)
         self.role: dict[str, str] = {"role": "assistant"}  # the first chunk's, as OpenAI does
-
-    def _chunk(self, delta: Mapping[str, Any], finish_reason: str | None) -> dict[str, Any]:
-        return {
-            "id": self.completion_id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-        }
 
     def render(self, item: Item) -> bytes:
         if isinstance(item, Progress):
             return sse({"done": item.done, "total": item.total}, event="progress")
         if isinstance(item, Text):
             delta, self.role = {**self.role, "content": item.text}, {}
-            return sse(self._chunk(delta, None))
+            return sse(self.chunk.delta(delta))
         rest = closing_fields(item)
-        last = self._chunk({}, rest.pop("finish_reason"))
+        last = self.chunk.delta({}, rest.pop("finish_reason"))
         last["usage"] = rest.pop("usage")
-        return sse({**last, **rest}) + b"data: [DONE]\n\n"
+        return sse({**last, **rest}) + SSE_DONE
 
     def failed(self, error: AppError) -> bytes:
         return sse({"error": {"code": error.code.value, "message": error.message}})
+
+
+@dataclass
+class ChunkBuilder:
+    """OpenAI's `chat.completion.chunk` objects of one answer: the seed's stream and the
+    OpenAI route's (llm_app.http.openai.wire) both send them."""
+
+    model: str
+    request_id: str
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def id(self) -> str:
+        """The request's id, so a client's completion id finds the function's log line."""
+        return f"chatcmpl-{self.request_id}"
+
+    def chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        }
+
+    def delta(self, delta: Mapping[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        """A chunk of the one choice."""
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+        return self.chunk([choice])
 
 
 class PlainText:

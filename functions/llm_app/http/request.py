@@ -43,6 +43,8 @@ class HttpRequest:
     authorization: str | None = field(default=None, repr=False)
     # Who signed in with a bearer (llm_app.auth), set by the edge; None without bearer modes.
     bearer: Caller | None = None
+    # The URL's path: the seed's routes answer on any path, others on their own.
+    path: str = "/"
 
     def seconds_left(self, default: float) -> float:
         """Seconds until the deadline (`default` when none is known)."""
@@ -81,6 +83,7 @@ def read_request(
     accept = _dig(event, "headers", "accept")
     content_type = _dig(event, "headers", "content-type")
     authorization = _dig(event, "headers", "authorization")
+    path = event.get("rawPath")
     return HttpRequest(
         method=method.upper(),
         body=raw,
@@ -93,6 +96,7 @@ def read_request(
         content_type=content_type if isinstance(content_type, str) else "",
         deadline=deadline,
         authorization=authorization if isinstance(authorization, str) else None,
+        path=path if isinstance(path, str) and path else "/",
     )
 
 
@@ -106,6 +110,7 @@ def request_from_context(
     trace_header: str | None = None,
     content_type: str = "",
     authorization: str | None = None,
+    path: str = "/",
 ) -> HttpRequest:
     """The request as the Lambda Web Adapter forwards it: the URL event's `requestContext`
     (the `x-amzn-request-context` header, which only the adapter can set) says who called
@@ -132,6 +137,7 @@ def request_from_context(
         deadline=deadline,
         trace_header=trace_header,
         authorization=authorization,
+        path=path or "/",
     )
 
 

@@ -27,7 +27,7 @@ from aws_lambda_powertools import Logger
 from llm_app.auth.sign_in import SignIn
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.http.edge import Route, respond
+from llm_app.http.edge import respond
 from llm_app.http.renderers import HttpResponse, error_response
 from llm_app.http.request import (
     HttpRequest,
@@ -35,6 +35,7 @@ from llm_app.http.request import (
     check_body_size,
     request_from_context,
 )
+from llm_app.http.routes import Routes
 from llm_app.model.answer import close_iterator
 from llm_app.runtime.snap_start import reseed_random
 
@@ -52,7 +53,7 @@ class FunctionApp:
 
     def __init__(
         self,
-        routes: Mapping[str, Route],
+        routes: Routes,
         settings: Settings,
         logger: Logger,
         sign_in: SignIn | None = None,
@@ -67,8 +68,12 @@ class FunctionApp:
             self.hooks[path] = reseed_random
 
         @logger.inject_lambda_context(clear_state=True)
-        def handle(read: Callable[[], HttpRequest], context: LambdaContextHeader) -> HttpResponse:
-            return respond(read, routes=routes, settings=settings, logger=logger, sign_in=sign_in)
+        def handle(
+            read: Callable[[], HttpRequest], context: LambdaContextHeader, path: str
+        ) -> HttpResponse:
+            return respond(
+                read, routes=routes, settings=settings, logger=logger, sign_in=sign_in, path=path
+            )
 
         self._handle = handle
 
@@ -82,6 +87,7 @@ class FunctionApp:
             return
         body, too_large = await _read_body(receive, self.settings.max_body_bytes)
         lambda_context = LambdaContextHeader(headers.get(LAMBDA_CONTEXT_HEADER))
+        path = scope.get("path") or "/"
 
         def read() -> HttpRequest:
             if too_large is not None:
@@ -95,9 +101,10 @@ class FunctionApp:
                 deadline=lambda_context.deadline,
                 trace_header=lambda_context.xray_trace_id,
                 authorization=headers.get("authorization"),
+                path=path,
             )
 
-        response = await asyncio.to_thread(self._handle, read, lambda_context)
+        response = await asyncio.to_thread(self._handle, read, lambda_context, path)
         await _send_response(response, receive, send)
 
     async def _not_from_url(self, scope: Scope, receive: Receive, send: Send) -> None:

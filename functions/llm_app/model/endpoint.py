@@ -44,7 +44,7 @@ from llm_app.model.answer import (
 )
 from llm_app.model.chat_template import SystemPromptPlacement, call_with_system_prompt_fallback
 from llm_app.model.engine_errors import PromptTooLong
-from llm_app.model.messages_api import MessagesApiContentHandler
+from llm_app.model.messages_api import STOP_KWARG, MessagesApiContentHandler
 from llm_app.model.sagemaker_errors import sagemaker_errors_mapped
 from llm_app.model.tokens import estimate_prompt_tokens
 from llm_app.redaction import keep_library_logs_free_of_user_data
@@ -124,22 +124,28 @@ class Endpoint:
         )
 
     def generate(
-        self, messages: Sequence[BaseMessage], *, stream: bool = False
+        self,
+        messages: Sequence[BaseMessage],
+        *,
+        stream: bool = False,
+        generation: Mapping[str, Any] | None = None,
     ) -> Iterator[ModelItem]:
         """One model call, read up to its first piece. `stream`: the request asked for a
-        stream (the call streams behind the adapter; a timeout's advice says no more)."""
+        stream (the call streams behind the adapter; a timeout's advice says no more).
+        `generation`: this call's sampling parameters over the settings' (None: left out)."""
+        kwargs = {STOP_KWARG if k == "stop" else k: v for k, v in (generation or {}).items()}
         if not self.enabled:
             raise paused_error(self.endpoint_name)
 
         def call(sent: list[BaseMessage]) -> Iterator[ModelItem]:
             started = time.perf_counter()
             if stream and self.streaming:
-                chunks = self._stream(sent, started)
+                chunks = self._stream(sent, started, kwargs)
                 prefetched = Prefetched(chunks)
                 self._log_ms("first_token_ms", started)
                 metrics.first_token(_ms_since(started))
                 return prefetched
-            return Prefetched(self._invoke(sent, started, streamed=stream))
+            return Prefetched(self._invoke(sent, started, kwargs, streamed=stream))
 
         try:
             return call_with_system_prompt_fallback(call, messages, self.system_prompt)
@@ -152,11 +158,16 @@ class Endpoint:
         )
 
     def _invoke(
-        self, messages: list[BaseMessage], started: float, *, streamed: bool
+        self,
+        messages: list[BaseMessage],
+        started: float,
+        kwargs: Mapping[str, Any],
+        *,
+        streamed: bool,
     ) -> Iterator[ModelItem]:
         try:
             with self._mapped(streamed=streamed):
-                message = self.model.invoke(list(messages))
+                message = self.model.invoke(list(messages), **kwargs)
         finally:
             self._log_ms("model_ms", started)
         finish = Finish(
@@ -167,10 +178,12 @@ class Endpoint:
         text = message.text.strip()
         return iter((Text(text), finish) if text else (finish,))
 
-    def _stream(self, messages: list[BaseMessage], started: float) -> Iterator[ModelItem]:
+    def _stream(
+        self, messages: list[BaseMessage], started: float, kwargs: Mapping[str, Any]
+    ) -> Iterator[ModelItem]:
         """The streamed call's pieces (the answer's leading whitespace dropped), then its
         Finish; a stream that ends before the model said why it stopped raises."""
-        chunks = self.model.stream(messages, **STREAM_KWARGS)
+        chunks = self.model.stream(messages, **{**kwargs, **STREAM_KWARGS})
         reason: str | None = None
         usage = Usage()
         began = False

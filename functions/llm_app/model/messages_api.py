@@ -23,6 +23,11 @@ from llm_app.model.engine_errors import stream_error_event
 _NO_USAGE = UsageMetadata(input_tokens=0, output_tokens=0, total_tokens=0)
 
 
+# The Messages API's `stop` on its way through LangChain, whose invoke and stream keep `stop`
+# for themselves (ChatSagemakerEndpoint then drops it): the handler writes it back as `stop`.
+STOP_KWARG = "stop_sequences"
+
+
 class MessagesApiContentHandler(ChatModelContentHandler):
     """Serialises LangChain messages as a Messages API request (TGI's or vLLM's) and parses
     its reply.
@@ -40,7 +45,11 @@ class MessagesApiContentHandler(ChatModelContentHandler):
         self.quote_replies = quote_replies
 
     def transform_input(self, prompt: list[dict[str, Any]], model_kwargs: dict[str, Any]) -> bytes:
-        body = {"messages": prompt, **model_kwargs}
+        # A request's kwargs over the model's: None leaves the model's value out.
+        kwargs = {k: v for k, v in model_kwargs.items() if v is not None}
+        if STOP_KWARG in kwargs:
+            kwargs["stop"] = kwargs.pop(STOP_KWARG)
+        body = {"messages": prompt, **kwargs}
         body.setdefault("stream", False)
         return json.dumps(body).encode("utf-8")
 

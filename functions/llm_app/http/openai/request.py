@@ -1,10 +1,9 @@
 """A Chat Completions request body (a decoded JSON object) -> a frozen `ChatCompletionRequest`.
 
 What OpenAI's API defines, this parser either takes, refuses with a 400 naming the field
-(`param`), or ignores because it cannot change the answer; fields the API does not define are
-ignored, as OpenAI's clients expect (they send vendor extras). The three lists below are
-checked against the official SDK's `CompletionCreateParams` by the tests, so a field the API
-adds is a decision, not an accident.
+(`param`), or ignores because it cannot change the answer (the lists are in
+llm_app.http.openai.fields); fields the API does not define are ignored, as OpenAI's clients
+expect (they send vendor extras).
 
 Choices this stack makes:
 - `model` must be one of the ids the models list holds (`ModelIds`): anything else is a 404
@@ -21,11 +20,20 @@ Choices this stack makes:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llm_app.errors import AppError, ErrorCode
+from llm_app.config import Settings
+from llm_app.http.openai.fields import (
+    IGNORED_FIELDS,
+    SUPPORTED_FIELDS,
+    UNSUPPORTED_FIELDS,
+    RequestRefused,
+    json_type,
+    optional,
+    required,
+)
 
 # OpenAI's limit on `stop` sequences (TGI's default max_stop_sequences is the same).
 MAX_STOP_SEQUENCES = 4
@@ -43,37 +51,19 @@ _NON_TEXT_PARTS = {
 }
 
 
-class RequestRefused(AppError):
-    """A request OpenAI's API would refuse: a 400 (404 for an unknown model) naming `param`.
-
-    An AppError (code invalid_request), so every edge answers it; `openai_code` is the
-    `code` of OpenAI's error object (None where OpenAI sends none).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        param: str | None,
-        openai_code: str | None = None,
-        status: int = 400,
-    ) -> None:
-        super().__init__(ErrorCode.INVALID_REQUEST, message)
-        self.param = param
-        self.openai_code = openai_code
-        self._status = status
-
-    @property
-    def status(self) -> int:
-        return self._status
-
-
 @dataclass(frozen=True)
 class ModelIds:
     """What `GET /v1/models` lists and `model` may name: the deployed model and an alias."""
 
     hub_id: str
     alias: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelIds:
+        """The deployed model's Hub id (MODEL_ID; the endpoint's name when it is not known),
+        and its name without the owner as a short alias."""
+        hub_id = settings.model_id or settings.endpoint_name
+        return cls(hub_id=hub_id, alias=hub_id.rpartition("/")[2])
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -102,7 +92,8 @@ class ChatCompletionRequest:
     def generation_kwargs(
         self, *, max_new_tokens: int, temperature: float, top_p: float
     ) -> dict[str, Any]:
-        """Sampling parameters in the Messages API's names, the stack's defaults filled in.
+        """Sampling parameters in the Messages API's names, the stack's defaults filled in:
+        the kwargs of `Endpoint.generate`, over the model's own (None: leave it out).
 
         As `Settings.generation_kwargs`: temperature 0 is greedy and then top_p is left out
         (TGI samples whenever a warper is set); top_p 1 means no nucleus cut, so it is left
@@ -113,78 +104,17 @@ class ChatCompletionRequest:
         chosen_top_p = top_p if self.top_p is None else self.top_p
         if chosen_top_p == 0:
             chosen_temperature = 0
+        sampled = chosen_temperature != 0 and 0 < chosen_top_p < 1
         kwargs: dict[str, Any] = {
             "max_tokens": max_new_tokens if self.max_tokens is None else self.max_tokens,
             "temperature": float(chosen_temperature),
+            "top_p": float(chosen_top_p) if sampled else None,
         }
-        if chosen_temperature != 0 and 0 < chosen_top_p < 1:
-            kwargs["top_p"] = float(chosen_top_p)
         if self.stop:
             kwargs["stop"] = list(self.stop)
         if self.seed is not None:
             kwargs["seed"] = self.seed
         return kwargs
-
-
-# ---------------------------------------------------------------------------------------------
-# The API's fields: taken, refused unless neutral, or ignored
-# ---------------------------------------------------------------------------------------------
-SUPPORTED_FIELDS = frozenset(
-    {
-        "model", "messages", "stream", "stream_options", "max_tokens",
-        "max_completion_tokens", "temperature", "top_p", "stop", "seed", "n", "user",
-    }
-)  # fmt: skip
-
-
-def _absent(value: Any) -> bool:
-    return value is None
-
-
-def _one_of(*neutral: Any) -> Callable[[Any], bool]:
-    def check(value: Any) -> bool:
-        return value is None or any(
-            value == candidate and type(value) is type(candidate) for candidate in neutral
-        )
-
-    return check
-
-
-def _empty(value: Any) -> bool:
-    return value is None or value in ([], {})
-
-
-# Fields the API defines that this stack cannot honour, and the values that ask for nothing.
-UNSUPPORTED_FIELDS: Mapping[str, Callable[[Any], bool]] = {
-    "tools": _empty,
-    "tool_choice": _one_of("none"),
-    "parallel_tool_calls": _one_of(True),
-    "functions": _empty,
-    "function_call": _one_of("none"),
-    "response_format": lambda value: value is None or value == {"type": "text"},
-    "logprobs": _one_of(False),
-    "top_logprobs": _one_of(0),
-    "logit_bias": _empty,
-    "audio": _absent,
-    "modalities": lambda value: value is None or value == ["text"],
-    "prediction": _absent,
-    "web_search_options": _absent,
-    "frequency_penalty": _one_of(0, 0.0),
-    "presence_penalty": _one_of(0, 0.0),
-    "reasoning_effort": _absent,
-    "verbosity": _absent,
-    "moderation": _absent,
-    # Storing completions for OpenAI's evals: nothing here would keep them.
-    "store": _one_of(False),
-}
-
-# Fields the API defines that cannot change the answer: taken and dropped.
-IGNORED_FIELDS = frozenset(
-    {
-        "metadata", "service_tier", "safety_identifier", "prompt_cache_key",
-        "prompt_cache_options", "prompt_cache_retention",
-    }
-)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,7 +126,7 @@ def parse_chat_completion(
     """The request `body` (decoded JSON) as a `ChatCompletionRequest`; RequestRefused if not."""
     if not isinstance(body, Mapping):
         raise RequestRefused(
-            f"The request body must be a JSON object; got {_json_type(body)}.", param=None
+            f"The request body must be a JSON object; got {json_type(body)}.", param=None
         )
     for field, neutral in UNSUPPORTED_FIELDS.items():
         if field in body and not neutral(body[field]):
@@ -206,7 +136,7 @@ def parse_chat_completion(
                 param=field,
                 openai_code="unsupported_parameter",
             )
-    model = _required(body, "model", str)
+    model = required(body, "model", str)
     if model not in models.ids:
         raise RequestRefused(
             f"The model '{model}' does not exist; this deployment serves "
@@ -215,14 +145,14 @@ def parse_chat_completion(
             openai_code="model_not_found",
             status=404,
         )
-    n = _optional(body, "n", int)
+    n = optional(body, "n", int)
     if n is not None and n != 1:
         raise RequestRefused(
             f"'n' must be 1 here (one choice per request); got {n}.",
             param="n",
             openai_code="unsupported_value" if n > 1 else "invalid_value",
         )
-    stream = bool(_optional(body, "stream", bool))
+    stream = bool(optional(body, "stream", bool))
     return ChatCompletionRequest(
         model=model,
         messages=_messages(body),
@@ -232,13 +162,13 @@ def parse_chat_completion(
         temperature=_bounded(body, "temperature", 0, 2),
         top_p=_bounded(body, "top_p", 0, 1),
         stop=_stop(body),
-        seed=_optional(body, "seed", int),
-        user=_optional(body, "user", str),
+        seed=optional(body, "seed", int),
+        user=optional(body, "user", str),
     )
 
 
 def _messages(body: Mapping[str, Any]) -> tuple[ChatMessage, ...]:
-    raw = _required(body, "messages", list)
+    raw = required(body, "messages", list)
     if not raw:
         raise RequestRefused(
             "'messages' is empty; send at least one user message.", param="messages"
@@ -251,7 +181,7 @@ def _messages(body: Mapping[str, Any]) -> tuple[ChatMessage, ...]:
 
 def _message(item: Any, where: str) -> ChatMessage:
     if not isinstance(item, Mapping):
-        raise RequestRefused(f"'{where}' must be an object; got {_json_type(item)}.", param=where)
+        raise RequestRefused(f"'{where}' must be an object; got {json_type(item)}.", param=where)
     role = item.get("role")
     if not isinstance(role, str):
         raise RequestRefused(f"'{where}.role' must be a string.", param=f"{where}.role")
@@ -276,7 +206,7 @@ def _content(content: Any, where: str) -> str:
         return content
     if not isinstance(content, list):
         raise RequestRefused(
-            f"'{where}' must be a string or a list of text parts; got {_json_type(content)}.",
+            f"'{where}' must be a string or a list of text parts; got {json_type(content)}.",
             param=where,
         )
     texts: list[str] = []
@@ -300,19 +230,19 @@ def _content(content: Any, where: str) -> str:
 
 
 def _include_usage(body: Mapping[str, Any], *, stream: bool) -> bool:
-    options = _optional(body, "stream_options", dict)
+    options = optional(body, "stream_options", dict)
     if options is None:
         return False
     if not stream:
         raise RequestRefused(
             "'stream_options' is only allowed when 'stream' is true.", param="stream_options"
         )
-    return bool(_optional(options, "include_usage", bool, where="stream_options.include_usage"))
+    return bool(optional(options, "include_usage", bool, where="stream_options.include_usage"))
 
 
 def _max_tokens(body: Mapping[str, Any], max_new_tokens: int) -> int | None:
     for field in ("max_completion_tokens", "max_tokens"):  # the newer name wins
-        value: int | None = _optional(body, field, int)
+        value: int | None = optional(body, field, int)
         if value is None:
             continue
         if value < 1:
@@ -326,7 +256,7 @@ def _max_tokens(body: Mapping[str, Any], max_new_tokens: int) -> int | None:
 
 
 def _bounded(body: Mapping[str, Any], field: str, low: float, high: float) -> float | None:
-    value: float | None = _optional(body, field, float)
+    value: float | None = optional(body, field, float)
     if value is not None and not low <= value <= high:
         raise RequestRefused(
             f"'{field}' must be from {low} to {high}; got {value}.",
@@ -352,58 +282,10 @@ def _stop(body: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(s for s in sequences if s)
 
 
-# ---------------------------------------------------------------------------------------------
-# JSON types
-# ---------------------------------------------------------------------------------------------
-_TYPE_NAMES: Mapping[type, str] = {
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    bool: "true or false",
-    list: "an array",
-    dict: "an object",
-}
-
-
-def _required(body: Mapping[str, Any], field: str, kind: type) -> Any:
-    if body.get(field) is None:
-        raise RequestRefused(f"'{field}' is required.", param=field)
-    return _optional(body, field, kind)
-
-
-def _optional(body: Mapping[str, Any], field: str, kind: type, *, where: str | None = None) -> Any:
-    """`body[field]` if it is of JSON type `kind` (None when absent or null); else refused."""
-    value = body.get(field)
-    if value is None:
-        return None
-    if _is_json_type(value, kind):
-        return value
-    where = where or field
-    raise RequestRefused(
-        f"'{where}' must be {_TYPE_NAMES[kind]}; got {_json_type(value)}.",
-        param=where,
-        openai_code="invalid_type",
-    )
-
-
-def _is_json_type(value: Any, kind: type) -> bool:
-    if isinstance(value, bool):  # a JSON boolean is no number
-        return kind is bool
-    if kind is float:
-        return isinstance(value, int | float)
-    if kind is dict:
-        return isinstance(value, Mapping)
-    return isinstance(value, kind)
-
-
-def _json_type(value: Any) -> str:
-    for kind in (bool, str, int, float, list, dict):
-        if _is_json_type(value, kind):
-            return _TYPE_NAMES[kind]
-    return "null" if value is None else type(value).__name__
-
-
 __all__: Sequence[str] = [
+    "IGNORED_FIELDS",
+    "SUPPORTED_FIELDS",
+    "UNSUPPORTED_FIELDS",
     "ChatCompletionRequest",
     "ChatMessage",
     "ModelIds",

@@ -1,16 +1,16 @@
 """OpenAI's wire shapes: completions, chunk streams, the models list, and errors.
 
-Pure functions from the domain's values to dicts and bytes; the edge sends them.
+The renderers (llm_app.http.renderers.Renderer) of the OpenAI route, and its error shape:
 
-- `chat_completion(...)`: the buffered answer, an `object: "chat.completion"`.
-- `ChunkStream`: the streamed answer as Server-Sent Events: a first chunk with the role, one
-  chunk per text piece, a last chunk with `finish_reason`, a usage chunk with `choices: []`
-  when the request asked for it (`stream_options.include_usage`), then `data: [DONE]`.
-  Progress (QA's long chains) is an SSE comment, which SSE decoders skip.
+- `CompletionJson`: the buffered answer, an `object: "chat.completion"`, rendered at `Done`.
+- `CompletionChunks`: the streamed answer as Server-Sent Events: a first chunk with the role,
+  one chunk per text piece, a last chunk with `finish_reason`, a usage chunk with
+  `choices: []` when the request asked for it (`stream_options.include_usage`), then
+  `data: [DONE]`. Progress (QA's long chains) is an SSE comment, which SSE decoders skip.
 - `models_list(...)`: `GET /v1/models`.
 - `openai_error(error)`: any AppError as OpenAI's `{"error": {message, type, param, code}}`
   with OpenAI's status and headers, from one table (`ERRORS`). Before the first byte it is
-  the response (`error_body`); after it, `ChunkStream.error` is the stream's last event, and
+  the response (`error_response`); after it, `failed(error)` is the stream's last event, and
   the stream ends without `[DONE]`: the official SDK's Stream raises `APIError` on an event
   whose data holds `error`.
 
@@ -29,19 +29,26 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
-from llm_app.model.answer import FINISH_STOP, Usage
-from llm_app.openai_api.request import RequestRefused
-
-SSE_DONE = b"data: [DONE]\n\n"
+from llm_app.http.openai.request import ModelIds, RequestRefused
+from llm_app.http.renderers import (
+    JSON_HEADERS,
+    SSE_DONE,
+    SSE_HEADERS,
+    ChunkBuilder,
+    HttpResponse,
+    JsonAnswer,
+    Renderer,
+    json_body,
+    sse,
+)
+from llm_app.http.request import HttpRequest
+from llm_app.http.routes import WireFormat
+from llm_app.model.answer import FINISH_STOP, Done, Item, Progress, Text, Usage
 
 INVALID_REQUEST = "invalid_request_error"
 SERVER_ERROR = "server_error"
-
-
-def completion_id(request_id: str) -> str:
-    """The completion's id: the request's, so a client's id finds the function's log line."""
-    return f"chatcmpl-{request_id}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,61 +82,70 @@ def chat_completion(
 
 
 @dataclass
-class ChunkStream:
-    """One streamed answer's events, in order: `start`, `text`..., then `end` or `error`."""
+class CompletionJson(JsonAnswer):
+    """The buffered answer: one `chat.completion`, at `Done` (so every error keeps its status)."""
 
-    id: str
-    created: int
-    model: str
+    chunk: ChunkBuilder = field(kw_only=True)  # the completion's id, created and model
+
+    def body(self, answer: str, done: Done) -> Mapping[str, Any]:
+        return chat_completion(
+            id=self.chunk.id,
+            created=self.chunk.created,
+            model=self.chunk.model,
+            content=answer,
+            finish_reason=done.finish_reason,
+            usage=done.usage,
+        )
+
+    def failed(self, error: AppError) -> bytes:  # never: the body is sent whole, at Done
+        return error_body(error)
+
+
+@dataclass
+class CompletionChunks:
+    """The streamed answer's events, in order: the role, the text pieces, the last chunk (and
+    the usage chunk when asked for), `[DONE]`; or, after a failure, one error event."""
+
+    chunk: ChunkBuilder
     include_usage: bool = False
+    headers: Mapping[str, str] = field(default_factory=lambda: dict(SSE_HEADERS))
     _started: bool = field(default=False, init=False)
 
-    def _chunk(
-        self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None
-    ) -> dict[str, Any]:
-        chunk: dict[str, Any] = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-        }
+    def _delta(self, delta: Mapping[str, Any], finish_reason: str | None = None) -> bytes:
+        chunk = self.chunk.delta(delta, finish_reason)
         if self.include_usage:  # OpenAI's: null on every chunk but the usage chunk
-            chunk["usage"] = usage
-        return chunk
+            chunk["usage"] = None
+        head = b""
+        if not self._started:  # the first chunk: the role, no text yet (as OpenAI's)
+            self._started = True
+            head = self._delta({"role": "assistant", "content": ""})
+        return head + sse(chunk)
 
-    def _delta(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return sse(self._chunk([choice]))
-
-    def start(self) -> bytes:
-        """The first chunk: the role, no text yet (as OpenAI's)."""
-        self._started = True
-        return self._delta({"role": "assistant", "content": ""})
-
-    def text(self, piece: str) -> bytes:
-        head = b"" if self._started else self.start()
-        return head + self._delta({"content": piece})
-
-    def progress(self, done: int, total: int) -> bytes:
-        """QA's progress as an SSE comment: keeps the connection busy, skipped by clients."""
-        return f": progress {done}/{total}\n\n".encode()
-
-    def end(self, finish_reason: str | None, usage: Usage) -> bytes:
-        """The last chunk, the usage chunk if asked for, and `[DONE]`."""
-        head = b"" if self._started else self.start()
-        last = self._delta({}, finish_reason or FINISH_STOP)
+    def render(self, item: Item) -> bytes:
+        if isinstance(item, Progress):
+            # An SSE comment: keeps the connection busy, skipped by clients.
+            return f": progress {item.done}/{item.total}\n\n".encode()
+        if isinstance(item, Text):
+            return self._delta({"content": item.text})
+        last = self._delta({}, item.finish_reason or FINISH_STOP)
         if self.include_usage:
-            last += sse(self._chunk([], usage.as_json()))
-        return head + last + SSE_DONE
+            last += sse({**self.chunk.chunk([]), "usage": item.usage.as_json()})
+        return last + SSE_DONE
 
-    def error(self, error: AppError) -> bytes:
+    def failed(self, error: AppError) -> bytes:
         """The stream's last event after a failure (no `[DONE]` follows)."""
         return sse(openai_error(error).body)
 
 
-def sse(data: Mapping[str, Any]) -> bytes:
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+def renderer_for(request: HttpRequest, streamed: bool, settings: Settings) -> Renderer:
+    """`chat.completion`, or chunks when the request streams. `model` is the deployed model's
+    Hub id whichever id the request named, as OpenAI answers an alias with the model's name."""
+    chunk = ChunkBuilder(ModelIds.from_settings(settings).hub_id, request.request_id)
+    if not streamed:
+        return CompletionJson(chunk=chunk)
+    # The route parsed and checked the body; only this flag of it is read here again.
+    options = json.loads(request.body).get("stream_options") or {}
+    return CompletionChunks(chunk, include_usage=options.get("include_usage") is True)
 
 
 def models_list(ids: Sequence[str], *, created: int, owned_by: str) -> dict[str, Any]:
@@ -246,5 +262,15 @@ def openai_error(error: AppError) -> OpenAIError:
 
 
 def error_body(error: AppError) -> bytes:
-    """The JSON body of an error answered before the first byte."""
-    return json.dumps(openai_error(error).body, ensure_ascii=False).encode()
+    return json_body(openai_error(error).body)
+
+
+def error_response(error: AppError) -> HttpResponse:
+    """An error before the first byte, as OpenAI answers it."""
+    refused = openai_error(error)
+    headers = {**JSON_HEADERS, **refused.headers}
+    return HttpResponse(refused.status, headers, iter((json_body(refused.body),)))
+
+
+# The OpenAI routes' answers and errors (llm_app.http.edge.WiredRoute).
+OPENAI_WIRE = WireFormat(renderer_for, error_response)
