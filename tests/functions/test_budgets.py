@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import random
 import re
 from collections.abc import Iterator
 
@@ -21,24 +20,13 @@ from tests.support.canned_http import Canned, answering
 from tests.support.environment import ENDPOINT_NAME, HISTORY_TABLE
 from tests.support.events import function_url_event, response_json
 from tests.support.web import SseReader, forwarded, open_stream, serving, text_of
+from tools.bench.tokens import numeric_csv
 from tools.model_server.backend import InvocationTimeout, SageMakerError, access_denied
 from tools.model_server.scripted_backend import ScriptedStream
 
 ACCOUNT_ID = "123456789012"
 TABLE = HISTORY_TABLE
 _ARN = re.compile(r"arn:aws")
-
-
-def numeric_csv(rows: int, seed: int = 7) -> str:
-    """Dates and amounts: about one token a character for Llama-family tokenizers."""
-    rng = random.Random(seed)
-    lines = ["date,amount,account"]
-    for _ in range(rows):
-        lines.append(
-            f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d},"
-            f"{rng.randint(0, 999_999) / 100:.2f},{rng.randint(1000, 9999)}"
-        )
-    return "\n".join(lines)
 
 
 def utf8_bytes(text: str) -> int:
