@@ -328,3 +328,41 @@ def browser_cors(page_origin: str) -> Cors:
         allow_headers=("authorization", "content-type"),
         expose_headers=("retry-after",),
     )
+
+
+def openai_call(function: Any, path: str, body: str | None, authorization: str | None) -> dict:
+    """One request to the chat URL's OpenAI-compatible `path`, as a Function URL event."""
+    method = "GET" if body is None else "POST"
+    event = function_url_event(
+        body, method=method, caller=None, authorization=authorization, content_type=None
+    )
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    response = function.handler(event, lambda_context())
+    return {**response, "body": json.loads(response["body"])}
+
+
+def test_the_openai_routes_take_a_key_and_a_token_and_refuse_in_openais_shape(
+    signed, fake_endpoint, keys_dynamodb, keys_table, issuer, signing_keys
+):
+    function = signed("chat.handler")
+    key = new_key(keys_dynamodb, keys_table, datetime.now(UTC))
+    jwt = token(claims(issuer), signing_keys["rsa"])
+    model = function.MODELS.ids[0]
+    completion = json.dumps(
+        {"model": model, "messages": [{"role": "user", "content": "Capital of France?"}]}
+    )
+
+    for bearer in (key, jwt):
+        models = openai_call(function, "/v1/models", None, f"Bearer {bearer}")
+        answered = openai_call(function, "/v1/chat/completions", completion, f"Bearer {bearer}")
+        assert (models["statusCode"], answered["statusCode"]) == (200, 200), answered
+        assert answered["body"]["object"] == "chat.completion"
+    invocations = len(fake_endpoint.invocations)
+
+    refused = openai_call(function, "/v1/chat/completions", completion, "Bearer llmk_" + "C" * 43)
+
+    assert refused["statusCode"] == 401
+    assert refused["headers"]["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert refused["body"]["error"]["type"] == "authentication_error"
+    assert refused["body"]["error"]["code"] == "invalid_api_key"
+    assert len(fake_endpoint.invocations) == invocations
