@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from tests.support.model_server import runtime_client
 from tools.model_server.backend import GenerateParams, Generation
 from tools.model_server.server import SageMakerTGIServer
 
@@ -68,15 +67,7 @@ def endpoint() -> Iterator[tuple[Any, WordBackend]]:
         engine="vllm",
     )
     with server:
-        client = boto3.client(
-            "sagemaker-runtime",
-            endpoint_url=server.url,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(retries={"total_max_attempts": 1}),
-        )
-        yield client, backend
+        yield runtime_client(server.url, REGION), backend
 
 
 def invoke(client: Any, body: Any) -> Any:

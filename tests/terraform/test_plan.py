@@ -458,14 +458,14 @@ def test_root_plan(root_plan_errors: dict[str, list[str]], name: str) -> None:
 def test_lambda_url_module_refuses_reserved_environment_keys(
     plan_tree: Path, moto_env, packages: dict[str, str]
 ) -> None:
-    tf = Terraform(plan_tree / "modules" / "lambda-url", moto_env(REGION))
-    variables = {
-        "function_name": "reserved-env",
-        "handler": "chat_handler.handler",
-        "filename": packages["chat_package_path"],
-        "environment_variables": {"AWS_REGION": "us-east-1"},
-    }
-    errors = errors_of(tf.plan_diagnostics(variables, "-refresh=false", "-lock=false"))
+    errors = lambda_url_plan_errors(
+        plan_tree,
+        moto_env,
+        packages,
+        REGION,
+        handler="chat_handler.handler",
+        environment_variables={"AWS_REGION": "us-east-1"},
+    )
     assert len(errors) == 1, errors
     assert "must not be one Lambda reserves (AWS_REGION" in errors[0]
 
@@ -473,15 +473,14 @@ def test_lambda_url_module_refuses_reserved_environment_keys(
 def test_lambda_url_module_refuses_adapter_settings_it_owns(
     plan_tree: Path, moto_env, packages: dict[str, str]
 ) -> None:
-    tf = Terraform(plan_tree / "modules" / "lambda-url", moto_env(REGION))
-    variables = {
-        "function_name": "adapter-settings",
-        "handler": "run.sh",
-        "filename": packages["chat_package_path"],
-        "environment_variables": {"AWS_LWA_PORT": "8000"},
-        "adapter_environment": {"AWS_LWA_INVOKE_MODE": "buffered"},
-    }
-    errors = errors_of(tf.plan_diagnostics(variables, "-refresh=false", "-lock=false"))
+    errors = lambda_url_plan_errors(
+        plan_tree,
+        moto_env,
+        packages,
+        REGION,
+        environment_variables={"AWS_LWA_PORT": "8000"},
+        adapter_environment={"AWS_LWA_INVOKE_MODE": "buffered"},
+    )
     assert len(errors) == 2, errors
     assert any("must not set AWS_LAMBDA_EXEC_WRAPPER or AWS_LWA_* keys" in e for e in errors)
     assert any("other than AWS_LWA_INVOKE_MODE, which response_streaming sets" in e for e in errors)
