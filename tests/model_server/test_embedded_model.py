@@ -17,12 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.commands import run_tool
-from tests.support.model_server import (
-    invoke_json,
-    model_server_env,
-    runtime_client,
-    serving,
-)
+from tests.support.model_server import invoke_json, model_server_env, runtime_client, serving
 from tools.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.local, pytest.mark.model_server]

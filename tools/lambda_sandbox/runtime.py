@@ -35,6 +35,7 @@ import sysconfig
 import time
 import traceback
 import uuid
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,33 +44,23 @@ _HEADER = struct.Struct(">I")
 _request_id = ""  # of the invocation in progress, for log records
 
 
+@dataclass(repr=False)
 class LambdaContext:
     """The context object of the Python runtime (awslambdaric's LambdaContext)."""
 
-    def __init__(
-        self,
-        aws_request_id: str,
-        *,
-        deadline_ms: int,
-        invoked_function_arn: str,
-        function_name: str | None,
-        memory_limit_in_mb: str | None,
-        function_version: str | None = "$LATEST",
-        log_group_name: str | None = None,
-        log_stream_name: str | None = None,
-    ) -> None:
-        self.aws_request_id = aws_request_id
-        self.log_group_name = log_group_name
-        self.log_stream_name = log_stream_name
-        self.function_name = function_name
-        # A string, as the real runtime reads it from the environment.
-        self.memory_limit_in_mb = memory_limit_in_mb
-        self.function_version = function_version
-        self.invoked_function_arn = invoked_function_arn
-        self.client_context = None
-        self.identity = None
-        self.tenant_id = None
-        self._deadline_ms = deadline_ms
+    aws_request_id: str
+    _: KW_ONLY
+    deadline_ms: int
+    invoked_function_arn: str
+    function_name: str | None
+    # A string, as the real runtime reads it from the environment.
+    memory_limit_in_mb: str | None
+    function_version: str | None = "$LATEST"
+    log_group_name: str | None = None
+    log_stream_name: str | None = None
+    client_context: None = field(default=None, init=False)
+    identity: None = field(default=None, init=False)
+    tenant_id: None = field(default=None, init=False)
 
     @classmethod
     def from_environment(
@@ -88,7 +79,7 @@ class LambdaContext:
         )
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(self._deadline_ms - int(time.time() * 1000), 0)
+        return max(self.deadline_ms - int(time.time() * 1000), 0)
 
     def log(self, message: str) -> None:
         sys.stdout.write(message)
