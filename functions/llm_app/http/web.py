@@ -18,8 +18,7 @@ streams the response back. A converter only: HTTP in, an `HttpRequest` to
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
-from typing import Any
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from aws_lambda_powertools import Logger
@@ -27,6 +26,7 @@ from aws_lambda_powertools import Logger
 from llm_app.auth.sign_in import SignIn
 from llm_app.config import Settings
 from llm_app.errors import AppError, ErrorCode
+from llm_app.http.asgi import Receive, Scope, Send, headers_of, plain_text, read_body, send_response
 from llm_app.http.edge import respond
 from llm_app.http.renderers import HttpResponse, error_response
 from llm_app.http.request import (
@@ -36,13 +36,7 @@ from llm_app.http.request import (
     request_from_context,
 )
 from llm_app.http.routes import Routes
-from llm_app.model.answer import close_iterator
 from llm_app.runtime.snap_start import reseed_random
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 REQUEST_CONTEXT_HEADER = "x-amzn-request-context"
 LAMBDA_CONTEXT_HEADER = "x-amzn-lambda-context"
@@ -80,12 +74,12 @@ class FunctionApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return  # uvicorn runs with lifespan off and no websockets
-        headers = _headers(scope)
+        headers = headers_of(scope)
         request_context = headers.get(REQUEST_CONTEXT_HEADER)
         if request_context is None:
             await self._not_from_url(scope, receive, send)
             return
-        body, too_large = await _read_body(receive, self.settings.max_body_bytes)
+        body, too_large = await read_body(receive, self.settings.max_body_bytes)
         lambda_context = LambdaContextHeader(headers.get(LAMBDA_CONTEXT_HEADER))
         path = scope.get("path") or "/"
 
@@ -105,7 +99,7 @@ class FunctionApp:
             )
 
         response = await asyncio.to_thread(self._handle, read, lambda_context, path)
-        await _send_response(response, receive, send)
+        await send_response(response, receive, send)
 
     async def _not_from_url(self, scope: Scope, receive: Receive, send: Send) -> None:
         """LWA's own calls (readiness, SnapStart hooks); anything else is refused."""
@@ -113,9 +107,9 @@ class FunctionApp:
         hook = self.hooks.get(path)
         if hook is not None:
             hook()
-            response = _plain_text(b"ok\n")
+            response = plain_text(b"ok\n")
         elif path == self.readiness_path and scope.get("method") == "GET":
-            response = _plain_text(b"ready\n")
+            response = plain_text(b"ready\n")
         else:
             response = error_response(
                 AppError(
@@ -124,61 +118,4 @@ class FunctionApp:
                     "Lambda Web Adapter (no x-amzn-request-context header).",
                 )
             )
-        await _send_response(response, receive, send)
-
-
-def _plain_text(body: bytes) -> HttpResponse:
-    return HttpResponse(200, {"content-type": "text/plain"}, iter((body,)))
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    """Request headers, names lower-cased (ASGI's), the last of repeated ones."""
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-
-
-async def _read_body(receive: Receive, limit: int) -> tuple[bytes, int | None]:
-    """The request body; past `limit` it is drained and only its size kept (answered 413)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size <= limit:
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks), (size if size > limit else None)
-
-
-async def _send_response(response: HttpResponse, receive: Receive, send: Send) -> None:
-    """Send the body chunk by chunk as the domain yields it, each `next()` off the loop."""
-    disconnected = asyncio.Event()
-
-    async def watch() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        disconnected.set()
-
-    watcher = asyncio.create_task(watch())
-    body: Iterator[bytes] = response.body
-    try:
-        start = {"status": response.status, "headers": _raw(response.headers)}
-        await send({"type": "http.response.start", **start})
-        while not disconnected.is_set():
-            chunk = await asyncio.to_thread(next, body, None)
-            if chunk is None:
-                break
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        else:
-            return
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-    finally:
-        watcher.cancel()
-        await asyncio.to_thread(close_iterator, body)
-
-
-def _raw(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+        await send_response(response, receive, send)
