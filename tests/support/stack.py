@@ -127,6 +127,8 @@ def package_variables(built_artifacts: Path) -> dict[str, str]:
 COMMON_ENV = {
     "ENDPOINT_NAME": NAME,
     "ENDPOINT_ENABLED": "true",
+    # The OpenAI route's models list names it (Terraform's model_id).
+    "MODEL_ID": "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
     "MAX_INPUT_TOKENS": "1348",
     "MAX_NEW_TOKENS": "700",
     "TEMPERATURE": "0.5",
